@@ -1,0 +1,61 @@
+import { expect } from 'chai';
+import { MiniCluster } from './mini-cluster.js';
+
+const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+describe('raft core (unit)', () => {
+  it('elects a leader, replicates and applies proposals on every member', () => {
+    const cluster = new MiniCluster({ voters: [1, 2, 3], learners: [] });
+    cluster.members.get(1)!.campaign();
+    cluster.stabilize();
+    const leader = cluster.leader();
+    expect(leader?.id).to.equal(1);
+    for (const word of ['a', 'b', 'c']) expect(leader!.propose(encode(word)).kind).to.equal('accepted');
+    cluster.stabilize();
+    for (const id of [1, 2, 3]) expect(cluster.appliedData(id)).to.deep.equal(['a', 'b', 'c']);
+  });
+
+  it('forwards a follower proposal to the leader', () => {
+    const cluster = new MiniCluster({ voters: [1, 2, 3], learners: [] });
+    cluster.members.get(2)!.campaign();
+    cluster.stabilize();
+    const result = cluster.members.get(3)!.propose(encode('x'));
+    expect(result).to.deep.equal({ kind: 'forwarded', leader: 2 });
+    cluster.stabilize();
+    expect(cluster.appliedData(1)).to.deep.equal(['x']);
+  });
+
+  it('restarts a member from its disk and catches it up', () => {
+    const cluster = new MiniCluster({ voters: [1, 2, 3], learners: [] });
+    cluster.members.get(1)!.campaign();
+    cluster.stabilize();
+    cluster.crash(3);
+    cluster.leader()!.propose(encode('while-down'));
+    cluster.stabilize();
+    cluster.start(3);
+    for (let tick = 0; tick < 3; tick++) {
+      cluster.leader()!.tick();
+      cluster.stabilize();
+    }
+    expect(cluster.appliedData(3)).to.deep.equal(['while-down']);
+  });
+
+  it('sends a snapshot to a member behind the compacted log', () => {
+    const cluster = new MiniCluster({ voters: [1, 2, 3], learners: [] });
+    cluster.members.get(1)!.campaign();
+    cluster.stabilize();
+    cluster.crash(3);
+    const leader = cluster.leader()!;
+    for (const word of ['p', 'q', 'r']) leader.propose(encode(word));
+    cluster.stabilize();
+    leader.compact(leader.status().applied, encode('state-after-r'));
+    expect(leader.status().firstIndex).to.be.greaterThan(1);
+    cluster.start(3);
+    for (let tick = 0; tick < 3; tick++) {
+      leader.tick();
+      cluster.stabilize();
+    }
+    expect(cluster.disks.get(3)!.snapshot?.meta.index).to.equal(leader.status().applied);
+    expect(cluster.members.get(3)!.status().commit).to.equal(leader.status().commit);
+  });
+});

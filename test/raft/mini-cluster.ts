@@ -1,0 +1,107 @@
+// A minimal synchronous cluster for unit tests of the core: every member's
+// Ready is persisted, sent and applied at once; messages are delivered in FIFO
+// order unless dropped by the `linkUp` predicate.
+
+import { Raft } from '../../raft/core/index.js';
+import type { ConfState, Entry, HardState, Message, NodeId, Rng, Snapshot } from '../../raft/core/index.js';
+
+export class CountingRng implements Rng {
+  private state: number;
+  constructor(seed: number) {
+    this.state = seed >>> 0 || 1;
+  }
+  nextInt(maxExclusive: number): number {
+    // xorshift32: deterministic, good enough for election jitter in tests.
+    let x = this.state;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.state = x >>> 0;
+    return this.state % maxExclusive;
+  }
+}
+
+export interface MemberDisk {
+  hardState: HardState;
+  entries: Entry[];
+  snapshot: Snapshot | undefined;
+}
+
+export class MiniCluster {
+  readonly members = new Map<NodeId, Raft>();
+  readonly disks = new Map<NodeId, MemberDisk>();
+  readonly applied = new Map<NodeId, Entry[]>();
+  queue: Message[] = [];
+  linkUp: (from: NodeId, to: NodeId) => boolean = () => true;
+
+  constructor(private readonly conf: ConfState, seed = 1) {
+    for (const id of conf.voters) this.start(id, seed);
+  }
+
+  start(id: NodeId, seed = 1): Raft {
+    const disk = this.disks.get(id) ?? { hardState: { term: 0, vote: 0, commit: 0 }, entries: [], snapshot: undefined };
+    this.disks.set(id, disk);
+    this.applied.set(id, []);
+    const raft = new Raft(
+      { id, electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, rng: new CountingRng(seed * 31 + id) },
+      { hardState: disk.hardState, entries: disk.entries, snapshot: disk.snapshot, conf: this.conf, applied: disk.snapshot?.meta.index ?? 0 },
+    );
+    this.members.set(id, raft);
+    return raft;
+  }
+
+  crash(id: NodeId): void {
+    this.members.delete(id);
+    this.queue = this.queue.filter((m) => m.to !== id && m.from !== id);
+  }
+
+  /** Process every Ready and deliver every message until nothing moves. */
+  stabilize(maxRounds = 1000): void {
+    for (let round = 0; round < maxRounds; round++) {
+      let moved = false;
+      for (const [id, raft] of this.members) {
+        while (raft.hasReady()) {
+          moved = true;
+          const ready = raft.ready();
+          const disk = this.disks.get(id)!;
+          this.queue.push(...ready.messages);
+          if (ready.snapshot !== undefined) {
+            disk.snapshot = ready.snapshot;
+            disk.entries = [];
+            this.applied.get(id)!.length = 0;
+          }
+          if (ready.entries.length > 0) {
+            const first = ready.entries[0]!.index;
+            disk.entries = disk.entries.filter((e) => e.index < first).concat(ready.entries);
+          }
+          if (ready.hardState !== undefined) disk.hardState = ready.hardState;
+          this.queue.push(...ready.messagesAfterPersist);
+          this.applied.get(id)!.push(...ready.committedEntries);
+          raft.advance(ready);
+        }
+      }
+      const batch = this.queue;
+      this.queue = [];
+      for (const m of batch) {
+        const target = this.members.get(m.to);
+        if (target === undefined || !this.linkUp(m.from, m.to)) continue;
+        moved = true;
+        target.step(m);
+      }
+      if (!moved) return;
+    }
+    throw new Error('cluster did not stabilize');
+  }
+
+  leader(): Raft | undefined {
+    return [...this.members.values()].find((raft) => raft.status().role === 'leader');
+  }
+
+  appliedData(id: NodeId): string[] {
+    const decoder = new TextDecoder();
+    return this.applied
+      .get(id)!
+      .filter((e): e is Entry & { kind: 'normal' } => e.kind === 'normal' && e.data.byteLength > 0)
+      .map((e) => decoder.decode(e.data));
+  }
+}
