@@ -140,6 +140,8 @@ export class RaftLog {
    * leader should probe next after a rejection (fast backtracking, Raft §5.3).
    */
   findConflictByTerm(index: LogIndex, term: Term): { index: LogIndex; term: Term } {
+    // Below our compaction point nothing can be compared: a leader then sends its snapshot.
+    if (index < this.offsetIndex) return { index, term: 0 };
     let probe = Math.min(index, this.lastIndex());
     while (probe > this.offsetIndex) {
       const probeTerm = this.term(probe)!;
