@@ -1,0 +1,290 @@
+// The driver of one Raft member: it turns the pure core into a running
+// process. It ticks on a timer, steps messages from the transport, and runs
+// the Ready loop: send, persist (one synced batch = group commit), send what
+// waited for the persist, apply, advance.
+//
+// Clients wait here: a proposal resolves when its entry is applied (or fails
+// when the entry at its index turns out to belong to another term), a read
+// resolves when the ReadIndex it obtained has been applied locally.
+
+import {
+  Raft,
+  type Config,
+  type ConfChange,
+  type Entry,
+  type LogIndex,
+  type Message,
+  type NodeId,
+  type ProposeResult,
+  type Ready,
+  type Snapshot,
+  type Status,
+  type Term,
+} from '../core/index.js';
+import type { LevelRaftStorage, StoredState } from '../storage/index.js';
+
+/** The replicated application: applies committed entries in order and snapshots its state. */
+export interface StateMachine {
+  apply(entry: Entry): void;
+  /** Replace the whole state with a snapshot's data. */
+  restore(snapshot: Snapshot): void;
+  /** Serialize the state as of the last applied entry. */
+  snapshot(): Uint8Array;
+}
+
+export interface Transport {
+  send(messages: readonly Message[]): void;
+}
+
+/** A refusal from the core, surfaced to callers as an error they can act on. */
+export class ProposalRefused extends Error {
+  override readonly name = 'ProposalRefused';
+  constructor(
+    readonly reason: string,
+    readonly leader: NodeId,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The entry a proposal got was overwritten by a new leader: it did not commit. */
+export class ProposalDropped extends Error {
+  override readonly name = 'ProposalDropped';
+}
+
+export class NodeStopped extends Error {
+  override readonly name = 'NodeStopped';
+}
+
+export interface RaftNodeOptions {
+  readonly config: Config;
+  readonly storage: LevelRaftStorage;
+  readonly stored: StoredState;
+  readonly stateMachine: StateMachine;
+  readonly transport: Transport;
+  /** The initial membership of a brand-new cluster. */
+  readonly initialVoters: readonly NodeId[];
+  readonly tickIntervalMs: number;
+  /** Snapshot and compact after this many applied entries. */
+  readonly snapshotEveryEntries: number;
+  /** Entries kept behind a snapshot for followers that are only a little behind. */
+  readonly snapshotCatchUpEntries: number;
+  readonly onReady?: (ready: Ready) => void;
+  /** The member cannot go on (a storage failure): the process should log it and exit. */
+  readonly onFatal: (error: Error) => void;
+}
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+export class RaftNode {
+  private readonly raft: Raft;
+  private ticker: NodeJS.Timeout | undefined;
+  private processing = false;
+  private rerun = false;
+  private stopped = false;
+  private snapshotIndex: LogIndex;
+  /** Proposals accepted locally, keyed by index: resolved once applied with the same term. */
+  private readonly appliedWaiters = new Map<LogIndex, { term: Term; waiter: Waiter<LogIndex> }>();
+  /** Reads waiting for their ReadIndex (by context), then for the apply of that index. */
+  private readonly readWaiters = new Map<string, Waiter<LogIndex>>();
+  private readonly indexWaiters: Array<{ index: LogIndex; waiter: Waiter<LogIndex> }> = [];
+  private readSequence = 0;
+  private failure: Error | undefined;
+
+  constructor(private readonly options: RaftNodeOptions) {
+    const { stored } = options;
+    if (stored.snapshot !== undefined) options.stateMachine.restore(stored.snapshot);
+    this.snapshotIndex = stored.snapshot?.meta.index ?? 0;
+    this.raft = new Raft(options.config, {
+      hardState: stored.hardState,
+      snapshot: stored.snapshot,
+      entries: stored.entries,
+      conf: { voters: options.initialVoters, learners: [] },
+      applied: this.snapshotIndex,
+    });
+  }
+
+  get id(): NodeId {
+    return this.raft.id;
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => {
+      this.raft.tick();
+      this.schedule();
+    }, this.options.tickIntervalMs);
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.halt(new NodeStopped(`member ${this.id} is stopping`));
+    while (this.processing) await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /** Stop ticking and fail every waiter with `error`. */
+  private halt(error: Error): void {
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    for (const { waiter } of this.appliedWaiters.values()) waiter.reject(error);
+    for (const waiter of this.readWaiters.values()) waiter.reject(error);
+    for (const { waiter } of this.indexWaiters) waiter.reject(error);
+    this.appliedWaiters.clear();
+    this.readWaiters.clear();
+    this.indexWaiters.length = 0;
+  }
+
+  status(): Status {
+    return this.raft.status();
+  }
+
+  step(message: Message): void {
+    if (this.stopped) return;
+    this.raft.step(message);
+    this.schedule();
+  }
+
+  campaign(): void {
+    this.raft.campaign();
+    this.schedule();
+  }
+
+  /** Propose data on the leader and resolve with its index once applied here. */
+  propose(data: Uint8Array): Promise<LogIndex> {
+    return this.waitForProposal(this.raft.propose(data));
+  }
+
+  proposeConfChange(change: ConfChange): Promise<LogIndex> {
+    return this.waitForProposal(this.raft.proposeConfChange(change));
+  }
+
+  transferLeadership(target: NodeId): void {
+    const result = this.raft.transferLeadership(target);
+    if (result.kind === 'refused') throw new ProposalRefused(result.reason, result.leader, result.message);
+    this.schedule();
+  }
+
+  /** A linearizable read barrier: resolves once everything committed before the call is applied here. */
+  readBarrier(): Promise<LogIndex> {
+    const context = `${this.id}-${++this.readSequence}`;
+    const result = this.raft.readIndex(context);
+    if (result.kind === 'refused') return Promise.reject(new ProposalRefused(result.reason, result.leader, result.message));
+    const promise = new Promise<LogIndex>((resolve, reject) => this.readWaiters.set(context, { resolve, reject }));
+    this.schedule();
+    return promise;
+  }
+
+  /** Forget a read that timed out, so its waiter does not leak. */
+  abandonRead(context: string): void {
+    this.readWaiters.delete(context);
+  }
+
+  reportUnreachable(peer: NodeId): void {
+    this.raft.reportUnreachable(peer);
+  }
+
+  reportSnapshot(peer: NodeId, ok: boolean): void {
+    this.raft.reportSnapshot(peer, ok);
+    this.schedule();
+  }
+
+  private waitForProposal(result: ProposeResult): Promise<LogIndex> {
+    if (result.kind === 'refused') return Promise.reject(new ProposalRefused(result.reason, result.leader, result.message));
+    if (result.kind === 'forwarded') {
+      this.schedule();
+      return Promise.reject(
+        new ProposalRefused('not-leader', result.leader, `forwarded to leader ${result.leader}; its outcome is not tracked here`),
+      );
+    }
+    const promise = new Promise<LogIndex>((resolve, reject) =>
+      this.appliedWaiters.set(result.index, { term: result.term, waiter: { resolve, reject } }),
+    );
+    this.schedule();
+    return promise;
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.failure !== undefined) return;
+    if (this.processing) {
+      this.rerun = true;
+      return;
+    }
+    this.processing = true;
+    queueMicrotask(() => void this.processReadyLoop());
+  }
+
+  private async processReadyLoop(): Promise<void> {
+    try {
+      do {
+        this.rerun = false;
+        while (!this.stopped && this.raft.hasReady()) await this.handleReady(this.raft.ready());
+      } while (this.rerun && !this.stopped);
+    } catch (error) {
+      // Storage failures are fatal: continuing could acknowledge what is not durable.
+      this.failure = error instanceof Error ? error : new Error(String(error));
+      this.halt(this.failure);
+      this.options.onFatal(this.failure);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private async handleReady(ready: Ready): Promise<void> {
+    const { transport, storage, stateMachine } = this.options;
+    if (ready.messages.length > 0) transport.send(ready.messages);
+    if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
+      await storage.persist({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot }, ready.mustSync);
+    }
+    if (ready.messagesAfterPersist.length > 0) transport.send(ready.messagesAfterPersist);
+    if (ready.snapshot !== undefined) {
+      stateMachine.restore(ready.snapshot);
+      this.snapshotIndex = ready.snapshot.meta.index;
+    }
+    for (const entry of ready.committedEntries) {
+      stateMachine.apply(entry);
+      this.settleProposal(entry);
+    }
+    for (const readState of ready.readStates) {
+      const waiter = this.readWaiters.get(readState.context);
+      if (waiter === undefined) continue;
+      this.readWaiters.delete(readState.context);
+      this.indexWaiters.push({ index: readState.index, waiter });
+    }
+    this.options.onReady?.(ready);
+    this.raft.advance(ready);
+    this.settleIndexWaiters();
+    await this.maybeSnapshot();
+  }
+
+  private settleProposal(entry: Entry): void {
+    const pending = this.appliedWaiters.get(entry.index);
+    if (pending === undefined) return;
+    this.appliedWaiters.delete(entry.index);
+    if (pending.term === entry.term) pending.waiter.resolve(entry.index);
+    else pending.waiter.reject(new ProposalDropped(`entry ${entry.index} was replaced by a newer leader's entry; retry`));
+  }
+
+  private settleIndexWaiters(): void {
+    const applied = this.raft.status().applied;
+    for (let position = this.indexWaiters.length - 1; position >= 0; position--) {
+      const pending = this.indexWaiters[position]!;
+      if (pending.index > applied) continue;
+      this.indexWaiters.splice(position, 1);
+      pending.waiter.resolve(pending.index);
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const applied = this.raft.status().applied;
+    if (applied - this.snapshotIndex < this.options.snapshotEveryEntries) return;
+    const data = this.options.stateMachine.snapshot();
+    this.raft.compact(applied, data, this.options.snapshotCatchUpEntries);
+    const snapshot = this.raft.lastSnapshot()!;
+    await this.options.storage.saveSnapshot(snapshot);
+    await this.options.storage.compact(this.raft.status().firstIndex - 1);
+    this.snapshotIndex = applied;
+  }
+}
