@@ -29,7 +29,14 @@ export class RaftLog {
   /** A snapshot received from the leader that is not yet handed out for persistence. */
   pendingSnapshot: Snapshot | undefined = undefined;
 
-  static restore(snapshot: Snapshot | undefined, entries: readonly Entry[], commit: LogIndex, applied: LogIndex): RaftLog {
+  /** A log rebuilt from storage; `durable` is false for bootstrap entries not yet written. */
+  static restore(
+    snapshot: Snapshot | undefined,
+    entries: readonly Entry[],
+    commit: LogIndex,
+    applied: LogIndex,
+    durable = true,
+  ): RaftLog {
     const log = new RaftLog();
     if (snapshot !== undefined) {
       log.snapshotValue = snapshot;
@@ -41,8 +48,8 @@ export class RaftLog {
       assert(entry.index === log.lastIndex() + 1, `restored log is not contiguous at index ${entry.index}`);
       log.entries.push(entry);
     }
-    log.stableLast = log.lastIndex();
-    log.unstableFrom = log.lastIndex() + 1;
+    log.stableLast = durable ? log.lastIndex() : log.offsetIndex;
+    log.unstableFrom = durable ? log.lastIndex() + 1 : log.firstIndex();
     log.commit = Math.max(commit, log.offsetIndex);
     assert(log.commit <= log.lastIndex(), `restored commit ${log.commit} is beyond the last index ${log.lastIndex()}`);
     log.applied = Math.min(Math.max(applied, log.offsetIndex), log.commit);

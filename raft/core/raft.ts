@@ -82,6 +82,23 @@ function membershipOf(conf: ConfState): Membership {
   return { voters: new Set(conf.voters), learners: new Set(conf.learners) };
 }
 
+/**
+ * A brand-new founding member writes the initial membership into its log as
+ * committed entries 1..n of term 1, identical on every founding member. A
+ * member that joins later replays them (or gets a snapshot) and so learns the
+ * whole membership from the log alone.
+ */
+function bootstrapIfNew(initial: InitialState): { hardState: HardState; entries: readonly Entry[] } {
+  const fresh = initial.snapshot === undefined && initial.entries.length === 0 && initial.hardState.term === 0;
+  if (!fresh || initial.conf.voters.length === 0) return { hardState: initial.hardState, entries: initial.entries };
+  const changes: ConfChange[] = [
+    ...initial.conf.voters.map((nodeId): ConfChange => ({ type: 'add-voter', nodeId })),
+    ...initial.conf.learners.map((nodeId): ConfChange => ({ type: 'add-learner', nodeId })),
+  ];
+  const entries = changes.map((change, position): Entry => ({ kind: 'conf-change', term: 1, index: position + 1, change }));
+  return { hardState: { term: 1, vote: NONE, commit: entries.length }, entries };
+}
+
 export class Raft {
   readonly id: NodeId;
   protected readonly electionTimeoutTicks: number;
@@ -152,8 +169,9 @@ export class Raft {
     this.logger = config.logger ?? silentLogger;
     this.readOnly = new ReadOnlyQueue(this.limits.maxPendingReads);
 
-    const hardState = initial.hardState;
-    this.log = RaftLog.restore(initial.snapshot, initial.entries, hardState.commit, initial.applied);
+    const { hardState, entries } = bootstrapIfNew(initial);
+    const bootstrapped = entries !== initial.entries;
+    this.log = RaftLog.restore(initial.snapshot, entries, hardState.commit, initial.applied, !bootstrapped);
     this.term = hardState.term;
     this.vote = hardState.vote;
     if (initial.snapshot !== undefined) {
@@ -161,7 +179,8 @@ export class Raft {
       this.membershipIndex = initial.snapshot.meta.index;
     } else {
       this.membership = membershipOf(initial.conf);
-      this.membershipIndex = 0;
+      // Bootstrap entries describe exactly this membership: it is in effect already.
+      this.membershipIndex = bootstrapped ? entries.length : 0;
     }
     this.membershipHistory.push({ index: this.membershipIndex, conf: confStateOf(this.membership) });
     // Membership changes take effect when applied: replay those already applied.
@@ -170,7 +189,8 @@ export class Raft {
       if (entry?.kind === 'conf-change') this.applyConfChange(entry.change, entry.index);
     }
     this.handedSoftState = { leader: NONE, role: 'follower' };
-    this.handedHardState = { term: this.term, vote: this.vote, commit: this.log.commit };
+    // What storage holds: bootstrap's hard state differs and goes out in the first Ready.
+    this.handedHardState = initial.hardState;
     this.becomeFollower(this.term, NONE);
   }
 
@@ -542,7 +562,7 @@ export class Raft {
   }
 
   private hasUnappliedConfChange(): boolean {
-    for (let index = this.log.applied + 1; index <= this.log.commit; index++) {
+    for (let index = Math.max(this.log.applied, this.membershipIndex) + 1; index <= this.log.commit; index++) {
       if (this.log.entry(index)?.kind === 'conf-change') return true;
     }
     return false;

@@ -197,7 +197,12 @@ export interface InitialState {
   readonly snapshot: Snapshot | undefined;
   /** Entries after the snapshot, contiguous. */
   readonly entries: readonly Entry[];
-  /** The configuration of a brand-new cluster (ignored when a snapshot or log carries one). */
+  /**
+   * The membership of a brand-new cluster. A founding member with empty storage
+   * writes it into its log as committed entries 1..n of term 1 (identical on
+   * every founding member). Ignored once storage holds state; empty for a
+   * member that joins an existing cluster (it learns the membership from the log).
+   */
   readonly conf: ConfState;
   /** The highest index the application had applied before the restart (0 if it keeps no state). */
   readonly applied: LogIndex;
