@@ -11,7 +11,8 @@ export type CheckName =
   | 'state-machine-safety' // no two members apply different entries at an index
   | 'durability' // no acknowledged proposal is lost
   | 'linearizable-read' // a ReadIndex covers every write acknowledged before the read began
-  | 'liveness'; // after healing, everything pending commits within the budget
+  | 'liveness' // after healing, everything pending commits within the budget
+  | 'core-assertion'; // the core detected a broken invariant itself and stopped
 
 export interface Violation {
   readonly check: CheckName;
@@ -159,5 +160,9 @@ export class SafetyChecker {
 
   failLiveness(message: string): void {
     this.fail('liveness', message);
+  }
+
+  failAssertion(message: string): void {
+    this.fail('core-assertion', message);
   }
 }

@@ -11,6 +11,7 @@
 
 import {
   describeMessage,
+  InvariantViolation,
   Raft,
   type Config,
   type Entry,
@@ -114,6 +115,8 @@ export class Simulation {
   private readonly lastDeliveryOnLink = new Map<string, number>();
   private readonly maxDiskUnits: number;
   private proposalRate: number;
+  /** How often members crash, per time unit; some seeds are much harsher than others. */
+  private readonly crashRate: number;
   private proposalSequence = 0;
   private readSequence = 0;
   /** Proposals not yet acknowledged: payload -> when its client retries (refused: soon; else after a timeout). */
@@ -137,6 +140,7 @@ export class Simulation {
     this.maxDiskUnits = this.prng.pick([0, 1, 5, 15]);
     this.reorderRate = this.prng.pick([0, 0.05, 0.3]);
     this.proposalRate = this.prng.pick([0.02, 0.05, 0.2]);
+    this.crashRate = this.prng.pick([0.001, 0.002, 0.005, 0.01]);
     const voters = Array.from({ length: this.voterCount }, (_, i) => i + 1);
     for (const id of voters) this.addMember(id, voters);
     this.log(
@@ -148,12 +152,18 @@ export class Simulation {
   run(): SimulationResult {
     const safetyUnits = (this.options.safetyTicks ?? 300) * TICK_UNITS;
     const livenessUnits = (this.options.livenessTicks ?? 400) * TICK_UNITS;
-    for (; this.time < safetyUnits && !this.shouldStop(); this.time++) {
-      this.step();
-      this.injectFaults();
-      this.clientActions();
+    try {
+      for (; this.time < safetyUnits && !this.shouldStop(); this.time++) {
+        this.step();
+        this.injectFaults();
+        this.clientActions();
+      }
+      if (!this.shouldStop()) this.runLiveness(livenessUnits);
+    } catch (error) {
+      if (!(error instanceof InvariantViolation)) throw error;
+      this.log(`core assertion: ${error.message}`);
+      this.checker.failAssertion(error.message);
     }
-    if (!this.shouldStop()) this.runLiveness(livenessUnits);
     return {
       seed: this.options.seed,
       voters: this.voterCount,
@@ -424,12 +434,15 @@ export class Simulation {
   private injectFaults(): void {
     const prng = this.prng;
     const live = this.live();
-    if (prng.chance(0.002) && live.length > 0) {
+    if (prng.chance(this.crashRate) && live.length > 0) {
       const crashed = [...this.members.values()].filter((m) => m.raft === undefined && !m.retired).length;
       // Mostly a minority; sometimes a majority, which must stall, not corrupt.
       if (crashed < Math.floor(this.voterCount / 2) || prng.chance(0.2)) {
-        this.countFault('crash');
-        this.crash(prng.pick(live), prng.between(5, 40) * TICK_UNITS);
+        // Half the time the leader: the fault that matters most to users.
+        const leader = this.leader();
+        const victim = leader !== undefined && prng.chance(0.5) ? leader : prng.pick(live);
+        this.countFault(victim === leader ? 'crash-leader' : 'crash');
+        this.crash(victim, prng.between(2, 40) * TICK_UNITS);
       }
     }
     if (prng.chance(0.0015) && this.blockedLinks.size === 0) this.partition();
