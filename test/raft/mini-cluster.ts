@@ -3,7 +3,15 @@
 // order unless dropped by the `linkUp` predicate.
 
 import { Raft } from '../../raft/core/index.js';
-import type { ConfState, Entry, HardState, Message, NodeId, Rng, Snapshot } from '../../raft/core/index.js';
+import type { Config, ConfState, Entry, HardState, InitialState, Message, NodeId, Rng, Snapshot } from '../../raft/core/index.js';
+
+export interface MiniClusterOptions {
+  readonly seed?: number;
+  /** Overrides of the members' configuration (limits, pre-vote, check-quorum). */
+  readonly config?: Partial<Omit<Config, 'id' | 'rng'>>;
+  /** Builds each member; tests inject deliberately broken cores here. */
+  readonly factory?: (config: Config, initial: InitialState) => Raft;
+}
 
 export class CountingRng implements Rng {
   private state: number;
@@ -32,18 +40,24 @@ export class MiniCluster {
   readonly disks = new Map<NodeId, MemberDisk>();
   readonly applied = new Map<NodeId, Entry[]>();
   queue: Message[] = [];
-  linkUp: (from: NodeId, to: NodeId) => boolean = () => true;
+  /** Messages for which this returns false are dropped on delivery. */
+  deliverable: (message: Message) => boolean = () => true;
 
-  constructor(private readonly conf: ConfState, seed = 1) {
-    for (const id of conf.voters) this.start(id, seed);
+  constructor(
+    private readonly conf: ConfState,
+    private readonly options: MiniClusterOptions = {},
+  ) {
+    for (const id of conf.voters) this.start(id);
   }
 
-  start(id: NodeId, seed = 1): Raft {
+  start(id: NodeId): Raft {
+    const seed = this.options.seed ?? 1;
+    const factory = this.options.factory ?? ((config, initial) => new Raft(config, initial));
     const disk = this.disks.get(id) ?? { hardState: { term: 0, vote: 0, commit: 0 }, entries: [], snapshot: undefined };
     this.disks.set(id, disk);
     this.applied.set(id, []);
-    const raft = new Raft(
-      { id, electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, rng: new CountingRng(seed * 31 + id) },
+    const raft = factory(
+      { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, ...this.options.config, id, rng: new CountingRng(seed * 31 + id) },
       { hardState: disk.hardState, entries: disk.entries, snapshot: disk.snapshot, conf: this.conf, applied: disk.snapshot?.meta.index ?? 0 },
     );
     this.members.set(id, raft);
@@ -84,13 +98,23 @@ export class MiniCluster {
       this.queue = [];
       for (const m of batch) {
         const target = this.members.get(m.to);
-        if (target === undefined || !this.linkUp(m.from, m.to)) continue;
+        if (target === undefined || !this.deliverable(m)) continue;
         moved = true;
         target.step(m);
       }
       if (!moved) return;
     }
     throw new Error('cluster did not stabilize');
+  }
+
+  /** The entry each live member applied at `index`, as "term/index data". */
+  appliedAt(index: number): Map<NodeId, string> {
+    const result = new Map<NodeId, string>();
+    for (const [id, entries] of this.applied) {
+      const entry = entries.find((e) => e.index === index);
+      if (entry !== undefined) result.set(id, `${entry.term}/${entry.index}`);
+    }
+    return result;
   }
 
   leader(): Raft | undefined {
