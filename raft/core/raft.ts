@@ -803,6 +803,7 @@ export class Raft {
       }
       return;
     }
+    const wasPaused = progress.isPaused();
     if (!progress.maybeUpdate(m.index)) return;
     if (progress.state === 'probe') {
       progress.becomeReplicate();
@@ -814,10 +815,12 @@ export class Raft {
     }
     if (this.maybeCommit()) {
       this.broadcastAppend();
-    } else {
-      while (this.maybeSendAppend(m.from, false)) {
-        // Stream more entries until the window is full or the follower is caught up.
-      }
+    } else if (wasPaused) {
+      // The follower missed appends (and commit updates) while paused.
+      this.maybeSendAppend(m.from, true);
+    }
+    while (this.maybeSendAppend(m.from, false)) {
+      // Stream more entries until the window is full or the follower is caught up.
     }
     if (m.from === this.transferee && progress.match === this.log.lastIndex()) {
       this.logger.info(`${this.id} sends timeout-now to ${m.from}: it has caught up`);

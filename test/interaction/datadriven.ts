@@ -1,0 +1,78 @@
+// A reader and rewriter for data-driven test files, in the format of
+// etcd-io/raft's testdata:
+//
+//   # comments and blank lines between blocks
+//   command arg key=value
+//   ----
+//   expected output (no blank lines inside)
+//   <blank line>
+//
+// Expected output is compared exactly; with MAST_REWRITE=1 the file is
+// rewritten with the actual output instead.
+
+export interface Block {
+  /** 1-based line of the command. */
+  readonly line: number;
+  readonly command: string;
+  readonly name: string;
+  readonly positional: readonly string[];
+  readonly options: ReadonlyMap<string, string>;
+  readonly expected: string;
+  /** Text between the previous block and this one (comments), kept on rewrite. */
+  readonly preamble: string;
+}
+
+export interface ParsedFile {
+  readonly blocks: readonly Block[];
+  readonly trailer: string;
+}
+
+export function parseCommand(command: string): { name: string; positional: string[]; options: Map<string, string> } {
+  const words = command.trim().split(/\s+/);
+  const name = words.shift() ?? '';
+  const positional: string[] = [];
+  const options = new Map<string, string>();
+  for (const word of words) {
+    const equals = word.indexOf('=');
+    if (equals > 0) options.set(word.slice(0, equals), word.slice(equals + 1));
+    else positional.push(word);
+  }
+  return { name, positional, options };
+}
+
+export function parseFile(text: string, path: string): ParsedFile {
+  const lines = text.split('\n');
+  const blocks: Block[] = [];
+  let preamble: string[] = [];
+  let index = 0;
+  while (index < lines.length) {
+    const line = lines[index]!;
+    if (line.trim() === '' || line.startsWith('#')) {
+      preamble.push(line);
+      index++;
+      continue;
+    }
+    const commandLine = index + 1;
+    const command = line;
+    index++;
+    if (lines[index] !== '----') throw new Error(`${path}:${commandLine}: expected "----" after the command "${command}"`);
+    index++;
+    const expected: string[] = [];
+    while (index < lines.length && lines[index] !== '') expected.push(lines[index++]!);
+    const { name, positional, options } = parseCommand(command);
+    blocks.push({ line: commandLine, command, name, positional, options, expected: expected.join('\n'), preamble: preamble.join('\n') });
+    preamble = [];
+  }
+  return { blocks, trailer: preamble.join('\n') };
+}
+
+export function renderFile(parsed: ParsedFile, outputs: readonly string[]): string {
+  const parts: string[] = [];
+  parsed.blocks.forEach((block, position) => {
+    if (block.preamble !== '') parts.push(block.preamble);
+    parts.push(`${block.command}\n----\n${outputs[position]}\n`);
+  });
+  let text = parts.join('\n');
+  if (parsed.trailer.trim() !== '') text += '\n' + parsed.trailer.trimEnd() + '\n';
+  return text;
+}
