@@ -18,13 +18,13 @@ export interface Block {
   readonly positional: readonly string[];
   readonly options: ReadonlyMap<string, string>;
   readonly expected: string;
-  /** Text between the previous block and this one (comments), kept on rewrite. */
-  readonly preamble: string;
+  /** Lines between the previous block and this one (blank lines, comments), kept on rewrite. */
+  readonly preamble: readonly string[];
 }
 
 export interface ParsedFile {
   readonly blocks: readonly Block[];
-  readonly trailer: string;
+  readonly trailer: readonly string[];
 }
 
 export function parseCommand(command: string): { name: string; positional: string[]; options: Map<string, string> } {
@@ -60,19 +60,18 @@ export function parseFile(text: string, path: string): ParsedFile {
     const expected: string[] = [];
     while (index < lines.length && lines[index] !== '') expected.push(lines[index++]!);
     const { name, positional, options } = parseCommand(command);
-    blocks.push({ line: commandLine, command, name, positional, options, expected: expected.join('\n'), preamble: preamble.join('\n') });
+    blocks.push({ line: commandLine, command, name, positional, options, expected: expected.join('\n'), preamble });
     preamble = [];
   }
-  return { blocks, trailer: preamble.join('\n') };
+  return { blocks, trailer: preamble };
 }
 
 export function renderFile(parsed: ParsedFile, outputs: readonly string[]): string {
-  const parts: string[] = [];
+  const lines: string[] = [];
   parsed.blocks.forEach((block, position) => {
-    if (block.preamble !== '') parts.push(block.preamble);
-    parts.push(`${block.command}\n----\n${outputs[position]}\n`);
+    lines.push(...block.preamble, block.command, '----', ...(outputs[position] ?? '').split('\n'));
   });
-  let text = parts.join('\n');
-  if (parsed.trailer.trim() !== '') text += '\n' + parsed.trailer.trimEnd() + '\n';
-  return text;
+  lines.push(...parsed.trailer);
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  return lines.join('\n') + '\n';
 }

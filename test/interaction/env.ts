@@ -255,11 +255,17 @@ export class InteractionEnv {
     const targets = new Set(this.ids(block));
     const drop = block.options.get('drop') === 'true';
     const kind = block.options.get('type');
-    return this.deliver((m) => targets.has(m.to) && (kind === undefined || m.kind === kind), drop).join('\n');
+    const from = block.options.has('from') ? Number(block.options.get('from')) : undefined;
+    const order = { reverse: block.options.get('reverse') === 'true', duplicate: block.options.get('duplicate') === 'true' };
+    const select = (m: Message): boolean => targets.has(m.to) && (kind === undefined || m.kind === kind) && (from === undefined || m.from === from);
+    return this.deliver(select, drop, order).join('\n');
   }
 
-  private deliver(select: (message: Message) => boolean, drop: boolean): string[] {
-    const chosen = this.network.filter(select);
+  /** Deliver (or drop) the selected messages; `reverse` reorders them, `duplicate` delivers each twice. */
+  private deliver(select: (message: Message) => boolean, drop: boolean, order = { reverse: false, duplicate: false }): string[] {
+    let chosen = this.network.filter(select);
+    if (order.reverse) chosen = chosen.reverse();
+    if (order.duplicate) chosen = chosen.flatMap((message) => [message, message]);
     this.network = this.network.filter((message) => !select(message));
     const lines: string[] = [];
     for (const message of chosen) {
@@ -337,6 +343,8 @@ export class InteractionEnv {
       .map((id) => {
         const member = this.member(id);
         if (member.raft !== undefined) throw new Error(`member ${id} is running`);
+        // Whatever was sent to it while it was down never arrived.
+        this.network = this.network.filter((message) => message.to !== id);
         this.boot(member);
         return this.status(member);
       })

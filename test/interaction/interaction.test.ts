@@ -35,12 +35,17 @@ describe('raft interaction scripts', () => {
       const parsed = parseFile(readFileSync(path, 'utf8'), path);
       const env = new InteractionEnv();
       const outputs: string[] = [];
+      const errors: string[] = [];
       for (const block of parsed.blocks) {
         let output: string;
         try {
           output = env.handle(block);
         } catch (error) {
-          throw new Error(`${path}:${block.line}: ${block.command}: ${(error as Error).message}`, { cause: error });
+          const message = `${path}:${block.line}: ${block.command}: ${(error as Error).message}`;
+          if (!rewrite) throw new Error(message, { cause: error });
+          // Keep going so the rewritten file shows what happened around the failure.
+          errors.push(message);
+          output = `error: ${(error as Error).message}`;
         }
         outputs.push(output);
         if (!rewrite && output !== block.expected) {
@@ -48,6 +53,7 @@ describe('raft interaction scripts', () => {
         }
       }
       if (rewrite) writeFileSync(path, renderFile(parsed, outputs));
+      expect(errors, errors.join('\n')).to.deep.equal([]);
     });
   }
 });
