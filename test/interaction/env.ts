@@ -68,6 +68,8 @@ export class InteractionEnv {
     'tick-heartbeat': (b) => this.tickTimes(b, (m) => m.config.heartbeatIntervalTicks),
     partition: this.partition,
     heal: () => {
+      // Messages that crossed the partition were lost in it.
+      this.network = this.network.filter((message) => this.linkUp(message));
       this.groupOf.clear();
       return '';
     },
