@@ -752,7 +752,7 @@ export class Raft {
   }
 
   /** Whether a quorum of voters was heard from since the last check; resets the marks. */
-  private checkQuorumActive(): boolean {
+  protected checkQuorumActive(): boolean {
     const active = new Map<NodeId, boolean>();
     for (const [id, progress] of this.progress) {
       active.set(id, id === this.id || progress.recentActive);
@@ -1009,7 +1009,10 @@ export class Raft {
 
   private validateConfChange(change: ConfChange): ProposeResult | undefined {
     if (this.pendingConfIndex > this.log.applied) {
-      return this.refuse('conf-change-pending', `a membership change (index ${this.pendingConfIndex}) is not yet applied; retry after it is`);
+      const what = this.log.term(this.pendingConfIndex) === this.term && this.pendingConfIndex === this.firstIndexOfTerm()
+        ? `this leader's first entry (index ${this.pendingConfIndex})`
+        : `a membership change (index ${this.pendingConfIndex})`;
+      return this.refuse('conf-change-pending', `${what} is not yet applied; retry after it is`);
     }
     const { voters, learners } = this.membership;
     const id = change.nodeId;
@@ -1026,6 +1029,13 @@ export class Raft {
         if (voters.has(id) && voters.size === 1) return invalid('the last voter cannot be removed');
         return undefined;
     }
+  }
+
+  /** The index of the no-op this leader appended when elected. */
+  private firstIndexOfTerm(): LogIndex {
+    let index = this.log.lastIndex();
+    while (index > this.log.firstIndex() && this.log.term(index - 1) === this.term) index--;
+    return index;
   }
 
   private applyConfChange(change: ConfChange, index: LogIndex): void {

@@ -15,6 +15,7 @@ import {
   type Config,
   type Entry,
   type HardState,
+  type InitialState,
   type Message,
   type NodeId,
   type Ready,
@@ -42,7 +43,11 @@ interface Member {
 const ZERO_RNG = { nextInt: () => 0 };
 const encoder = new TextEncoder();
 
+export type RaftFactory = (config: Config, initial: InitialState) => Raft;
+
 export class InteractionEnv {
+  constructor(private readonly factory: RaftFactory = (config, initial) => new Raft(config, initial)) {}
+
   private readonly members = new Map<NodeId, Member>();
   /** Messages in flight, in send order. */
   private network: Message[] = [];
@@ -167,7 +172,7 @@ export class InteractionEnv {
   }
 
   private boot(member: Member): void {
-    member.raft = new Raft(
+    member.raft = this.factory(
       { ...member.config, id: member.id, rng: ZERO_RNG },
       {
         hardState: member.disk.hardState,
