@@ -1,0 +1,29 @@
+// npm run proto: regenerate proto/gen from proto/*.proto with buf and ts-proto
+// (both local devDependencies: no network). `--out DIR` writes elsewhere, which
+// the tests use to check that the committed code is up to date.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, cpSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const outIndex = process.argv.indexOf('--out');
+const out = outIndex > 0 ? resolve(process.argv[outIndex + 1]) : join(root, 'proto', 'gen');
+
+const scratch = mkdtempSync(join(tmpdir(), 'mast-proto-'));
+try {
+  const template = readFileSync(join(root, 'ops', 'proto', 'buf.gen.yaml'), 'utf8')
+    .replace('local: node_modules/.bin/protoc-gen-ts_proto', `local: ${join(root, 'node_modules', '.bin', 'protoc-gen-ts_proto')}`)
+    .replace('out: proto/gen', `out: ${join(scratch, 'gen')}`);
+  writeFileSync(join(scratch, 'buf.gen.yaml'), template);
+  execFileSync(join(root, 'node_modules', '.bin', 'buf'), ['generate', '--template', join(scratch, 'buf.gen.yaml'), join(root, 'proto')], {
+    stdio: 'inherit',
+    cwd: root,
+  });
+  rmSync(out, { recursive: true, force: true });
+  cpSync(join(scratch, 'gen'), out, { recursive: true });
+  console.log(`generated ${readdirSync(out).join(', ')} into ${out}`);
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}

@@ -1,0 +1,2 @@
+// Peer messaging between masters.
+export { decodeMessage, encodeMessage, messageFromWire, messageToWire, WireFormatError } from './codec.js';
