@@ -1,7 +1,7 @@
 // npm run lint (part of npm test): the project's own rules on every source
 // file (see test/lint/rules.ts), then ESLint. Exits 1 on any finding.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lint, type SourceFile } from '../../test/lint/rules.js';
@@ -21,7 +21,9 @@ function collect(folder: string, into: SourceFile[]): void {
 }
 
 const files: SourceFile[] = [];
-for (const folder of SOURCE_FOLDERS) collect(join(repoRoot, folder), files);
+for (const folder of SOURCE_FOLDERS) {
+  if (existsSync(join(repoRoot, folder))) collect(join(repoRoot, folder), files);
+}
 const findings = lint(files);
 for (const finding of findings) console.error(`${finding.path}:${finding.line}: [${finding.rule}] ${finding.message}`);
 if (findings.length > 0) {
