@@ -14,20 +14,13 @@ import {
   Raft,
   type Config,
   type Entry,
-  type HardState,
   type InitialState,
   type Message,
   type NodeId,
   type Ready,
-  type Snapshot,
 } from '../../raft/core/index.js';
+import { MemoryDisk } from '../support/memory-disk.js';
 import type { Block } from './datadriven.js';
-
-interface Disk {
-  hardState: HardState;
-  snapshot: Snapshot | undefined;
-  entries: Entry[];
-}
 
 interface Member {
   readonly id: NodeId;
@@ -35,7 +28,7 @@ interface Member {
   readonly config: Omit<Config, 'id' | 'rng'>;
   readonly initialVoters: NodeId[];
   readonly initialLearners: NodeId[];
-  disk: Disk;
+  readonly disk: MemoryDisk;
   /** The application's log of applied entries (kept across restarts: it is durable app state). */
   applied: Entry[];
 }
@@ -161,7 +154,7 @@ export class InteractionEnv {
         config,
         initialVoters: joining ? [] : voters,
         initialLearners: joining ? [] : learners,
-        disk: { hardState: { term: 0, vote: 0, commit: 0 }, snapshot: undefined, entries: [] },
+        disk: new MemoryDisk(),
         applied: [],
       };
       this.members.set(id, member);
@@ -172,15 +165,10 @@ export class InteractionEnv {
   }
 
   private boot(member: Member): void {
+    const applied = member.applied.length === 0 ? 0 : member.applied[member.applied.length - 1]!.index;
     member.raft = this.factory(
       { ...member.config, id: member.id, rng: ZERO_RNG },
-      {
-        hardState: member.disk.hardState,
-        snapshot: member.disk.snapshot,
-        entries: member.disk.entries,
-        conf: { voters: member.initialVoters, learners: member.initialLearners },
-        applied: member.applied.length === 0 ? 0 : member.applied[member.applied.length - 1]!.index,
-      },
+      member.disk.initialState({ voters: member.initialVoters, learners: member.initialLearners }, applied),
     );
   }
 
@@ -217,7 +205,7 @@ export class InteractionEnv {
     const ready = raft.ready();
     const lines = [`> ${member.id} handling Ready`, ...this.describeReady(ready).map((line) => `  ${line}`)];
     this.network.push(...ready.messages);
-    this.persist(member, ready);
+    member.disk.persist(ready);
     this.network.push(...ready.messagesAfterPersist);
     if (ready.snapshot !== undefined) member.applied = [];
     member.applied.push(...ready.committedEntries);
@@ -236,19 +224,6 @@ export class InteractionEnv {
     for (const message of ready.messagesAfterPersist) lines.push(`send after persist: ${describeMessage(message)}`);
     for (const read of ready.readStates) lines.push(`ReadState context=${read.context} index=${read.index}`);
     return lines;
-  }
-
-  private persist(member: Member, ready: Ready): void {
-    const disk = member.disk;
-    if (ready.snapshot !== undefined) {
-      disk.snapshot = ready.snapshot;
-      disk.entries = [];
-    }
-    if (ready.entries.length > 0) {
-      const first = ready.entries[0]!.index;
-      disk.entries = disk.entries.filter((entry) => entry.index < first).concat(ready.entries);
-    }
-    if (ready.hardState !== undefined) disk.hardState = ready.hardState;
   }
 
   private linkUp(message: Message): boolean {
@@ -377,8 +352,7 @@ export class InteractionEnv {
     const index = block.positional[1] === undefined ? raft.status().applied : Number(block.positional[1]);
     const keep = Number(block.options.get('keep') ?? 0);
     raft.compact(index, encoder.encode(`state@${index}`), keep);
-    member.disk.snapshot = raft.lastSnapshot();
-    member.disk.entries = member.disk.entries.filter((entry) => entry.index > index - keep);
+    member.disk.saveSnapshot(raft.lastSnapshot()!, keep);
     const status = raft.status();
     return `snapshot at ${index}, log now ${status.firstIndex}..${status.lastIndex}`;
   }

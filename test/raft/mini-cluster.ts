@@ -3,7 +3,8 @@
 // order unless dropped by the `linkUp` predicate.
 
 import { Raft } from '../../raft/core/index.js';
-import type { Config, ConfState, Entry, HardState, InitialState, Message, NodeId, Rng, Snapshot } from '../../raft/core/index.js';
+import { MemoryDisk } from '../support/memory-disk.js';
+import type { Config, ConfState, Entry, InitialState, Message, NodeId, Rng } from '../../raft/core/index.js';
 
 export interface MiniClusterOptions {
   readonly seed?: number;
@@ -29,15 +30,9 @@ export class CountingRng implements Rng {
   }
 }
 
-export interface MemberDisk {
-  hardState: HardState;
-  entries: Entry[];
-  snapshot: Snapshot | undefined;
-}
-
 export class MiniCluster {
   readonly members = new Map<NodeId, Raft>();
-  readonly disks = new Map<NodeId, MemberDisk>();
+  readonly disks = new Map<NodeId, MemoryDisk>();
   readonly applied = new Map<NodeId, Entry[]>();
   queue: Message[] = [];
   /** Messages for which this returns false are dropped on delivery. */
@@ -53,12 +48,12 @@ export class MiniCluster {
   start(id: NodeId): Raft {
     const seed = this.options.seed ?? 1;
     const factory = this.options.factory ?? ((config, initial) => new Raft(config, initial));
-    const disk = this.disks.get(id) ?? { hardState: { term: 0, vote: 0, commit: 0 }, entries: [], snapshot: undefined };
+    const disk = this.disks.get(id) ?? new MemoryDisk();
     this.disks.set(id, disk);
     this.applied.set(id, []);
     const raft = factory(
       { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, ...this.options.config, id, rng: new CountingRng(seed * 31 + id) },
-      { hardState: disk.hardState, entries: disk.entries, snapshot: disk.snapshot, conf: this.conf, applied: disk.snapshot?.meta.index ?? 0 },
+      disk.initialState(this.conf, disk.snapshot?.meta.index ?? 0),
     );
     this.members.set(id, raft);
     return raft;
@@ -79,16 +74,8 @@ export class MiniCluster {
           const ready = raft.ready();
           const disk = this.disks.get(id)!;
           this.queue.push(...ready.messages);
-          if (ready.snapshot !== undefined) {
-            disk.snapshot = ready.snapshot;
-            disk.entries = [];
-            this.applied.get(id)!.length = 0;
-          }
-          if (ready.entries.length > 0) {
-            const first = ready.entries[0]!.index;
-            disk.entries = disk.entries.filter((e) => e.index < first).concat(ready.entries);
-          }
-          if (ready.hardState !== undefined) disk.hardState = ready.hardState;
+          if (ready.snapshot !== undefined) this.applied.get(id)!.length = 0;
+          disk.persist(ready);
           this.queue.push(...ready.messagesAfterPersist);
           this.applied.get(id)!.push(...ready.committedEntries);
           raft.advance(ready);

@@ -162,6 +162,11 @@ export class SafetyChecker {
     this.fail('liveness', message);
   }
 
+  /** A member was handed entries to apply out of order. */
+  failApplyOrder(message: string): void {
+    this.fail('state-machine-safety', message);
+  }
+
   failAssertion(message: string): void {
     this.fail('core-assertion', message);
   }

@@ -14,16 +14,14 @@ import {
   InvariantViolation,
   Raft,
   type Config,
-  type Entry,
-  type HardState,
   type InitialState,
   type LogIndex,
   type Message,
   type NodeId,
   type Ready,
-  type Snapshot,
   type Term,
 } from '../../raft/core/index.js';
+import { MemoryDisk } from '../support/memory-disk.js';
 import { chainHash, SafetyChecker, type Violation } from './checker.js';
 import { Prng } from './prng.js';
 
@@ -56,12 +54,6 @@ const HEARTBEAT_INTERVAL_TICKS = 2;
 /** Ids beyond the initial voters that membership changes may add. */
 const MAX_MEMBER_ID = 9;
 
-interface Disk {
-  hardState: HardState;
-  snapshot: Snapshot | undefined;
-  entries: Entry[];
-}
-
 interface AppState {
   index: LogIndex;
   hash: number;
@@ -73,7 +65,7 @@ interface Member {
   raft: Raft | undefined;
   /** Bumped at every crash: disk completions of an older epoch are lost. */
   epoch: number;
-  disk: Disk;
+  readonly disk: MemoryDisk;
   app: AppState;
   inFlight: Ready | undefined;
   role: string;
@@ -194,7 +186,7 @@ export class Simulation {
       initialVoters,
       raft: undefined,
       epoch: 0,
-      disk: { hardState: { term: 0, vote: 0, commit: 0 }, snapshot: undefined, entries: [] },
+      disk: new MemoryDisk(),
       app: { index: 0, hash: 0 },
       inFlight: undefined,
       role: 'follower',
@@ -222,13 +214,7 @@ export class Simulation {
       maxInflightMessages: this.prng.pick([1, 4, 64]),
       maxUncommittedBytes: this.prng.pick([64, 1 << 20]),
     };
-    member.raft = this.factory(config, {
-      hardState: disk.hardState,
-      snapshot: disk.snapshot,
-      entries: disk.entries,
-      conf: { voters: member.initialVoters, learners: [] },
-      applied: member.app.index,
-    });
+    member.raft = this.factory(config, disk.initialState({ voters: member.initialVoters, learners: [] }, member.app.index));
     member.role = 'follower';
     member.term = disk.hardState.term;
     member.restartAt = Number.POSITIVE_INFINITY;
@@ -356,22 +342,13 @@ export class Simulation {
   }
 
   private persist(member: Member, ready: Ready): void {
-    const disk = member.disk;
-    if (ready.snapshot !== undefined) {
-      disk.snapshot = ready.snapshot;
-      disk.entries = [];
-    }
     if (ready.entries.length > 0) {
-      const first = ready.entries[0]!.index;
-      disk.entries = disk.entries.filter((entry) => entry.index < first);
-      const before = disk.entries[disk.entries.length - 1];
-      const snapshotMeta = disk.snapshot?.meta;
-      const previousTerm =
-        before?.index === first - 1 ? before.term : snapshotMeta?.index === first - 1 ? snapshotMeta.term : first === 1 ? 0 : undefined;
+      // The entry before the first new one, as it will stand on disk (a snapshot in this Ready replaces the log).
+      const before = ready.entries[0]!.index - 1;
+      const previousTerm = ready.snapshot?.meta.index === before ? ready.snapshot.meta.term : ready.snapshot !== undefined ? undefined : member.disk.termAt(before);
       this.checker.onPersist(member.id, ready.entries, previousTerm);
-      disk.entries.push(...ready.entries);
     }
-    if (ready.hardState !== undefined) disk.hardState = ready.hardState;
+    member.disk.persist(ready);
   }
 
   private apply(member: Member, ready: Ready): void {
@@ -383,7 +360,7 @@ export class Simulation {
     for (const entry of ready.committedEntries) {
       if (entry.index <= member.app.index) continue;
       if (entry.index !== member.app.index + 1) {
-        this.checker.failLiveness(`member ${member.id} was handed entry ${entry.index} to apply after ${member.app.index}`);
+        this.checker.failApplyOrder(`member ${member.id} was handed entry ${entry.index} to apply after ${member.app.index}`);
       }
       member.app = { index: entry.index, hash: chainHash(member.app.hash, entry) };
       this.checker.onApply(member.id, entry, member.app.hash);
@@ -406,7 +383,7 @@ export class Simulation {
     const snapshotIndex = member.disk.snapshot?.meta.index ?? 0;
     if (member.app.index - snapshotIndex < member.snapshotEvery) return;
     raft.compact(member.app.index, encodeApp(member.app), member.snapshotKeep);
-    member.disk.snapshot = raft.lastSnapshot();
+    member.disk.saveSnapshot(raft.lastSnapshot()!, member.snapshotKeep);
     this.log(`member ${member.id} snapshots at ${member.app.index} (keeping ${member.snapshotKeep} entries)`);
   }
 
