@@ -15,7 +15,6 @@ import type {
   PutResponse,
   RangeRequest,
   RangeResponse,
-  RequestOp,
   ResponseOp,
   TxnRequest,
   TxnResponse,
