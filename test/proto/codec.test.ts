@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Message } from '../../raft/core/index.js';
 import { decodeMessage, encodeMessage, WireFormatError } from '../../raft/transport/index.js';
@@ -71,8 +71,14 @@ describe('raft wire codec (proto/raft.proto)', () => {
     try {
       execFileSync('node', [join(repoRoot, 'ops', 'proto', 'generate.mjs'), '--out', out], { stdio: 'pipe' });
       const committed = join(repoRoot, 'proto', 'gen');
-      expect(readdirSync(out).sort()).to.deep.equal(readdirSync(committed).sort());
-      for (const name of readdirSync(out)) {
+      const generated = readdirSync(out, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
+      const names = generated.map((entry) => relative(out, join(entry.parentPath, entry.name))).sort();
+      const committedNames = readdirSync(committed, { recursive: true, withFileTypes: true })
+        .filter((entry) => entry.isFile())
+        .map((entry) => relative(committed, join(entry.parentPath, entry.name)))
+        .sort();
+      expect(names).to.deep.equal(committedNames);
+      for (const name of names) {
         expect(readFileSync(join(out, name), 'utf8'), `proto/gen/${name} is stale: run npm run proto`).to.equal(
           readFileSync(join(committed, name), 'utf8'),
         );
