@@ -28,6 +28,8 @@ import {
 export interface ConfChange {
   type: ConfChange_Type;
   nodeId: number;
+  /** Opaque to Raft: what the application records about the member. */
+  context: Buffer;
 }
 
 export enum ConfChange_Type {
@@ -211,7 +213,7 @@ export interface SnapshotAck {
 }
 
 function createBaseConfChange(): ConfChange {
-  return { type: 0, nodeId: 0 };
+  return { type: 0, nodeId: 0, context: Buffer.alloc(0) };
 }
 
 export const ConfChange: MessageFns<ConfChange> = {
@@ -221,6 +223,9 @@ export const ConfChange: MessageFns<ConfChange> = {
     }
     if (message.nodeId !== 0) {
       writer.uint32(16).uint64(message.nodeId);
+    }
+    if (message.context.length !== 0) {
+      writer.uint32(26).bytes(message.context);
     }
     return writer;
   },
@@ -254,6 +259,14 @@ export const ConfChange: MessageFns<ConfChange> = {
             message.nodeId = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.context = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -274,6 +287,7 @@ export const ConfChange: MessageFns<ConfChange> = {
         : isSet(object.node_id)
         ? globalThis.Number(object.node_id)
         : 0,
+      context: isSet(object.context) ? Buffer.from(bytesFromBase64(object.context)) : Buffer.alloc(0),
     };
   },
 
@@ -285,6 +299,9 @@ export const ConfChange: MessageFns<ConfChange> = {
     if (message.nodeId !== 0) {
       obj.nodeId = Math.round(message.nodeId);
     }
+    if (message.context.length !== 0) {
+      obj.context = base64FromBytes(message.context);
+    }
     return obj;
   },
 
@@ -295,6 +312,7 @@ export const ConfChange: MessageFns<ConfChange> = {
     const message = createBaseConfChange();
     message.type = object.type ?? 0;
     message.nodeId = object.nodeId ?? 0;
+    message.context = object.context ?? Buffer.alloc(0);
     return message;
   },
 };

@@ -8,10 +8,14 @@ export type LogIndex = number;
 
 export const NONE: NodeId = 0;
 
+/**
+ * A membership change. `context` is opaque to the core: the application puts
+ * what it needs to know about the member there (its name and addresses).
+ */
 export type ConfChange =
-  | { readonly type: 'add-voter'; readonly nodeId: NodeId } // also promotes a learner
-  | { readonly type: 'add-learner'; readonly nodeId: NodeId }
-  | { readonly type: 'remove'; readonly nodeId: NodeId };
+  | { readonly type: 'add-voter'; readonly nodeId: NodeId; readonly context?: Uint8Array } // also promotes a learner
+  | { readonly type: 'add-learner'; readonly nodeId: NodeId; readonly context?: Uint8Array }
+  | { readonly type: 'remove'; readonly nodeId: NodeId; readonly context?: Uint8Array };
 
 /** A log entry. `normal` entries with empty data are the no-op a new leader appends. */
 export type Entry =

@@ -6,7 +6,7 @@
 // so the client can re-list and watch again (etcd's behaviour).
 
 import { KvError } from './errors.js';
-import { inRange, rangeEndOf, toKey, type KeyString, type RangeEnd } from './keys.js';
+import { fromKey, inRange, rangeEndOf, toKey, type KeyString, type RangeEnd } from './keys.js';
 import type { MvccStore } from './mvcc.js';
 import type { Bytes, WatchEvent } from './types.js';
 
@@ -26,6 +26,11 @@ export interface WatchBatch {
   /** The store revision the batch brings the watcher up to. */
   readonly revision: number;
   readonly events: readonly WatchEvent[];
+  /**
+   * Set when the watcher was cancelled because the history it needed was
+   * compacted away (after the store was replaced by a snapshot): re-list.
+   */
+  readonly compactRevision?: number;
 }
 
 export type WatchStart =
@@ -46,8 +51,34 @@ export class WatchHub {
   private readonly watchers = new Map<number, Watcher>();
   private nextId = 1;
 
-  constructor(private readonly store: MvccStore) {
+  constructor(private store: MvccStore) {
     store.onEvents = (events) => this.publish(events);
+  }
+
+  /**
+   * Follow a new store (restored from a snapshot). Each watcher catches up from
+   * its next revision in the new store's history; one whose history was
+   * compacted away is cancelled with the compact revision.
+   */
+  replaceStore(store: MvccStore): void {
+    this.store.onEvents = () => {};
+    this.store = store;
+    store.onEvents = (events) => this.publish(events);
+    for (const watcher of [...this.watchers.values()]) {
+      if (watcher.nextRevision > store.revision) continue;
+      let history: WatchEvent[];
+      try {
+        history = store.eventsSince(fromKey(watcher.start), endBytes(watcher.end), watcher.nextRevision);
+      } catch (error) {
+        if (!(error instanceof KvError && error.code === 'compacted')) throw error;
+        this.watchers.delete(watcher.id);
+        watcher.sink({ watchId: watcher.id, revision: store.revision, events: [], compactRevision: store.compactRevision });
+        continue;
+      }
+      watcher.nextRevision = store.revision + 1;
+      const replay = this.shape(watcher, history);
+      if (replay.length > 0) watcher.sink({ watchId: watcher.id, revision: store.revision, events: replay });
+    }
   }
 
   get size(): number {
@@ -106,5 +137,16 @@ export class WatchHub {
     return events
       .filter((event) => !(event.type === 'put' && noPut === true) && !(event.type === 'delete' && noDelete === true))
       .map((event) => (prevKv === true || event.prevKv === undefined ? event : { ...event, prevKv: undefined }));
+  }
+}
+
+function endBytes(end: RangeEnd): Uint8Array | undefined {
+  switch (end.kind) {
+    case 'single':
+      return undefined;
+    case 'from':
+      return new Uint8Array([0]);
+    case 'before':
+      return fromKey(end.end);
   }
 }

@@ -53,6 +53,10 @@ export class ProposalDropped extends Error {
   override readonly name = 'ProposalDropped';
 }
 
+export class ReadTimedOut extends Error {
+  override readonly name = 'ReadTimedOut';
+}
+
 export class NodeStopped extends Error {
   override readonly name = 'NodeStopped';
 }
@@ -91,7 +95,7 @@ export class RaftNode {
   private readonly appliedWaiters = new Map<LogIndex, { term: Term; waiter: Waiter<LogIndex> }>();
   /** Reads waiting for their ReadIndex (by context), then for the apply of that index. */
   private readonly readWaiters = new Map<string, Waiter<LogIndex>>();
-  private readonly indexWaiters: Array<{ index: LogIndex; waiter: Waiter<LogIndex> }> = [];
+  private readonly indexWaiters: Array<{ index: LogIndex; context: string; waiter: Waiter<LogIndex> }> = [];
   private readSequence = 0;
   private failure: Error | undefined;
 
@@ -157,6 +161,18 @@ export class RaftNode {
     return this.waitForProposal(this.raft.propose(data));
   }
 
+  /**
+   * Propose data without waiting here: on a follower the core forwards it to
+   * the leader. The caller tracks the outcome itself (by what it finds when
+   * the entry is applied) — the way to propose from any member.
+   */
+  submit(data: Uint8Array): ProposeResult {
+    if (this.stopped) return { kind: 'refused', reason: 'removed', leader: 0, message: `member ${this.id} is stopped` };
+    const result = this.raft.propose(data);
+    if (result.kind !== 'refused') this.schedule();
+    return result;
+  }
+
   proposeConfChange(change: ConfChange): Promise<LogIndex> {
     return this.waitForProposal(this.raft.proposeConfChange(change));
   }
@@ -167,19 +183,41 @@ export class RaftNode {
     this.schedule();
   }
 
-  /** A linearizable read barrier: resolves once everything committed before the call is applied here. */
-  readBarrier(): Promise<LogIndex> {
+  /**
+   * A linearizable read barrier: resolves once everything committed before
+   * the call is applied here. Gives up after `timeoutMs` (a ReadIndex sent to
+   * a leader that died is never answered) with ReadTimedOut.
+   */
+  readBarrier(timeoutMs = 0): Promise<LogIndex> {
     const context = `${this.id}-${++this.readSequence}`;
     const result = this.raft.readIndex(context);
     if (result.kind === 'refused') return Promise.reject(new ProposalRefused(result.reason, result.leader, result.message));
-    const promise = new Promise<LogIndex>((resolve, reject) => this.readWaiters.set(context, { resolve, reject }));
+    const promise = new Promise<LogIndex>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (): void => {
+        if (timer !== undefined) clearTimeout(timer);
+      };
+      this.readWaiters.set(context, {
+        resolve: (index) => {
+          settle();
+          resolve(index);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+      });
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          this.readWaiters.delete(context);
+          const pending = this.indexWaiters.findIndex((waiting) => waiting.context === context);
+          if (pending >= 0) this.indexWaiters.splice(pending, 1);
+          reject(new ReadTimedOut(`no answer to read ${context} within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+    });
     this.schedule();
     return promise;
-  }
-
-  /** Forget a read that timed out, so its waiter does not leak. */
-  abandonRead(context: string): void {
-    this.readWaiters.delete(context);
   }
 
   reportUnreachable(peer: NodeId): void {
@@ -251,7 +289,7 @@ export class RaftNode {
       const waiter = this.readWaiters.get(readState.context);
       if (waiter === undefined) continue;
       this.readWaiters.delete(readState.context);
-      this.indexWaiters.push({ index: readState.index, waiter });
+      this.indexWaiters.push({ index: readState.index, context: readState.context, waiter });
     }
     this.options.onReady?.(ready);
     this.raft.advance(ready);

@@ -3,7 +3,7 @@
 //   record   = crc32(body):u32le  body
 //   entry    = tag:u8 ('N' normal | 'C' conf change)  term:f64le  index:f64le  payload
 //   payload  = data bytes                            (normal)
-//            | change:u8 (0 add-voter, 1 add-learner, 2 remove)  nodeId:f64le   (conf change)
+//            | change:u8 (0 add-voter, 1 add-learner, 2 remove)  nodeId:f64le  context bytes   (conf change)
 //   hard     = term:f64le vote:f64le commit:f64le
 //   snapshot = index:f64le term:f64le dataCrc:u32le dataBytes:f64le voterCount:u32le voters:f64le* learnerCount:u32le learners:f64le*
 //
@@ -39,7 +39,7 @@ export function unframe(record: Uint8Array, what: string): Uint8Array {
 const CHANGE_CODES = ['add-voter', 'add-learner', 'remove'] as const;
 
 export function encodeEntry(entry: Entry): Uint8Array {
-  const payloadBytes = entry.kind === 'normal' ? entry.data.byteLength : 9;
+  const payloadBytes = entry.kind === 'normal' ? entry.data.byteLength : 9 + (entry.change.context?.byteLength ?? 0);
   const body = new Uint8Array(17 + payloadBytes);
   const view = new DataView(body.buffer);
   view.setUint8(0, entry.kind === 'normal' ? 0x4e : 0x43);
@@ -50,6 +50,7 @@ export function encodeEntry(entry: Entry): Uint8Array {
   } else {
     view.setUint8(17, CHANGE_CODES.indexOf(entry.change.type));
     view.setFloat64(18, entry.change.nodeId, true);
+    if (entry.change.context !== undefined) body.set(entry.change.context, 26);
   }
   return frame(body);
 }
@@ -62,10 +63,11 @@ export function decodeEntry(record: Uint8Array, what: string): Entry {
   const term = view.getFloat64(1, true);
   const index = view.getFloat64(9, true);
   if (tag === 0x4e) return { kind: 'normal', term, index, data: body.slice(17) };
-  if (tag !== 0x43 || body.byteLength !== 26) throw new ChecksumMismatch(`${what}: unknown entry tag ${tag}`);
+  if (tag !== 0x43 || body.byteLength < 26) throw new ChecksumMismatch(`${what}: unknown entry tag ${tag}`);
   const type = CHANGE_CODES[view.getUint8(17)];
   if (type === undefined) throw new ChecksumMismatch(`${what}: unknown membership change ${view.getUint8(17)}`);
-  const change: ConfChange = { type, nodeId: view.getFloat64(18, true) };
+  const nodeId = view.getFloat64(18, true);
+  const change: ConfChange = body.byteLength > 26 ? { type, nodeId, context: body.slice(26) } : { type, nodeId };
   return { kind: 'conf-change', term, index, change };
 }
 

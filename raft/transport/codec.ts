@@ -9,6 +9,10 @@ export class WireFormatError extends Error {
   override readonly name = 'WireFormatError';
 }
 
+const EMPTY = new Uint8Array(0);
+
+const asBuffer = (data: Uint8Array): Buffer => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+
 const CHANGE_TO_WIRE = {
   'add-voter': wire.ConfChange_Type.TYPE_ADD_VOTER,
   'add-learner': wire.ConfChange_Type.TYPE_ADD_LEARNER,
@@ -16,23 +20,21 @@ const CHANGE_TO_WIRE = {
 } as const;
 
 function confChangeToWire(change: ConfChange): wire.ConfChange {
-  return { type: CHANGE_TO_WIRE[change.type], nodeId: change.nodeId };
+  return { type: CHANGE_TO_WIRE[change.type], nodeId: change.nodeId, context: asBuffer(change.context ?? EMPTY) };
 }
+
+const CHANGE_FROM_WIRE = new Map<wire.ConfChange_Type, ConfChange['type']>([
+  [wire.ConfChange_Type.TYPE_ADD_VOTER, 'add-voter'],
+  [wire.ConfChange_Type.TYPE_ADD_LEARNER, 'add-learner'],
+  [wire.ConfChange_Type.TYPE_REMOVE, 'remove'],
+]);
 
 function confChangeFromWire(change: wire.ConfChange): ConfChange {
-  switch (change.type) {
-    case wire.ConfChange_Type.TYPE_ADD_VOTER:
-      return { type: 'add-voter', nodeId: change.nodeId };
-    case wire.ConfChange_Type.TYPE_ADD_LEARNER:
-      return { type: 'add-learner', nodeId: change.nodeId };
-    case wire.ConfChange_Type.TYPE_REMOVE:
-      return { type: 'remove', nodeId: change.nodeId };
-    default:
-      throw new WireFormatError(`conf change has unknown type ${String(change.type)}`);
-  }
+  const type = CHANGE_FROM_WIRE.get(change.type);
+  if (type === undefined) throw new WireFormatError(`conf change has unknown type ${String(change.type)}`);
+  return change.context.byteLength > 0 ? { type, nodeId: change.nodeId, context: change.context } : { type, nodeId: change.nodeId };
 }
 
-const asBuffer = (data: Uint8Array): Buffer => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 
 function entryToWire(entry: Entry): wire.Entry {
   return {

@@ -1,2 +1,3 @@
 // Peer messaging between masters.
 export { decodeMessage, encodeMessage, messageFromWire, messageToWire, WireFormatError } from './codec.js';
+export * from './grpc-transport.js';

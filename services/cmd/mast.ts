@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// `mast`: the server-side command. `mast master ...` runs one master.
+
+import { FlagError, masterUsage, parseMasterFlags } from '../master/flags.js';
+import { Master } from '../master/master.js';
+import { InitialClusterError, StoreError } from '../store/index.js';
+
+const USAGE = `usage: mast COMMAND [flags]
+
+commands:
+  master    run one master (a Raft member serving the etcd v3 API); mast master --help
+`;
+
+async function runMaster(argv: readonly string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${masterUsage()}\n`);
+    return;
+  }
+  const flags = parseMasterFlags(argv);
+  let master: Master | undefined;
+  const fatal = (error: Error): void => {
+    process.stderr.write(`${JSON.stringify({ level: 'fatal', ts: new Date().toISOString(), member: flags.name, msg: error.message })}\n`);
+    process.exit(1);
+  };
+  master = await Master.start(flags, fatal);
+  const shutdown = (signal: string): void => {
+    process.stderr.write(`${JSON.stringify({ level: 'info', ts: new Date().toISOString(), member: flags.name, msg: `received ${signal}, shutting down` })}\n`);
+    // Never take longer than a second, whatever is stuck.
+    setTimeout(() => process.exit(0), 900).unref();
+    void master?.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'master':
+      await runMaster(rest);
+      return;
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      process.stderr.write(`mast: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      process.exitCode = 2;
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof FlagError || error instanceof InitialClusterError || (error instanceof StoreError && error.code === 'invalid')) {
+    process.stderr.write(`mast: ${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`mast: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

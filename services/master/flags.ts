@@ -1,0 +1,181 @@
+// `mast master` flags: etcd's names and meanings, so operators' habits carry
+// over. Every flag is documented in README.md ("mast master flags").
+
+export class FlagError extends Error {
+  override readonly name = 'FlagError';
+}
+
+export interface MasterFlags {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly listenPeerUrls: readonly string[];
+  readonly listenClientUrls: readonly string[];
+  readonly initialAdvertisePeerUrls: readonly string[];
+  readonly advertiseClientUrls: readonly string[];
+  readonly initialCluster: string;
+  readonly initialClusterState: 'new' | 'existing';
+  readonly initialClusterToken: string;
+  readonly heartbeatIntervalMs: number;
+  readonly electionTimeoutMs: number;
+  readonly snapshotCount: number;
+  readonly snapshotCatchUpEntries: number;
+  readonly maxRequestBytes: number;
+  readonly requestTimeoutMs: number;
+  readonly watchProgressNotifyIntervalMs: number;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly trustedCaFile: string;
+  readonly clientCertAuth: boolean;
+  readonly peerCertFile: string;
+  readonly peerKeyFile: string;
+  readonly peerTrustedCaFile: string;
+  readonly peerClientCertAuth: boolean;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+interface FlagSpec {
+  readonly kind: 'string' | 'int' | 'bool' | 'urls';
+  readonly help: string;
+}
+
+/** Every flag `mast master` accepts, with its help text (also what README lists). */
+export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  name: { kind: 'string', help: 'human-readable name of this member (default "default")' },
+  'data-dir': { kind: 'string', help: 'directory for the Raft log, snapshots and state (default "NAME.mast")' },
+  'listen-peer-urls': { kind: 'urls', help: 'URLs to listen on for other masters (default http://localhost:2380)' },
+  'listen-client-urls': { kind: 'urls', help: 'URLs to listen on for clients (default http://localhost:2379)' },
+  'initial-advertise-peer-urls': { kind: 'urls', help: "this member's peer URLs as the others reach them (default: --listen-peer-urls)" },
+  'advertise-client-urls': { kind: 'urls', help: "this member's client URLs as clients reach them (default: --listen-client-urls)" },
+  'initial-cluster': { kind: 'string', help: 'founding members, NAME=PEER_URL,... (default NAME=first initial-advertise-peer-url)' },
+  'initial-cluster-state': { kind: 'string', help: '"new" to found a cluster, "existing" to join one (after `member add`) (default "new")' },
+  'initial-cluster-token': { kind: 'string', help: 'cluster token: member and cluster ids derive from it (default "mast-cluster")' },
+  'heartbeat-interval': { kind: 'int', help: 'milliseconds between leader heartbeats; also the Raft tick (default 50)' },
+  'election-timeout': { kind: 'int', help: 'milliseconds without a leader before a follower campaigns (randomized up to twice this) (default 250)' },
+  'snapshot-count': { kind: 'int', help: 'applied entries between snapshots; the log before a snapshot is compacted (default 10000)' },
+  'snapshot-catchup-entries': { kind: 'int', help: 'entries kept behind a snapshot for slightly lagging followers (default 5000)' },
+  'max-request-bytes': { kind: 'int', help: 'largest client request accepted, in bytes (default 1572864)' },
+  'request-timeout': { kind: 'int', help: 'milliseconds a write or linearizable read may wait for the cluster (default 5000)' },
+  'watch-progress-notify-interval': { kind: 'int', help: 'milliseconds between progress notifications to watchers that asked (default 600000)' },
+  'cert-file': { kind: 'string', help: 'TLS certificate for https:// client URLs' },
+  'key-file': { kind: 'string', help: 'TLS key for https:// client URLs' },
+  'trusted-ca-file': { kind: 'string', help: 'CA bundle to verify client certificates (with --client-cert-auth)' },
+  'client-cert-auth': { kind: 'bool', help: 'require clients to present a certificate signed by --trusted-ca-file' },
+  'peer-cert-file': { kind: 'string', help: 'TLS certificate for https:// peer URLs (server and client side)' },
+  'peer-key-file': { kind: 'string', help: 'TLS key for https:// peer URLs' },
+  'peer-trusted-ca-file': { kind: 'string', help: 'CA bundle to verify other masters' },
+  'peer-client-cert-auth': { kind: 'bool', help: 'require other masters to present a certificate signed by --peer-trusted-ca-file' },
+  'log-level': { kind: 'string', help: 'debug, info, warn or error (default info)' },
+};
+
+type Raw = Map<string, string>;
+
+function readRaw(argv: readonly string[]): Raw {
+  const raw: Raw = new Map();
+  for (let i = 0; i < argv.length; i++) {
+    const argument = argv[i]!;
+    if (!argument.startsWith('-')) throw new FlagError(`unexpected argument ${JSON.stringify(argument)}: mast master takes only --flags`);
+    const body = argument.replace(/^--?/, '');
+    const equals = body.indexOf('=');
+    const name = equals >= 0 ? body.slice(0, equals) : body;
+    const spec = MASTER_FLAGS[name];
+    if (spec === undefined) throw new FlagError(`unknown flag --${name} (see \`mast master --help\`)`);
+    let value: string;
+    if (equals >= 0) value = body.slice(equals + 1);
+    else if (spec.kind === 'bool') value = 'true';
+    else {
+      const next = argv[i + 1];
+      if (next === undefined) throw new FlagError(`flag --${name} needs a value`);
+      value = next;
+      i++;
+    }
+    raw.set(name, value);
+  }
+  return raw;
+}
+
+function parseUrls(name: string, value: string): string[] {
+  const urls = value.split(',').map((url) => url.trim()).filter((url) => url !== '');
+  if (urls.length === 0) throw new FlagError(`--${name} is empty`);
+  for (const url of urls) {
+    if (!/^https?:\/\/[^/\s:]+:\d+\/?$/.test(url) && !/^https?:\/\/\[[0-9a-fA-F:]+\]:\d+\/?$/.test(url)) {
+      throw new FlagError(`--${name}: ${JSON.stringify(url)} is not http(s)://host:port`);
+    }
+  }
+  return urls;
+}
+
+function parseInt(name: string, value: string, min: number): number {
+  if (!/^\d+$/.test(value)) throw new FlagError(`--${name}: ${JSON.stringify(value)} is not a whole number`);
+  const parsed = Number(value);
+  if (parsed < min) throw new FlagError(`--${name}: ${parsed} is below the minimum ${min}`);
+  return parsed;
+}
+
+function parseBool(name: string, value: string): boolean {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new FlagError(`--${name}: ${JSON.stringify(value)} is not true or false`);
+}
+
+export function parseMasterFlags(argv: readonly string[]): MasterFlags {
+  const raw = readRaw(argv);
+  const text = (name: string, fallback: string): string => raw.get(name) ?? fallback;
+  const int = (name: string, fallback: number, min: number): number => (raw.has(name) ? parseInt(name, raw.get(name)!, min) : fallback);
+  const bool = (name: string): boolean => (raw.has(name) ? parseBool(name, raw.get(name)!) : false);
+  const urls = (name: string, fallback: readonly string[]): readonly string[] => (raw.has(name) ? parseUrls(name, raw.get(name)!) : fallback);
+
+  const name = text('name', 'default');
+  if (name === '' || /[=,\s]/.test(name)) throw new FlagError(`--name ${JSON.stringify(name)} must be non-empty without '=', ',' or spaces`);
+  const listenPeerUrls = urls('listen-peer-urls', ['http://localhost:2380']);
+  const listenClientUrls = urls('listen-client-urls', ['http://localhost:2379']);
+  const initialAdvertisePeerUrls = urls('initial-advertise-peer-urls', listenPeerUrls);
+  const advertiseClientUrls = urls('advertise-client-urls', listenClientUrls);
+  const state = text('initial-cluster-state', 'new');
+  if (state !== 'new' && state !== 'existing') throw new FlagError(`--initial-cluster-state must be "new" or "existing", not ${JSON.stringify(state)}`);
+  const logLevel = text('log-level', 'info');
+  if (logLevel !== 'debug' && logLevel !== 'info' && logLevel !== 'warn' && logLevel !== 'error') throw new FlagError(`--log-level must be debug, info, warn or error, not ${JSON.stringify(logLevel)}`);
+  const heartbeatIntervalMs = int('heartbeat-interval', 50, 1);
+  const electionTimeoutMs = int('election-timeout', 250, 1);
+  if (electionTimeoutMs < 2 * heartbeatIntervalMs) {
+    throw new FlagError(`--election-timeout (${electionTimeoutMs} ms) must be at least twice --heartbeat-interval (${heartbeatIntervalMs} ms)`);
+  }
+  const flags: MasterFlags = {
+    name,
+    dataDir: text('data-dir', `${name}.mast`),
+    listenPeerUrls,
+    listenClientUrls,
+    initialAdvertisePeerUrls,
+    advertiseClientUrls,
+    initialCluster: text('initial-cluster', `${name}=${initialAdvertisePeerUrls[0]}`),
+    initialClusterState: state,
+    initialClusterToken: text('initial-cluster-token', 'mast-cluster'),
+    heartbeatIntervalMs,
+    electionTimeoutMs,
+    snapshotCount: int('snapshot-count', 10_000, 1),
+    snapshotCatchUpEntries: int('snapshot-catchup-entries', 5_000, 0),
+    maxRequestBytes: int('max-request-bytes', 1_572_864, 1),
+    requestTimeoutMs: int('request-timeout', 5_000, 1),
+    watchProgressNotifyIntervalMs: int('watch-progress-notify-interval', 600_000, 1),
+    certFile: text('cert-file', ''),
+    keyFile: text('key-file', ''),
+    trustedCaFile: text('trusted-ca-file', ''),
+    clientCertAuth: bool('client-cert-auth'),
+    peerCertFile: text('peer-cert-file', ''),
+    peerKeyFile: text('peer-key-file', ''),
+    peerTrustedCaFile: text('peer-trusted-ca-file', ''),
+    peerClientCertAuth: bool('peer-client-cert-auth'),
+    logLevel,
+  };
+  const tlsUrl = (list: readonly string[]): boolean => list.some((url) => url.startsWith('https://'));
+  if (tlsUrl(flags.listenClientUrls) && (flags.certFile === '' || flags.keyFile === '')) throw new FlagError('https:// client URLs need --cert-file and --key-file');
+  if (tlsUrl(flags.listenPeerUrls) && (flags.peerCertFile === '' || flags.peerKeyFile === '')) throw new FlagError('https:// peer URLs need --peer-cert-file and --peer-key-file');
+  if (flags.clientCertAuth && flags.trustedCaFile === '') throw new FlagError('--client-cert-auth needs --trusted-ca-file');
+  if (flags.peerClientCertAuth && flags.peerTrustedCaFile === '') throw new FlagError('--peer-client-cert-auth needs --peer-trusted-ca-file');
+  return flags;
+}
+
+export function masterUsage(): string {
+  const lines = ['usage: mast master [--flag value ...]', '', 'Runs one master: a Raft member serving the etcd v3 API. Flags (etcd names):'];
+  for (const [name, spec] of Object.entries(MASTER_FLAGS)) lines.push(`  --${name.padEnd(32)} ${spec.help}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,148 @@
+// One `mast master` process: the replicated store, the Raft transport server
+// on the peer URLs and the etcd v3 API on the client URLs.
+
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { PEER_CHANNEL_OPTIONS, raftTransportHandlers, raftWire } from '../../raft/transport/index.js';
+import { addEtcdServices } from '../etcdapi/index.js';
+import { ReplicatedStore, formatId, parseInitialCluster, type StoreLogger } from '../store/index.js';
+import type { MasterFlags } from './flags.js';
+
+const LEVELS = { debug: 0, info: 1, warn: 2, error: 3 } as const;
+
+/** Structured log lines (JSON, one per line, on stderr), as etcd's zap logger writes them. */
+export function jsonLogger(member: string, level: MasterFlags['logLevel']): StoreLogger & { debug(message: string): void } {
+  const write = (at: keyof typeof LEVELS, message: string): void => {
+    if (LEVELS[at] < LEVELS[level]) return;
+    process.stderr.write(`${JSON.stringify({ level: at, ts: new Date().toISOString(), member, msg: message })}\n`);
+  };
+  return {
+    debug: (message) => write('debug', message),
+    info: (message) => write('info', message),
+    warn: (message) => write('warn', message),
+    error: (message) => write('error', message),
+  };
+}
+
+function hostPort(url: string): string {
+  return url.replace(/^https?:\/\//, '').replace(/\/$/, '');
+}
+
+function serverCredentials(url: string, certFile: string, keyFile: string, caFile: string, requireClientCert: boolean): grpc.ServerCredentials {
+  if (!url.startsWith('https://')) return grpc.ServerCredentials.createInsecure();
+  const ca = caFile === '' ? null : readFileSync(caFile);
+  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: readFileSync(certFile), private_key: readFileSync(keyFile) }], requireClientCert);
+}
+
+function channelCredentials(tls: boolean, certFile: string, keyFile: string, caFile: string): grpc.ChannelCredentials {
+  if (!tls) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(
+    caFile === '' ? null : readFileSync(caFile),
+    keyFile === '' ? null : readFileSync(keyFile),
+    certFile === '' ? null : readFileSync(certFile),
+  );
+}
+
+async function bind(server: grpc.Server, url: string, credentials: grpc.ServerCredentials): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(hostPort(url), credentials, (error) => (error === null ? resolve() : reject(new Error(`cannot listen on ${url}: ${error.message}`)))),
+  );
+}
+
+export class Master {
+  private peerServer: grpc.Server | undefined;
+  private clientServer: grpc.Server | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly flags: MasterFlags,
+    readonly store: ReplicatedStore,
+    private readonly logger: StoreLogger,
+  ) {}
+
+  static async start(flags: MasterFlags, onFatal: (error: Error) => void): Promise<Master> {
+    const logger = jsonLogger(flags.name, flags.logLevel);
+    const initialCluster = parseInitialCluster(flags.initialCluster, flags.initialClusterToken);
+    await mkdir(flags.dataDir, { recursive: true });
+    const peerTls = flags.initialAdvertisePeerUrls.some((url) => url.startsWith('https://'));
+    const store = await ReplicatedStore.open({
+      name: flags.name,
+      dataDir: flags.dataDir,
+      peerUrls: flags.initialAdvertisePeerUrls,
+      clientUrls: flags.advertiseClientUrls,
+      initialCluster,
+      initialClusterState: flags.initialClusterState,
+      clusterToken: flags.initialClusterToken,
+      heartbeatIntervalMs: flags.heartbeatIntervalMs,
+      electionTimeoutMs: flags.electionTimeoutMs,
+      snapshotCount: flags.snapshotCount,
+      snapshotCatchUpEntries: flags.snapshotCatchUpEntries,
+      requestTimeoutMs: flags.requestTimeoutMs,
+      maxRequestBytes: flags.maxRequestBytes,
+      peerCredentials: channelCredentials(peerTls, flags.peerCertFile, flags.peerKeyFile, flags.peerTrustedCaFile),
+      logger,
+      onFatal,
+    });
+    const master = new Master(flags, store, logger);
+    try {
+      await master.listen();
+    } catch (error) {
+      await store.stop();
+      throw error;
+    }
+    store.start();
+    logger.info(
+      `member ${flags.name} (${formatId(store.memberId)}) of cluster ${formatId(store.clusterId)} serving clients on ${flags.listenClientUrls.join(',')}, peers on ${flags.listenPeerUrls.join(',')}`,
+    );
+    return master;
+  }
+
+  private async listen(): Promise<void> {
+    const { flags, store } = this;
+    const peerServer = new grpc.Server(PEER_CHANNEL_OPTIONS);
+    peerServer.addService(raftWire.RaftTransportService, raftTransportHandlers(
+      {
+        step: (message) => store.step(message),
+        reportUnreachable: () => {},
+        reportSnapshot: () => {},
+      },
+      { self: store.memberId, logger: this.logger },
+    ));
+    this.peerServer = peerServer;
+    for (const url of flags.listenPeerUrls) {
+      await bind(peerServer, url, serverCredentials(url, flags.peerCertFile, flags.peerKeyFile, flags.peerTrustedCaFile, flags.peerClientCertAuth));
+    }
+    const clientServer = new grpc.Server({
+      // etcd allows requests up to --max-request-bytes plus 512 KiB of gRPC overhead.
+      'grpc.max_receive_message_length': flags.maxRequestBytes + 512 * 1024,
+      'grpc.max_send_message_length': 2 ** 31 - 1,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5000,
+    });
+    const clientTls = flags.advertiseClientUrls.some((url) => url.startsWith('https://'));
+    addEtcdServices(clientServer, store, {
+      clientCredentials: channelCredentials(clientTls, flags.certFile, flags.keyFile, flags.trustedCaFile),
+      dataDir: flags.dataDir,
+      minTtlSeconds: Math.max(1, Math.ceil((1.5 * flags.electionTimeoutMs) / 1000)),
+      progressNotifyIntervalMs: flags.watchProgressNotifyIntervalMs,
+    });
+    this.clientServer = clientServer;
+    for (const url of flags.listenClientUrls) {
+      await bind(clientServer, url, serverCredentials(url, flags.certFile, flags.keyFile, flags.trustedCaFile, flags.clientCertAuth));
+    }
+  }
+
+  /** Stop serving and close the store. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.clientServer?.forceShutdown();
+    await this.store.stop();
+    this.peerServer?.forceShutdown();
+    this.logger.info(`member ${this.flags.name} stopped`);
+  }
+}

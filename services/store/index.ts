@@ -1,0 +1,6 @@
+// The replicated store of one master: Raft node, state machine, lessor.
+export * from './etcd-convert.js';
+export { Lessor, type LessorClock } from './lessor.js';
+export { clusterIdOf, formatId, InitialClusterError, memberIdOf, parseInitialCluster } from './members.js';
+export { REQUEST_ID_WINDOW, StoreStateMachine, type MemberInfo, type Outcome, type StateListener } from './state-machine.js';
+export { ReplicatedStore, StoreError, type CommandOp, type StoreLogger, type StoreOptions } from './store.js';
