@@ -13,14 +13,26 @@ const out = outIndex > 0 ? resolve(process.argv[outIndex + 1]) : join(root, 'pro
 
 const scratch = mkdtempSync(join(tmpdir(), 'mast-proto-'));
 try {
-  const template = readFileSync(join(root, 'ops', 'proto', 'buf.gen.yaml'), 'utf8')
-    .replace('local: node_modules/.bin/protoc-gen-ts_proto', `local: ${join(root, 'node_modules', '.bin', 'protoc-gen-ts_proto')}`)
-    .replace('out: proto/gen', `out: ${join(scratch, 'gen')}`);
-  writeFileSync(join(scratch, 'buf.gen.yaml'), template);
-  execFileSync(join(root, 'node_modules', '.bin', 'buf'), ['generate', '--template', join(scratch, 'buf.gen.yaml'), join(root, 'proto')], {
-    stdio: 'inherit',
-    cwd: root,
-  });
+  // Two passes: everything with 64-bit integers as JavaScript numbers (mast's
+  // own ids and revisions stay below 2^53), and a client copy of the etcd API
+  // with 64-bit integers as strings, for talking to real etcd members whose
+  // ids use all 64 bits.
+  const passes = [
+    { out: join(scratch, 'gen'), long: 'number', paths: [] },
+    { out: join(scratch, 'gen', 'client'), long: 'string', paths: ['--path', join(root, 'proto', 'etcd')] },
+  ];
+  for (const [index, pass] of passes.entries()) {
+    const template = readFileSync(join(root, 'ops', 'proto', 'buf.gen.yaml'), 'utf8')
+      .replace('local: node_modules/.bin/protoc-gen-ts_proto', `local: ${join(root, 'node_modules', '.bin', 'protoc-gen-ts_proto')}`)
+      .replace('out: proto/gen', `out: ${pass.out}`)
+      .replace('forceLong=number', `forceLong=${pass.long}`);
+    const templateFile = join(scratch, `buf.gen.${index}.yaml`);
+    writeFileSync(templateFile, template);
+    execFileSync(join(root, 'node_modules', '.bin', 'buf'), ['generate', '--template', templateFile, join(root, 'proto'), ...pass.paths], {
+      stdio: 'inherit',
+      cwd: root,
+    });
+  }
   rmSync(out, { recursive: true, force: true });
   cpSync(join(scratch, 'gen'), out, { recursive: true });
   console.log(`generated ${readdirSync(out).join(', ')} into ${out}`);

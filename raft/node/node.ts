@@ -91,6 +91,8 @@ export class RaftNode {
   private rerun = false;
   private stopped = false;
   private snapshotIndex: LogIndex;
+  /** The last entry applied to the state machine (ahead of the core's count until advance). */
+  private appliedIndex: LogIndex;
   /** Proposals accepted locally, keyed by index: resolved once applied with the same term. */
   private readonly appliedWaiters = new Map<LogIndex, { term: Term; waiter: Waiter<LogIndex> }>();
   /** Reads waiting for their ReadIndex (by context), then for the apply of that index. */
@@ -103,6 +105,7 @@ export class RaftNode {
     const { stored } = options;
     if (stored.snapshot !== undefined) options.stateMachine.restore(stored.snapshot);
     this.snapshotIndex = stored.snapshot?.meta.index ?? 0;
+    this.appliedIndex = this.snapshotIndex;
     this.raft = new Raft(options.config, {
       hardState: stored.hardState,
       snapshot: stored.snapshot,
@@ -273,16 +276,31 @@ export class RaftNode {
   private async handleReady(ready: Ready): Promise<void> {
     const { transport, storage, stateMachine } = this.options;
     if (ready.messages.length > 0) transport.send(ready.messages);
-    if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
-      await storage.persist({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot }, ready.mustSync);
-    }
-    if (ready.messagesAfterPersist.length > 0) transport.send(ready.messagesAfterPersist);
+    // A hard state that only moves the commit index is not written on its own:
+    // a stale commit index on disk is safe (restart re-learns it from the
+    // leader) and skipping the write takes a disk round trip off every commit.
+    // The next write carries the current hard state, commit included.
+    const mustPersist = ready.snapshot !== undefined || ready.entries.length > 0 || ready.mustSync;
+    let persisting = mustPersist
+      ? storage.persist({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot }, ready.mustSync)
+      : undefined;
     if (ready.snapshot !== undefined) {
+      await persisting;
+      persisting = undefined;
       stateMachine.restore(ready.snapshot);
       this.snapshotIndex = ready.snapshot.meta.index;
+      this.appliedIndex = ready.snapshot.meta.index;
+    } else if (persisting !== undefined) {
+      // Reported when awaited below; this only keeps an early throw from leaving it unobserved.
+      persisting.catch(() => {});
     }
+    // Committed entries are durable on a quorum already, so they are applied
+    // while this member's own write is in flight (the state machine lives in
+    // memory and is rebuilt from snapshot + log on restart): clients hear back
+    // without waiting for an fsync that does not protect their data.
     for (const entry of ready.committedEntries) {
       stateMachine.apply(entry);
+      this.appliedIndex = entry.index;
       this.settleProposal(entry);
     }
     for (const readState of ready.readStates) {
@@ -291,9 +309,12 @@ export class RaftNode {
       this.readWaiters.delete(readState.context);
       this.indexWaiters.push({ index: readState.index, context: readState.context, waiter });
     }
-    this.options.onReady?.(ready);
-    this.raft.advance(ready);
     this.settleIndexWaiters();
+    this.options.onReady?.(ready);
+    if (persisting !== undefined) await persisting;
+    // Votes and acknowledgements promise durability: only after the write.
+    if (ready.messagesAfterPersist.length > 0) transport.send(ready.messagesAfterPersist);
+    this.raft.advance(ready);
     await this.maybeSnapshot();
   }
 
@@ -306,7 +327,8 @@ export class RaftNode {
   }
 
   private settleIndexWaiters(): void {
-    const applied = this.raft.status().applied;
+    const applied = this.appliedIndex;
+    if (this.indexWaiters.length === 0) return;
     for (let position = this.indexWaiters.length - 1; position >= 0; position--) {
       const pending = this.indexWaiters[position]!;
       if (pending.index > applied) continue;
@@ -316,7 +338,7 @@ export class RaftNode {
   }
 
   private async maybeSnapshot(): Promise<void> {
-    const applied = this.raft.status().applied;
+    const applied = this.appliedIndex;
     if (applied - this.snapshotIndex < this.options.snapshotEveryEntries) return;
     const data = this.options.stateMachine.snapshot();
     this.raft.compact(applied, data, this.options.snapshotCatchUpEntries);

@@ -7,6 +7,10 @@
 // retries, memory stays bounded. A broken stream reconnects with exponential
 // backoff. Snapshots go separately, in chunks, over InstallSnapshot, at most
 // one at a time per peer, and Raft is told how the transfer ended.
+//
+// `disableNagle` turns Nagle's algorithm off on a gRPC server's sockets:
+// grpc-js does it for client sockets only, and Raft's small messages would
+// otherwise wait for the peer's delayed ACK.
 
 import * as grpc from '@grpc/grpc-js';
 import { crc32 } from 'node:zlib';
@@ -100,7 +104,8 @@ class Peer {
     this.queue.push(message);
     if (!this.flushScheduled && !this.blocked) {
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      // Everything sent in this turn of the event loop goes out as one batch.
+      queueMicrotask(() => this.flush());
     }
   }
 
@@ -380,3 +385,19 @@ export function raftTransportHandlers(sink: MessageSink, options: TransportServe
 }
 
 export { wire as raftWire };
+
+/**
+ * Turn off Nagle's algorithm on the sockets of a bound gRPC server. grpc-js
+ * offers no option for it; it keeps its HTTP/2 servers in a private map,
+ * which this reaches into (and says so if a grpc-js upgrade moved it).
+ */
+export function disableNagle(server: grpc.Server, logger?: TransportLogger): void {
+  const servers = (server as unknown as { http2Servers?: Map<import('node:net').Server, unknown> }).http2Servers;
+  if (!(servers instanceof Map)) {
+    logger?.warn('cannot turn off Nagle on server sockets: this grpc-js keeps its HTTP/2 servers elsewhere; expect higher latency');
+    return;
+  }
+  for (const http2Server of servers.keys()) {
+    http2Server.prependListener('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
+  }
+}

@@ -66,6 +66,7 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   'services/master': ['services/store', 'services/etcdapi', 'raft/core', 'raft/transport', 'proto'],
   'services/cmd': ['services/master', 'services/store'],
   'services/client': ['proto'],
+  'services/launcher': ['services/client'],
   'services/scheduler': ['services/client', 'proto'],
   'services/controllers': ['services/client', 'proto'],
   'services/agent': ['services/client', 'proto'],

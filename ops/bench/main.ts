@@ -1,0 +1,35 @@
+// npm run bench -- NAME [flags]: runs one benchmark; its last line of output
+// is one JSON object with the figures.
+
+import { parseArgs } from 'node:util';
+import { benchKv } from './kv.js';
+
+const USAGE = `usage: npm run bench -- NAME [flags]
+
+benchmarks:
+  kv      etcd v3 load on 3 masters (and on etcd when installed)
+          --seconds N (10) per load case, --kills N (5) failovers, --no-etcd
+`;
+
+async function main(): Promise<void> {
+  const [name, ...rest] = process.argv.slice(2);
+  const log = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  switch (name) {
+    case 'kv': {
+      const { values } = parseArgs({ args: rest, options: { seconds: { type: 'string', default: '10' }, kills: { type: 'string', default: '5' }, 'no-etcd': { type: 'boolean', default: false } } });
+      const result = await benchKv({ seconds: Number(values.seconds), kills: Number(values.kills), etcd: !values['no-etcd'] }, log);
+      log(JSON.stringify(result));
+      return;
+    }
+    default:
+      process.stderr.write(name === undefined ? USAGE : `unknown benchmark ${JSON.stringify(name)}\n\n${USAGE}`);
+      process.exitCode = 2;
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
