@@ -13,6 +13,7 @@
 // otherwise wait for the peer's delayed ACK.
 
 import * as grpc from '@grpc/grpc-js';
+import type { Server as NetServer, Socket } from 'node:net';
 import { crc32 } from 'node:zlib';
 import type { Message, NodeId, Snapshot } from '../core/index.js';
 import * as wire from '../../proto/gen/raft.js';
@@ -392,12 +393,12 @@ export { wire as raftWire };
  * which this reaches into (and says so if a grpc-js upgrade moved it).
  */
 export function disableNagle(server: grpc.Server, logger?: TransportLogger): void {
-  const servers = (server as unknown as { http2Servers?: Map<import('node:net').Server, unknown> }).http2Servers;
+  const servers = (server as unknown as { http2Servers?: Map<NetServer, unknown> }).http2Servers;
   if (!(servers instanceof Map)) {
     logger?.warn('cannot turn off Nagle on server sockets: this grpc-js keeps its HTTP/2 servers elsewhere; expect higher latency');
     return;
   }
   for (const http2Server of servers.keys()) {
-    http2Server.prependListener('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
+    http2Server.prependListener('connection', (socket: Socket) => socket.setNoDelay(true));
   }
 }
