@@ -64,8 +64,8 @@ export class EtcdConnection {
     return this.call(etcd.KVService.deleteRange, etcd.DeleteRangeRequest.fromPartial({ ...request, key: bytes(request.key) }));
   }
 
-  txn(request: Parameters<typeof etcd.TxnRequest.fromPartial>[0]): Promise<etcd.TxnResponse> {
-    return this.call(etcd.KVService.txn, etcd.TxnRequest.fromPartial(request));
+  txn(request: { compare?: etcd.Compare[]; success?: etcd.RequestOp[]; failure?: etcd.RequestOp[] }): Promise<etcd.TxnResponse> {
+    return this.call(etcd.KVService.txn, { compare: request.compare ?? [], success: request.success ?? [], failure: request.failure ?? [] });
   }
 
   compact(revision: number | string): Promise<etcd.CompactionResponse> {
