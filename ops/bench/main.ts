@@ -2,6 +2,7 @@
 // is one JSON object with the figures.
 
 import { parseArgs } from 'node:util';
+import { benchCrash } from './crash.js';
 import { benchKv } from './kv.js';
 
 const USAGE = `usage: npm run bench -- NAME [flags]
@@ -9,6 +10,8 @@ const USAGE = `usage: npm run bench -- NAME [flags]
 benchmarks:
   kv      etcd v3 load on 3 masters (and on etcd when installed)
           --seconds N (10) per load case, --kills N (5) failovers, --no-etcd
+  crash   kill -9 masters at random points of a write load; count lost writes
+          --points N (1000), --seed N (1)
 `;
 
 async function main(): Promise<void> {
@@ -21,6 +24,13 @@ async function main(): Promise<void> {
       const { values } = parseArgs({ args: rest, options: { seconds: { type: 'string', default: '10' }, kills: { type: 'string', default: '5' }, 'no-etcd': { type: 'boolean', default: false } } });
       const result = await benchKv({ seconds: Number(values.seconds), kills: Number(values.kills), etcd: !values['no-etcd'] }, log);
       log(JSON.stringify(result));
+      return;
+    }
+    case 'crash': {
+      const { values } = parseArgs({ args: rest, options: { points: { type: 'string', default: '1000' }, seed: { type: 'string', default: '1' } } });
+      const result = await benchCrash(Number(values.points), Number(values.seed), log);
+      log(JSON.stringify(result));
+      if (result.lost !== 0) process.exitCode = 1;
       return;
     }
     default:
