@@ -1,0 +1,48 @@
+// `mast master` flags: etcd's names, defaults and clear errors.
+
+import { expect } from 'chai';
+import { FlagError, parseMasterFlags } from '../../services/master/flags.js';
+import { InitialClusterError, memberIdOf, parseInitialCluster } from '../../services/store/index.js';
+
+describe('mast master flags', function () {
+  it('reads etcd-style flags in both --flag=value and --flag value forms, with etcd-like defaults', function () {
+    const flags = parseMasterFlags(['--name', 'm1', '--listen-peer-urls=http://127.0.0.1:2380', '--initial-cluster', 'm1=http://127.0.0.1:2380', '--client-cert-auth=false']);
+    expect(flags.name).to.equal('m1');
+    expect(flags.dataDir).to.equal('m1.mast');
+    expect(flags.initialAdvertisePeerUrls).to.deep.equal(['http://127.0.0.1:2380']);
+    expect(flags.listenClientUrls).to.deep.equal(['http://localhost:2379']);
+    expect(flags.initialClusterState).to.equal('new');
+    expect(flags.heartbeatIntervalMs).to.equal(50);
+    expect(flags.electionTimeoutMs).to.equal(250);
+    expect(flags.maxRequestBytes).to.equal(1_572_864);
+  });
+
+  it('names what is wrong', function () {
+    const failure = (argv: string[]): string => {
+      try {
+        parseMasterFlags(argv);
+      } catch (error) {
+        expect(error).to.be.instanceOf(FlagError);
+        return (error as Error).message;
+      }
+      throw new Error('expected a FlagError');
+    };
+    expect(failure(['--nme', 'x'])).to.contain('unknown flag --nme');
+    expect(failure(['--listen-client-urls', 'localhost:2379'])).to.contain('is not http(s)://host:port');
+    expect(failure(['--listen-client-urls', 'https://127.0.0.1:2379'])).to.contain('need --cert-file and --key-file');
+    expect(failure(['--heartbeat-interval', '100', '--election-timeout', '150'])).to.contain('at least twice');
+    expect(failure(['--snapshot-count', 'many'])).to.contain('not a whole number');
+    expect(failure(['--initial-cluster-state', 'old'])).to.contain('"new" or "existing"');
+    expect(failure(['--name'])).to.contain('needs a value');
+  });
+
+  it('parses --initial-cluster into members with ids derived from peer URLs and the token', function () {
+    const members = parseInitialCluster('a=http://10.0.0.1:2380,b=http://10.0.0.2:2380', 'tok');
+    expect(members.map((member) => member.name)).to.deep.equal(['a', 'b']);
+    expect(members[0]!.id).to.equal(memberIdOf(['http://10.0.0.1:2380'], 'tok'));
+    expect(members[0]!.id).to.not.equal(memberIdOf(['http://10.0.0.1:2380'], 'other-token'));
+    expect(Number.isSafeInteger(members[0]!.id)).to.equal(true);
+    expect(() => parseInitialCluster('a', 'tok')).to.throw(InitialClusterError, 'is not NAME=PEER_URL');
+    expect(() => parseInitialCluster('a=ftp://x:1', 'tok')).to.throw(InitialClusterError, 'http:// or https://');
+  });
+});
