@@ -1,7 +1,7 @@
 // Raft messages between masters over gRPC (proto/raft.proto, RaftTransport).
 //
 // Each peer gets one long-lived client stream. Messages queue per peer and go
-// out in batches (one MessageBatch per turn of the event loop); the queue is
+// out in batches (one MessageBatch per peer per Ready, written at once); the queue is
 // bounded, and when it is full, the peer unreachable or the stream pushing
 // back, messages are dropped and Raft is told the peer is unreachable — Raft
 // retries, memory stays bounded. A broken stream reconnects with exponential
@@ -71,7 +71,6 @@ class Peer {
   private readonly client: grpc.Client;
   private stream: grpc.ClientWritableStream<wire.MessageBatch> | undefined;
   private queue: Message[] = [];
-  private flushScheduled = false;
   private blocked = false;
   private backoffMs: number;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -92,7 +91,8 @@ class Peer {
     this.open();
   }
 
-  send(message: Message): void {
+  /** Queue a message; `flushNow` (at the end of a Ready's messages) writes the queue at once. */
+  send(message: Message, flushNow: boolean): void {
     if (this.closed) return;
     if (message.kind === 'snapshot') {
       this.sendSnapshot(message);
@@ -103,11 +103,12 @@ class Peer {
       return;
     }
     this.queue.push(message);
-    if (!this.flushScheduled && !this.blocked) {
-      this.flushScheduled = true;
-      // Everything sent in this turn of the event loop goes out as one batch.
-      queueMicrotask(() => this.flush());
-    }
+    if (flushNow) this.flushIfOpen();
+  }
+
+  /** Write the queue as one batch now, unless the stream is pushing back. */
+  flushIfOpen(): void {
+    if (this.queue.length > 0 && !this.blocked) this.flush();
   }
 
   close(): void {
@@ -160,7 +161,6 @@ class Peer {
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     const stream = this.stream;
     if (stream === undefined || this.closed) return;
     if (this.dropped > 0) {
@@ -293,7 +293,9 @@ export class GrpcTransport {
     return [...this.peers.keys()];
   }
 
+  /** Send a Ready's messages: each peer's share goes out as one batch, right away. */
   send(messages: readonly Message[]): void {
+    const touched = new Set<Peer>();
     for (const message of messages) {
       const peer = this.peers.get(message.to);
       if (peer === undefined) {
@@ -301,8 +303,10 @@ export class GrpcTransport {
         else this.sink.reportUnreachable(message.to);
         continue;
       }
-      peer.send(message);
+      peer.send(message, false);
+      touched.add(peer);
     }
+    for (const peer of touched) peer.flushIfOpen();
   }
 
   close(): void {

@@ -8,6 +8,8 @@ import { mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
 import { EtcdConnection } from '../client/etcd.js';
 
 export const MAST_BINARY = fileURLToPath(new URL('../cmd/mast.js', import.meta.url));
@@ -23,6 +25,8 @@ export interface LocalClusterOptions {
   readonly flags?: readonly string[];
   /** Flags for node itself (e.g. --cpu-prof), for flavor 'mast'. */
   readonly nodeArgs?: readonly string[];
+  /** Serve clients and peers over TLS with these PEM files (one certificate for every member). */
+  readonly tls?: { readonly caFile: string; readonly certFile: string; readonly keyFile: string };
   /** The etcd binary, for flavor 'etcd'. */
   readonly etcdBinary?: string;
 }
@@ -68,6 +72,8 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 export class LocalCluster {
   readonly members: LocalMember[];
   readonly flavor: Flavor;
+  /** What a client needs to reach the members (TLS when the cluster uses it). */
+  readonly clientCredentials: grpc.ChannelCredentials;
 
   private constructor(
     private readonly options: LocalClusterOptions,
@@ -75,6 +81,14 @@ export class LocalCluster {
   ) {
     this.members = members;
     this.flavor = options.flavor ?? 'mast';
+    this.clientCredentials =
+      options.tls === undefined
+        ? grpc.credentials.createInsecure()
+        : grpc.credentials.createSsl(readFileSync(options.tls.caFile), readFileSync(options.tls.keyFile), readFileSync(options.tls.certFile));
+  }
+
+  private static scheme(options: LocalClusterOptions): string {
+    return options.tls === undefined ? 'http' : 'https';
   }
 
   static async create(options: LocalClusterOptions): Promise<LocalCluster> {
@@ -82,10 +96,11 @@ export class LocalCluster {
     const members: LocalMember[] = [];
     for (let i = 1; i <= options.size; i++) {
       const name = `m${i}`;
+      const scheme = LocalCluster.scheme(options);
       members.push({
         name,
-        peerUrl: `http://127.0.0.1:${await freePort()}`,
-        clientUrl: `http://127.0.0.1:${await freePort()}`,
+        peerUrl: `${scheme}://127.0.0.1:${await freePort()}`,
+        clientUrl: `${scheme}://127.0.0.1:${await freePort()}`,
         dataDir: join(options.baseDir, name),
         logFile: join(options.baseDir, `${name}.log`),
         process: undefined,
@@ -108,7 +123,7 @@ export class LocalCluster {
   }
 
   get endpoints(): string[] {
-    return this.members.map((member) => member.clientUrl.replace('http://', ''));
+    return this.members.map((member) => member.clientUrl.replace(/^https?:\/\//, ''));
   }
 
   member(name: string): LocalMember {
@@ -127,6 +142,17 @@ export class LocalCluster {
       `--advertise-client-urls=${member.clientUrl}`,
       `--initial-cluster=${initialCluster}`,
       `--initial-cluster-state=${state}`,
+      ...(this.options.tls === undefined
+        ? []
+        : [
+            `--cert-file=${this.options.tls.certFile}`,
+            `--key-file=${this.options.tls.keyFile}`,
+            `--trusted-ca-file=${this.options.tls.caFile}`,
+            `--peer-cert-file=${this.options.tls.certFile}`,
+            `--peer-key-file=${this.options.tls.keyFile}`,
+            `--peer-trusted-ca-file=${this.options.tls.caFile}`,
+            '--peer-client-cert-auth',
+          ]),
       ...(this.options.flags ?? []),
     ];
   }
@@ -153,10 +179,11 @@ export class LocalCluster {
   /** Add a member slot (not started) for a member that will join at runtime. */
   async addSlot(): Promise<LocalMember> {
     const name = `m${this.members.length + 1}`;
+    const scheme = LocalCluster.scheme(this.options);
     const member: LocalMember = {
       name,
-      peerUrl: `http://127.0.0.1:${await freePort()}`,
-      clientUrl: `http://127.0.0.1:${await freePort()}`,
+      peerUrl: `${scheme}://127.0.0.1:${await freePort()}`,
+      clientUrl: `${scheme}://127.0.0.1:${await freePort()}`,
       dataDir: join(this.options.baseDir, name),
       logFile: join(this.options.baseDir, `${name}.log`),
       process: undefined,
@@ -183,7 +210,7 @@ export class LocalCluster {
   }
 
   connection(name: string): EtcdConnection {
-    return new EtcdConnection(this.member(name).clientUrl);
+    return new EtcdConnection(this.member(name).clientUrl, this.clientCredentials);
   }
 
   /** The running member that leads, once the running members agree on one. */
@@ -194,7 +221,7 @@ export class LocalCluster {
         const leaders = new Set<string>();
         let leaderMember: LocalMember | undefined;
         for (const member of this.running()) {
-          const connection = new EtcdConnection(member.clientUrl);
+          const connection = new EtcdConnection(member.clientUrl, this.clientCredentials);
           try {
             const status = await connection.status(1000);
             leaders.add(status.leader);

@@ -41,7 +41,7 @@ describe('raft gRPC transport', function () {
     for (const step of cleanup.splice(0)) step();
   });
 
-  it('delivers messages in order, batched per turn of the event loop', async function () {
+  it('delivers messages in order, each send as one batch', async function () {
     const receiver = new Sink();
     const { server, url } = await serve(2, receiver);
     const sender = new Sink();
