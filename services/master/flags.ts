@@ -49,7 +49,7 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'initial-cluster': { kind: 'string', help: 'founding members, NAME=PEER_URL,... (default NAME=first initial-advertise-peer-url)' },
   'initial-cluster-state': { kind: 'string', help: '"new" to found a cluster, "existing" to join one (after `member add`) (default "new")' },
   'initial-cluster-token': { kind: 'string', help: 'cluster token: member and cluster ids derive from it (default "mast-cluster")' },
-  'heartbeat-interval': { kind: 'int', help: 'milliseconds between leader heartbeats; also the Raft tick (default 50)' },
+  'heartbeat-interval': { kind: 'int', help: 'milliseconds between leader heartbeats (the Raft tick is a fifth of it) (default 50)' },
   'election-timeout': { kind: 'int', help: 'milliseconds without a leader before a follower campaigns (randomized up to twice this) (default 250)' },
   'snapshot-count': { kind: 'int', help: 'applied entries between snapshots; the log before a snapshot is compacted (default 10000)' },
   'snapshot-catchup-entries': { kind: 'int', help: 'entries kept behind a snapshot for slightly lagging followers (default 5000)' },

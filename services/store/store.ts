@@ -139,8 +139,13 @@ export class ReplicatedStore implements StateListener {
     const { storage, state } = await LevelRaftStorage.open(options.dataDir);
     this.storage = storage;
     for (const member of options.initialCluster) if (member.peerUrls[0] !== undefined) this.transport.setPeer(member.id, member.peerUrls[0]);
-    const heartbeatTicks = 1;
-    const electionTicks = Math.max(2, Math.round(options.electionTimeoutMs / options.heartbeatIntervalMs));
+    // Ticks finer than the heartbeat: the randomized election timeout then
+    // takes many distinct values (with one tick per heartbeat, 250-500 ms
+    // would have only five), so two followers rarely campaign at once and
+    // split the vote after a leader dies.
+    const tickMs = Math.max(1, Math.floor(options.heartbeatIntervalMs / 5));
+    const heartbeatTicks = Math.max(1, Math.round(options.heartbeatIntervalMs / tickMs));
+    const electionTicks = Math.max(2 * heartbeatTicks, Math.round(options.electionTimeoutMs / tickMs));
     this.node = new RaftNode({
       config: {
         id: this.memberId,
@@ -163,7 +168,7 @@ export class ReplicatedStore implements StateListener {
       stateMachine: this.stateMachine,
       transport: this.transport,
       initialVoters: options.initialClusterState === 'new' ? options.initialCluster.map((member) => member.id) : [],
-      tickIntervalMs: options.heartbeatIntervalMs,
+      tickIntervalMs: tickMs,
       snapshotEveryEntries: options.snapshotCount,
       snapshotCatchUpEntries: options.snapshotCatchUpEntries,
       onReady: (ready) => this.onReady(ready),
