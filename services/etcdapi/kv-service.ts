@@ -1,6 +1,6 @@
 // etcdserverpb.KV: Range, Put, DeleteRange, Txn, Compact.
 
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import type * as etcd from '../../proto/gen/etcd/rpc.js';
 import {
   deleteRangeResponseToWire,
@@ -14,7 +14,6 @@ import {
   type ReplicatedStore,
 } from '../store/index.js';
 import { ApiError, toServiceError } from './errors.js';
-import * as grpcjs from '@grpc/grpc-js';
 
 /** etcd's --max-txn-ops default. */
 export const MAX_TXN_OPS = 128;
@@ -33,14 +32,14 @@ export function unary<Req, Res>(run: (request: Req) => Promise<Res>): Unary<Req,
 
 export function expectOutcome<K extends Outcome['kind']>(outcome: Outcome, kind: K): Extract<Outcome, { kind: K }> {
   if (outcome.kind === 'error') throw outcome.error;
-  if (outcome.kind !== kind) throw new ApiError(grpcjs.status.INTERNAL, `mast: applied ${outcome.kind} where ${kind} was expected`);
+  if (outcome.kind !== kind) throw new ApiError(grpc.status.INTERNAL, `mast: applied ${outcome.kind} where ${kind} was expected`);
   return outcome as Extract<Outcome, { kind: K }>;
 }
 
 function checkTxnSize(request: etcd.TxnRequest): void {
   const ops = Math.max(request.success.length, request.failure.length);
   if (request.compare.length > MAX_TXN_OPS || ops > MAX_TXN_OPS) {
-    throw new ApiError(grpcjs.status.INVALID_ARGUMENT, `etcdserver: too many operations in txn request (at most ${MAX_TXN_OPS} compares and ${MAX_TXN_OPS} operations per branch)`);
+    throw new ApiError(grpc.status.INVALID_ARGUMENT, `etcdserver: too many operations in txn request (at most ${MAX_TXN_OPS} compares and ${MAX_TXN_OPS} operations per branch)`);
   }
 }
 
@@ -53,12 +52,12 @@ export function kvService(store: ReplicatedStore): etcd.KVServer {
       return rangeResponseToWire(response, store.header(response.revision));
     }),
     put: unary(async (request: etcd.PutRequest) => {
-      if (request.key.byteLength === 0) throw new ApiError(grpcjs.status.INVALID_ARGUMENT, 'etcdserver: key is not provided');
+      if (request.key.byteLength === 0) throw new ApiError(grpc.status.INVALID_ARGUMENT, 'etcdserver: key is not provided');
       const { response } = expectOutcome(await store.write({ $case: 'put', value: request }), 'put');
       return putResponseToWire(response, store.header(response.revision));
     }),
     deleteRange: unary(async (request: etcd.DeleteRangeRequest) => {
-      if (request.key.byteLength === 0) throw new ApiError(grpcjs.status.INVALID_ARGUMENT, 'etcdserver: key is not provided');
+      if (request.key.byteLength === 0) throw new ApiError(grpc.status.INVALID_ARGUMENT, 'etcdserver: key is not provided');
       const { response } = expectOutcome(await store.write({ $case: 'deleteRange', value: request }), 'delete-range');
       return deleteRangeResponseToWire(response, store.header(response.revision));
     }),

@@ -15,7 +15,7 @@
 import { nanoid } from 'nanoid';
 import type * as grpc from '@grpc/grpc-js';
 import { NONE, type ConfChange, type LogIndex, type Message, type NodeId, type Ready, type Status } from '../../raft/core/index.js';
-import { KvError, type MvccStore, type WatchHub } from '../../raft/kv/index.js';
+import type { MvccStore, WatchHub } from '../../raft/kv/index.js';
 import { NodeStopped, ProposalRefused, RaftNode, ReadTimedOut } from '../../raft/node/index.js';
 import { LevelRaftStorage } from '../../raft/storage/index.js';
 import { GrpcTransport, type TransportLogger } from '../../raft/transport/index.js';
@@ -471,8 +471,4 @@ export class ReplicatedStore implements StateListener {
   header(revision = this.kv.revision): { clusterId: number; memberId: number; revision: number; raftTerm: number } {
     return { clusterId: this.clusterId, memberId: this.memberId, revision, raftTerm: this.term };
   }
-}
-
-export function isKvError(error: unknown): error is KvError {
-  return error instanceof KvError;
 }
