@@ -129,4 +129,13 @@ describe('etcdctl against a 3-master mast cluster', function () {
     const health = await etcdctl(['endpoint', 'health'], undefined, true);
     for (const endpoint of cluster.endpoints) expect(health).to.contain(`${endpoint} is healthy`);
   });
+
+  it('answers what mast does not implement with UNIMPLEMENTED and a message saying so', async function () {
+    const error = await etcdctl(['endpoint', 'hashkv']).then(
+      () => undefined,
+      (failure: Error) => failure.message,
+    );
+    expect(error).to.match(/Unimplemented/);
+    expect(error).to.contain('mast does not implement Maintenance.HashKV');
+  });
 });
