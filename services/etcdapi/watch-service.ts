@@ -13,11 +13,17 @@ import { eventToWire, type ReplicatedStore } from '../store/index.js';
 export interface WatchServiceOptions {
   /** How often watchers that asked for progress notifications get one (etcd: 10 minutes). */
   readonly progressNotifyIntervalMs: number;
+  /**
+   * Responses a stream may have queued for a client that does not read them;
+   * beyond it the watcher is cancelled (saying so), so memory stays bounded.
+   */
+  readonly maxQueuedResponses?: number;
 }
 
 const COMPACTED = 'etcdserver: mvcc: required revision has been compacted';
 
 export function watchService(store: ReplicatedStore, options: WatchServiceOptions): etcd.WatchServer {
+  const maxQueued = options.maxQueuedResponses ?? 10_000;
   return {
     watch: (call: grpc.ServerDuplexStream<etcd.WatchRequest, etcd.WatchResponse>) => {
       const watchers = new Map<number, { cancel: () => void; progress: boolean }>();
@@ -51,14 +57,32 @@ export function watchService(store: ReplicatedStore, options: WatchServiceOption
           return;
         }
         send({ ...base(watchId), created: true });
+        /** The revision the client has been sent everything up to. */
+        let delivered = request.startRevision > 0 ? request.startRevision - 1 : store.kv.revision;
+        let active = true;
         const deliver = (batch: WatchBatch): void => {
+          if (!active) return;
           if (batch.compactRevision !== undefined) {
+            active = false;
             watchers.delete(watchId);
             send({ ...base(watchId), canceled: true, compactRevision: batch.compactRevision, cancelReason: COMPACTED });
             return;
           }
+          if (call.writableLength >= maxQueued) {
+            active = false;
+            stopWatching();
+            watchers.delete(watchId);
+            send({
+              ...base(watchId),
+              canceled: true,
+              cancelReason: `etcdserver: the client reads too slowly (${call.writableLength} responses unsent); watch again from revision ${delivered + 1}`,
+            });
+            return;
+          }
+          delivered = batch.revision;
           send({ ...base(watchId), header: store.header(batch.revision), events: batch.events.map(eventToWire) });
         };
+        let stopWatching = (): void => {};
         const started = store.watchHub.watch(
           {
             key: request.key,
@@ -70,8 +94,13 @@ export function watchService(store: ReplicatedStore, options: WatchServiceOption
           },
           deliver,
         );
+        stopWatching = started.kind === 'created' ? started.cancel : () => {};
         if (started.kind === 'compacted') {
           send({ ...base(watchId), canceled: true, compactRevision: started.compactRevision, cancelReason: `${COMPACTED} (${started.message})` });
+          return;
+        }
+        if (!active) {
+          started.cancel(); // cancelled already, while replaying its history
           return;
         }
         watchers.set(watchId, { cancel: started.cancel, progress: request.progressNotify });
