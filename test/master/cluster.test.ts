@@ -83,7 +83,7 @@ describe('mast master: three processes', function () {
       size: 3,
       baseDir: mkdtempSync(join(tmpdir(), 'mast-cluster-test-')),
       // Small snapshots so that catching up by snapshot happens in a test-sized run.
-      flags: ['--snapshot-count=200', '--snapshot-catchup-entries=20'],
+      flags: ['--snapshot-count=200', '--snapshot-catchup-entries=20', '--watch-progress-notify-interval=300'],
     });
     client = new EtcdClient({ endpoints: cluster.endpoints, timeoutMs: 10_000 });
   });
@@ -210,6 +210,33 @@ describe('mast master: three processes', function () {
     expect(seen.map((event) => event.key)).to.deep.equal(Array.from({ length: 40 }, (_, i) => `/watch/${i}`));
     cluster.startMember(watched.name);
     await cluster.waitForLeader();
+  });
+
+  it('sends progress notifications to watchers that asked, and answers progress requests', async function () {
+    const connection = client.connections[0]!;
+    const stream = connection.watchStream();
+    const responses: etcd.WatchResponse[] = [];
+    stream.on('data', (response: etcd.WatchResponse) => responses.push(response));
+    stream.on('error', () => {});
+    try {
+      stream.write({ requestUnion: { $case: 'createRequest', value: { key: Buffer.from('/progress/'), rangeEnd: Buffer.from('/progress0'), startRevision: '0', progressNotify: true, filters: [], prevKv: false, watchId: '0', fragment: false } } });
+      const isProgress = (response: etcd.WatchResponse): boolean => !response.created && !response.canceled && response.events.length === 0;
+      await waitFor('a periodic progress notification', async () => (responses.some((response) => isProgress(response) && response.watchId === '0') ? true : undefined), 20_000);
+      const written = await client.withFailover((c) => c.put('/elsewhere/x', 'y'));
+      // This member may apply the write a moment after another acknowledged it: ask until it has.
+      await waitFor(
+        'the answer to a progress request, at or past the latest write',
+        async () => {
+          if (responses.some((response) => response.watchId === '-1' && BigInt(response.header!.revision) >= BigInt(written.header!.revision))) return true;
+          stream.write({ requestUnion: { $case: 'progressRequest', value: {} } });
+          return undefined;
+        },
+        20_000,
+        100,
+      );
+    } finally {
+      stream.cancel();
+    }
   });
 
   it('expires a lease that is not kept alive (deleting its keys) and keeps one that is, across a leader kill', async function () {
