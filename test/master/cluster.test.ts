@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { EtcdConnection} from '../../services/client/etcd.js';
-import { EtcdClient, isRetriable } from '../../services/client/etcd.js';
+import { EtcdClient, type EtcdConnection } from '../../services/client/etcd.js';
+import { startAckedWriter } from '../support/writer.js';
 import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
 import type * as etcd from '../../proto/gen/client/etcd/rpc.js';
 import { PutRequest } from '../../proto/gen/client/etcd/rpc.js';
@@ -39,34 +39,7 @@ async function waitConverged(cluster: LocalCluster, timeoutMs = 30_000): Promise
   );
 }
 
-/** A writer that keeps putting distinct keys through any member and records what was acknowledged. */
-function startWriter(client: EtcdClient, prefix: string): { stop(): Promise<Map<string, string>>; acknowledged: () => number } {
-  const acked = new Map<string, string>();
-  let running = true;
-  let sequence = 0;
-  const loop = (async () => {
-    while (running) {
-      const key = `${prefix}/${String(sequence).padStart(6, '0')}`;
-      const value = `v${sequence++}`;
-      try {
-        await client.withFailover((connection) => connection.put(key, value), Date.now() + 20_000);
-        acked.set(key, value);
-      } catch (error) {
-        if (!isRetriable(error)) throw error;
-      }
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return acked;
-    },
-    acknowledged: () => acked.size,
-  };
-}
-
-async function expectAllPresent(connection: EtcdConnection, prefix: string, acked: Map<string, string>, serializable = false): Promise<void> {
+async function expectAllPresent(connection: EtcdConnection, prefix: string, acked: ReadonlyMap<string, string>, serializable = false): Promise<void> {
   const response = await connection.range({ key: `${prefix}/`, rangeEnd: Buffer.from(`${prefix}0`), serializable });
   const found = new Map(response.kvs.map((kv) => [text(kv.key), text(kv.value)]));
   const missing = [...acked].filter(([key, value]) => found.get(key) !== value);
@@ -123,12 +96,12 @@ describe('mast master: three processes', function () {
   });
 
   it('keeps every acknowledged write when the leader is killed under write load, and the old leader catches up', async function () {
-    const writer = startWriter(client, '/failover');
-    await waitFor('some writes', async () => (writer.acknowledged() >= 50 ? true : undefined), 30_000);
+    const writer = startAckedWriter(client, '/failover');
+    await waitFor('some writes', async () => (writer.acked.size >= 50 ? true : undefined), 30_000);
     const leader = await cluster.waitForLeader();
     await cluster.stopMember(leader.name, 'SIGKILL');
-    const before = writer.acknowledged();
-    await waitFor('writes to resume after the leader died', async () => (writer.acknowledged() >= before + 50 ? true : undefined), 30_000);
+    const before = writer.acked.size;
+    await waitFor('writes to resume after the leader died', async () => (writer.acked.size >= before + 50 ? true : undefined), 30_000);
     const acked = await writer.stop();
     cluster.startMember(leader.name);
     await cluster.waitForLeader();

@@ -3,7 +3,8 @@
 // runs 1000. A seeded PRNG picks the victim and the moment, so a failing run
 // can be repeated from its seed.
 
-import { EtcdClient, EtcdConnection, isRetriable } from '../../services/client/etcd.js';
+import { EtcdClient, EtcdConnection } from '../../services/client/etcd.js';
+import { startAckedWriter } from './writer.js';
 import { waitFor, type LocalCluster } from '../../services/launcher/local-cluster.js';
 import { Prng } from '../simulation/prng.js';
 
@@ -29,21 +30,8 @@ const text = (bytes: Uint8Array | undefined): string => Buffer.from(bytes ?? [])
 export async function runCrashPoints(cluster: LocalCluster, options: CrashRunOptions): Promise<CrashRunResult> {
   const prng = new Prng(options.seed);
   const client = new EtcdClient({ endpoints: cluster.endpoints, timeoutMs: 5000 });
-  const acked = new Map<string, string>();
-  let writing = true;
-  let sequence = 0;
-  const writer = (async () => {
-    while (writing) {
-      const key = `/crash/${String(sequence).padStart(7, '0')}`;
-      const value = `c${sequence++}`;
-      try {
-        await client.withFailover((connection) => connection.put(key, value), Date.now() + 30_000);
-        acked.set(key, value);
-      } catch (error) {
-        if (!isRetriable(error)) throw error;
-      }
-    }
-  })();
+  const writer = startAckedWriter(client, '/crash');
+  const acked = writer.acked;
   let leaderKills = 0;
   try {
     for (let point = 0; point < options.points; point++) {
@@ -60,8 +48,7 @@ export async function runCrashPoints(cluster: LocalCluster, options: CrashRunOpt
       options.log?.(`point ${point + 1}/${options.points}: killed ${victim.name}${victim === leader ? ' (leader)' : ''}, ${acked.size} writes acknowledged`);
     }
   } finally {
-    writing = false;
-    await writer;
+    await writer.stop();
     client.close();
   }
   await cluster.waitForLeader(60_000);
