@@ -3,6 +3,7 @@
 
 import { FlagError, masterUsage, parseMasterFlags } from '../master/flags.js';
 import { Master } from '../master/master.js';
+import { StorageCorruption } from '../../raft/storage/index.js';
 import { InitialClusterError, StoreError } from '../store/index.js';
 
 const USAGE = `usage: mast COMMAND [flags]
@@ -55,6 +56,13 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof FlagError || error instanceof InitialClusterError || (error instanceof StoreError && error.code === 'invalid')) {
     process.stderr.write(`mast: ${error.message}\n`);
     process.exit(2);
+  }
+  if (error instanceof StorageCorruption) {
+    process.stderr.write(
+      `mast: refusing to start: ${error.message}. This member will not serve data it cannot verify; ` +
+        'remove it from the cluster (etcdctl member remove), clear its data dir and add it back to copy the state from the others.\n',
+    );
+    process.exit(1);
   }
   process.stderr.write(`mast: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);

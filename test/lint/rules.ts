@@ -64,7 +64,7 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   'services/store': ['raft/core', 'raft/storage', 'raft/transport', 'raft/node', 'raft/kv', 'proto'],
   'services/etcdapi': ['services/store', 'raft/core', 'raft/kv', 'proto'],
   'services/master': ['services/store', 'services/etcdapi', 'raft/core', 'raft/transport', 'proto'],
-  'services/cmd': ['services/master', 'services/store'],
+  'services/cmd': ['services/master', 'services/store', 'raft/storage'],
   'services/client': ['proto'],
   'services/launcher': ['services/client'],
   'services/scheduler': ['services/client', 'proto'],

@@ -5,7 +5,7 @@
 // deadline (a noisy 2-core CI machine), never on a sleep.
 
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -338,5 +338,23 @@ describe('mast master: three processes', function () {
     cluster.startMember(member.name);
     await cluster.waitForLeader();
     await waitConverged(cluster);
+  });
+
+  it('refuses to start a member whose snapshot fails its checksum, naming the file', async function () {
+    const member = cluster.members.find((candidate) => candidate.process !== undefined)!;
+    await cluster.stopMember(member.name, 'SIGTERM');
+    const snapDir = join(member.dataDir, 'snap');
+    const snapshots = readdirSync(snapDir).filter((name) => name.endsWith('.snap')).sort();
+    expect(snapshots.length, 'the member took a snapshot').to.be.greaterThan(0);
+    const file = join(snapDir, snapshots[snapshots.length - 1]!);
+    const bytes = readFileSync(file);
+    const middle = bytes.length >> 1;
+    bytes.writeUInt8(bytes.readUInt8(middle) ^ 0xff, middle);
+    writeFileSync(file, bytes);
+    const started = cluster.startMember(member.name);
+    const code = await new Promise<number | null>((resolve) => started.process!.once('exit', resolve));
+    expect(code).to.equal(1);
+    await waitFor('the log to name the file', async () => (readFileSync(member.logFile, 'utf8').includes(`${file}: the snapshot at index`) ? true : undefined), 10_000);
+    expect(readFileSync(member.logFile, 'utf8')).to.contain('fails its checksum');
   });
 });
