@@ -328,14 +328,17 @@ describe('mast master: three processes', function () {
     expect((await client.withFailover((c) => c.put('/membership/after', 'ok'))).header?.revision).to.be.a('string');
   });
 
-  it('shuts down cleanly on SIGTERM, and a restarted member rejoins', async function () {
-    const member = cluster.running().find((candidate) => candidate.name !== '')!;
+  it('shuts down cleanly on SIGTERM, a leader handing over leadership first, and a restarted member rejoins', async function () {
+    const leader = await cluster.waitForLeader();
     const started = Date.now();
-    const code = await cluster.stopMember(member.name, 'SIGTERM');
+    const code = await cluster.stopMember(leader.name, 'SIGTERM');
     const took = Date.now() - started;
     expect(code).to.equal(0);
     expect(took).to.be.below(5000); // the process forces itself out after 0.9 s; 5 s allows for a loaded machine
-    cluster.startMember(member.name);
+    expect(readFileSync(leader.logFile, 'utf8')).to.match(/handed leadership to member [0-9a-f]+ before stopping/);
+    const next = await cluster.waitForLeader();
+    expect(next.name).to.not.equal(leader.name);
+    cluster.startMember(leader.name);
     await cluster.waitForLeader();
     await waitConverged(cluster);
   });
