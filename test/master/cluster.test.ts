@@ -117,10 +117,8 @@ describe('mast master: three processes', function () {
   });
 
   it('catches a member that missed many entries up by snapshot', async function () {
-    const follower = cluster.members.find((member) => member.process !== undefined && member.name !== '')!;
     const leader = await cluster.waitForLeader();
     const lagging = cluster.members.find((member) => member !== leader)!;
-    void follower;
     await cluster.stopMember(lagging.name, 'SIGKILL');
     const survivors = new EtcdClient({ endpoints: cluster.running().map((member) => member.clientUrl), timeoutMs: 10_000 });
     const acked = new Map<string, string>();
@@ -141,8 +139,9 @@ describe('mast master: three processes', function () {
     } finally {
       connection.close();
     }
-    const leaderLog = readFileSync(cluster.member((await cluster.waitForLeader()).name).logFile, 'utf8');
-    expect(leaderLog).to.match(/sent snapshot at index \d+/);
+    // Whichever member led at the time sent it a snapshot (the log it needed was compacted away).
+    const logs = cluster.members.filter((member) => member !== lagging).map((member) => readFileSync(member.logFile, 'utf8'));
+    expect(logs.some((log) => /sent snapshot at index \d+ \(\d+ bytes\) to member/.test(log))).to.equal(true);
   });
 
   it('lets a watcher resume from its last revision on another member after its member dies', async function () {
@@ -213,7 +212,6 @@ describe('mast master: three processes', function () {
   });
 
   it('expires a lease that is not kept alive (deleting its keys) and keeps one that is, across a leader kill', async function () {
-    const connection = client.connections.find((c) => cluster.running().some((member) => member.clientUrl.endsWith(c.endpoint)))!;
     const lapsing = await client.withFailover((c) => c.leaseGrant(1));
     const kept = await client.withFailover((c) => c.leaseGrant(2));
     await client.withFailover((c) => c.put('/lease/lapsing', 'x', { lease: lapsing.ID }));
@@ -250,13 +248,11 @@ describe('mast master: three processes', function () {
     expect(stillThere.count).to.equal('1');
     keepAlive = false;
     await keeper;
-    void connection;
     cluster.startMember(leader.name);
     await cluster.waitForLeader();
   });
 
   it('answers bad input with etcd status codes and keeps serving', async function () {
-    const connection = client.connections[0]!;
     const tooBig = Buffer.alloc(2 * 1024 * 1024, 'x');
     const failure = async (operation: () => Promise<unknown>): Promise<grpc.ServiceError> => {
       try {
@@ -284,7 +280,6 @@ describe('mast master: three processes', function () {
     expect(compacted.details).to.contain('required revision has been compacted');
     const future = await failure(() => client.withFailover((c) => c.get('/bad/compacted', { revision: '99999999' })));
     expect(future.code).to.equal(grpc.status.OUT_OF_RANGE);
-    void connection;
     // Still serving.
     expect((await client.withFailover((c) => c.put('/bad/after', 'ok'))).header?.revision).to.be.a('string');
     expect(cluster.running().length).to.be.greaterThan(0);
