@@ -31,6 +31,9 @@ export interface MasterFlags {
   readonly peerTrustedCaFile: string;
   readonly peerClientCertAuth: boolean;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly autoCompactionMode: 'periodic' | 'revision';
+  /** Milliseconds (periodic) or revisions (revision); 0: off. */
+  readonly autoCompactionRetention: number;
 }
 
 interface FlagSpec {
@@ -65,6 +68,8 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'peer-trusted-ca-file': { kind: 'string', help: 'CA bundle to verify other masters' },
   'peer-client-cert-auth': { kind: 'bool', help: 'require other masters to present a certificate signed by --peer-trusted-ca-file' },
   'log-level': { kind: 'string', help: 'debug, info, warn or error (default info)' },
+  'auto-compaction-mode': { kind: 'string', help: '"periodic" (keep a span of time) or "revision" (keep a number of revisions) (default periodic)' },
+  'auto-compaction-retention': { kind: 'string', help: 'periodic: a duration such as 30m or 1h (a bare number is hours); revision: a count; 0 turns it off (default 0)' },
 };
 
 type Raw = Map<string, string>;
@@ -139,6 +144,9 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
   if (electionTimeoutMs < 2 * heartbeatIntervalMs) {
     throw new FlagError(`--election-timeout (${electionTimeoutMs} ms) must be at least twice --heartbeat-interval (${heartbeatIntervalMs} ms)`);
   }
+  const compactionMode = text('auto-compaction-mode', 'periodic');
+  if (compactionMode !== 'periodic' && compactionMode !== 'revision') throw new FlagError(`--auto-compaction-mode must be "periodic" or "revision", not ${JSON.stringify(compactionMode)}`);
+  const autoCompactionRetention = parseRetention(compactionMode, text('auto-compaction-retention', '0'));
   const flags: MasterFlags = {
     name,
     dataDir: text('data-dir', `${name}.mast`),
@@ -165,6 +173,8 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     peerTrustedCaFile: text('peer-trusted-ca-file', ''),
     peerClientCertAuth: bool('peer-client-cert-auth'),
     logLevel,
+    autoCompactionMode: compactionMode,
+    autoCompactionRetention,
   };
   const tlsUrl = (list: readonly string[]): boolean => list.some((url) => url.startsWith('https://'));
   if (tlsUrl(flags.listenClientUrls) && (flags.certFile === '' || flags.keyFile === '')) throw new FlagError('https:// client URLs need --cert-file and --key-file');
@@ -172,6 +182,17 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
   if (flags.clientCertAuth && flags.trustedCaFile === '') throw new FlagError('--client-cert-auth needs --trusted-ca-file');
   if (flags.peerClientCertAuth && flags.peerTrustedCaFile === '') throw new FlagError('--peer-client-cert-auth needs --peer-trusted-ca-file');
   return flags;
+}
+
+function parseRetention(mode: 'periodic' | 'revision', value: string): number {
+  if (mode === 'revision') {
+    if (!/^\d+$/.test(value)) throw new FlagError(`--auto-compaction-retention: ${JSON.stringify(value)} is not a number of revisions`);
+    return Number(value);
+  }
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
+  if (match === null) throw new FlagError(`--auto-compaction-retention: ${JSON.stringify(value)} is not a duration such as 30m, 1h or 2 (hours)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 'h'] ?? 3_600_000;
+  return Math.round(Number(match[1]) * unit);
 }
 
 export function masterUsage(): string {

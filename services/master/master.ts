@@ -83,6 +83,7 @@ export class Master {
       peerCredentials: channelCredentials(peerTls, flags.peerCertFile, flags.peerKeyFile, flags.peerTrustedCaFile),
       logger,
       onFatal,
+      autoCompaction: { mode: flags.autoCompactionMode, retention: flags.autoCompactionRetention },
     });
     const master = new Master(flags, store, logger);
     try {

@@ -4,3 +4,4 @@ export { Lessor, type LessorClock } from './lessor.js';
 export { clusterIdOf, formatId, InitialClusterError, memberIdOf, parseInitialCluster } from './members.js';
 export { REQUEST_ID_WINDOW, StoreStateMachine, type MemberInfo, type Outcome, type StateListener } from './state-machine.js';
 export { ReplicatedStore, StoreError, type CommandOp, type StoreLogger, type StoreOptions } from './store.js';
+export { Compactor, type CompactionMode, type CompactorOptions, type CompactorTarget } from './compactor.js';

@@ -20,6 +20,7 @@ import { NodeStopped, ProposalRefused, RaftNode, ReadTimedOut } from '../../raft
 import { LevelRaftStorage } from '../../raft/storage/index.js';
 import { GrpcTransport, type TransportLogger } from '../../raft/transport/index.js';
 import * as storepb from '../../proto/gen/store.js';
+import { Compactor, type CompactionMode } from './compactor.js';
 import { Lessor, type LessorClock } from './lessor.js';
 import { clusterIdOf, formatId, memberIdOf } from './members.js';
 import { StoreStateMachine, memberToWire, type MemberInfo, type Outcome, type StateListener } from './state-machine.js';
@@ -63,6 +64,8 @@ export interface StoreOptions {
   readonly logger: StoreLogger;
   readonly onFatal: (error: Error) => void;
   readonly clock?: LessorClock;
+  /** etcd's --auto-compaction-mode/--auto-compaction-retention (retention 0: off). */
+  readonly autoCompaction?: { readonly mode: CompactionMode; readonly retention: number; readonly intervalMs?: number };
 }
 
 interface PendingWrite {
@@ -101,6 +104,7 @@ export class ReplicatedStore implements StateListener {
   private readWaiting: Waiter[] = [];
   private reading = false;
   private lessorTimer: NodeJS.Timeout | undefined;
+  private compactionTimer: NodeJS.Timeout | undefined;
   private published = false;
   private stopped = false;
   private readonly leaderListeners = new Set<(leader: NodeId) => void>();
@@ -179,12 +183,35 @@ export class ReplicatedStore implements StateListener {
   start(): void {
     this.node.start();
     this.lessorTimer = setInterval(() => this.lessor.check(), 100);
+    const auto = this.options.autoCompaction;
+    if (auto !== undefined && auto.retention > 0) {
+      // etcd checks revision mode every 5 minutes and periodic mode at a tenth of the retention.
+      const intervalMs = auto.intervalMs ?? (auto.mode === 'revision' ? 5 * 60_000 : Math.max(1000, Math.floor(auto.retention / 10)));
+      const compactor = new Compactor(
+        { mode: auto.mode, retention: auto.retention, intervalMs },
+        {
+          isLeader: () => this.isLeader,
+          revision: () => this.kv.revision,
+          compactRevision: () => this.kv.compactRevision,
+          now: () => performance.now(),
+          compact: async (revision) => {
+            const outcome = await this.write({ $case: 'compaction', value: { revision, physical: false } });
+            if (outcome.kind === 'error') this.options.logger.warn(`auto-compaction to revision ${revision} failed: ${outcome.error.message}`);
+            else this.options.logger.info(`auto-compacted the history up to revision ${revision}`);
+          },
+        },
+      );
+      this.compactionTimer = setInterval(() => {
+        compactor.tick().catch((error: unknown) => this.options.logger.warn(`auto-compaction failed: ${String(error)}; will retry`));
+      }, intervalMs);
+    }
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.lessorTimer !== undefined) clearInterval(this.lessorTimer);
+    if (this.compactionTimer !== undefined) clearInterval(this.compactionTimer);
     const stopped = new StoreError('stopped', `member ${this.options.name} is shutting down`);
     for (const pending of this.pending.values()) {
       clearTimeout(pending.timer);

@@ -15,6 +15,10 @@ describe('mast master flags', function () {
     expect(flags.heartbeatIntervalMs).to.equal(50);
     expect(flags.electionTimeoutMs).to.equal(250);
     expect(flags.maxRequestBytes).to.equal(1_572_864);
+    expect(flags.autoCompactionRetention).to.equal(0);
+    expect(parseMasterFlags(['--auto-compaction-retention=30m']).autoCompactionRetention).to.equal(1_800_000);
+    expect(parseMasterFlags(['--auto-compaction-retention=1']).autoCompactionRetention).to.equal(3_600_000);
+    expect(parseMasterFlags(['--auto-compaction-mode=revision', '--auto-compaction-retention=1000']).autoCompactionRetention).to.equal(1000);
   });
 
   it('names what is wrong', function () {
@@ -34,6 +38,8 @@ describe('mast master flags', function () {
     expect(failure(['--snapshot-count', 'many'])).to.contain('not a whole number');
     expect(failure(['--initial-cluster-state', 'old'])).to.contain('"new" or "existing"');
     expect(failure(['--name'])).to.contain('needs a value');
+    expect(failure(['--auto-compaction-mode=revision', '--auto-compaction-retention=1h'])).to.contain('not a number of revisions');
+    expect(failure(['--auto-compaction-retention=soon'])).to.contain('not a duration');
   });
 
   it('parses --initial-cluster into members with ids derived from peer URLs and the token', function () {
