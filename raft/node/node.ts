@@ -89,7 +89,6 @@ export class RaftNode {
   private ticker: NodeJS.Timeout | undefined;
   private processing = false;
   private rerun = false;
-  private batchPending = false;
   private stopped = false;
   private snapshotIndex: LogIndex;
   /** The last entry applied to the state machine (ahead of the core's count until advance). */
@@ -173,7 +172,7 @@ export class RaftNode {
   submit(data: Uint8Array): ProposeResult {
     if (this.stopped) return { kind: 'refused', reason: 'removed', leader: 0, message: `member ${this.id} is stopped` };
     const result = this.raft.propose(data);
-    if (result.kind !== 'refused') this.scheduleBatched();
+    if (result.kind !== 'refused') this.schedule();
     return result;
   }
 
@@ -246,21 +245,6 @@ export class RaftNode {
     );
     this.schedule();
     return promise;
-  }
-
-  /**
-   * Client proposals arrive in bursts (many requests in one read from the
-   * network); running the Ready loop after the current I/O phase, rather than
-   * after the first of them, lets the whole burst share one append and one
-   * fsync. Raft messages still run the loop at once.
-   */
-  private scheduleBatched(): void {
-    if (this.batchPending) return;
-    this.batchPending = true;
-    setImmediate(() => {
-      this.batchPending = false;
-      this.schedule();
-    });
   }
 
   private schedule(): void {
