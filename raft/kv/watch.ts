@@ -6,7 +6,7 @@
 // so the client can re-list and watch again (etcd's behaviour).
 
 import { KvError } from './errors.js';
-import { fromKey, inRange, rangeEndOf, toKey, type KeyString, type RangeEnd } from './keys.js';
+import { inRange, rangeEndOf, toKey, type KeyString, type RangeEnd } from './keys.js';
 import type { MvccStore } from './mvcc.js';
 import type { Bytes, WatchEvent } from './types.js';
 
@@ -68,7 +68,7 @@ export class WatchHub {
       if (watcher.nextRevision > store.revision) continue;
       let history: WatchEvent[];
       try {
-        history = store.eventsSince(fromKey(watcher.start), endBytes(watcher.end), watcher.nextRevision);
+        history = store.eventsSince(watcher.request.key, watcher.request.rangeEnd, watcher.nextRevision);
       } catch (error) {
         if (!(error instanceof KvError && error.code === 'compacted')) throw error;
         this.watchers.delete(watcher.id);
@@ -137,16 +137,5 @@ export class WatchHub {
     return events
       .filter((event) => !(event.type === 'put' && noPut === true) && !(event.type === 'delete' && noDelete === true))
       .map((event) => (prevKv === true || event.prevKv === undefined ? event : { ...event, prevKv: undefined }));
-  }
-}
-
-function endBytes(end: RangeEnd): Uint8Array | undefined {
-  switch (end.kind) {
-    case 'single':
-      return undefined;
-    case 'from':
-      return new Uint8Array([0]);
-    case 'before':
-      return fromKey(end.end);
   }
 }

@@ -196,28 +196,25 @@ export class RaftNode {
     const result = this.raft.readIndex(context);
     if (result.kind === 'refused') return Promise.reject(new ProposalRefused(result.reason, result.leader, result.message));
     const promise = new Promise<LogIndex>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const settle = (): void => {
-        if (timer !== undefined) clearTimeout(timer);
-      };
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              this.readWaiters.delete(context);
+              const pending = this.indexWaiters.findIndex((waiting) => waiting.context === context);
+              if (pending >= 0) this.indexWaiters.splice(pending, 1);
+              reject(new ReadTimedOut(`no answer to read ${context} within ${timeoutMs} ms`));
+            }, timeoutMs)
+          : undefined;
       this.readWaiters.set(context, {
         resolve: (index) => {
-          settle();
+          clearTimeout(timer);
           resolve(index);
         },
         reject: (error) => {
-          settle();
+          clearTimeout(timer);
           reject(error);
         },
       });
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          this.readWaiters.delete(context);
-          const pending = this.indexWaiters.findIndex((waiting) => waiting.context === context);
-          if (pending >= 0) this.indexWaiters.splice(pending, 1);
-          reject(new ReadTimedOut(`no answer to read ${context} within ${timeoutMs} ms`));
-        }, timeoutMs);
-      }
     });
     this.schedule();
     return promise;

@@ -2,7 +2,7 @@
 // (proto/raft.proto). Decoding validates: a peer that sends a malformed
 // message gets a WireFormatError naming the field, never a half-built message.
 
-import type { ConfChange, ConfState, Entry, Message, MessageBody, ProposalPayload, Snapshot } from '../core/index.js';
+import type { ConfChange, ConfState, Entry, Message, MessageBody, ProposalPayload, Snapshot, SnapshotMeta } from '../core/index.js';
 import * as wire from '../../proto/gen/raft.js';
 
 export class WireFormatError extends Error {
@@ -23,18 +23,13 @@ function confChangeToWire(change: ConfChange): wire.ConfChange {
   return { type: CHANGE_TO_WIRE[change.type], nodeId: change.nodeId, context: asBuffer(change.context ?? EMPTY) };
 }
 
-const CHANGE_FROM_WIRE = new Map<wire.ConfChange_Type, ConfChange['type']>([
-  [wire.ConfChange_Type.TYPE_ADD_VOTER, 'add-voter'],
-  [wire.ConfChange_Type.TYPE_ADD_LEARNER, 'add-learner'],
-  [wire.ConfChange_Type.TYPE_REMOVE, 'remove'],
-]);
+const CHANGE_FROM_WIRE = new Map<wire.ConfChange_Type, ConfChange['type']>(Object.entries(CHANGE_TO_WIRE).map(([type, code]) => [code, type as ConfChange['type']]));
 
 function confChangeFromWire(change: wire.ConfChange): ConfChange {
   const type = CHANGE_FROM_WIRE.get(change.type);
   if (type === undefined) throw new WireFormatError(`conf change has unknown type ${String(change.type)}`);
   return change.context.byteLength > 0 ? { type, nodeId: change.nodeId, context: change.context } : { type, nodeId: change.nodeId };
 }
-
 
 function entryToWire(entry: Entry): wire.Entry {
   return {
@@ -75,17 +70,22 @@ function confStateFromWire(conf: wire.ConfState | undefined): ConfState {
   return { voters: conf?.voters ?? [], learners: conf?.learners ?? [] };
 }
 
+export function snapshotMetaToWire(meta: SnapshotMeta): wire.SnapshotMeta {
+  return { index: meta.index, term: meta.term, conf: { voters: [...meta.conf.voters], learners: [...meta.conf.learners] } };
+}
+
+export function snapshotMetaFromWire(meta: wire.SnapshotMeta): SnapshotMeta {
+  return { index: meta.index, term: meta.term, conf: confStateFromWire(meta.conf) };
+}
+
 function snapshotToWire(snapshot: Snapshot): wire.Snapshot {
-  return {
-    meta: { index: snapshot.meta.index, term: snapshot.meta.term, conf: { voters: [...snapshot.meta.conf.voters], learners: [...snapshot.meta.conf.learners] } },
-    data: asBuffer(snapshot.data),
-  };
+  return { meta: snapshotMetaToWire(snapshot.meta), data: asBuffer(snapshot.data) };
 }
 
 function snapshotFromWire(snapshot: wire.Snapshot | undefined): Snapshot {
   const meta = snapshot?.meta;
   if (snapshot === undefined || meta === undefined) throw new WireFormatError('snapshot message without snapshot metadata');
-  return { meta: { index: meta.index, term: meta.term, conf: confStateFromWire(meta.conf) }, data: snapshot.data };
+  return { meta: snapshotMetaFromWire(meta), data: snapshot.data };
 }
 
 export function messageToWire(message: Message): wire.Message {

@@ -17,7 +17,7 @@ import type { Server as NetServer, Socket } from 'node:net';
 import { crc32 } from 'node:zlib';
 import type { Message, NodeId, Snapshot } from '../core/index.js';
 import * as wire from '../../proto/gen/raft.js';
-import { messageFromWire, messageToWire, WireFormatError } from './codec.js';
+import { messageFromWire, messageToWire, snapshotMetaFromWire, snapshotMetaToWire, WireFormatError } from './codec.js';
 
 /** Where received messages and delivery outcomes go (the Raft node). */
 export interface MessageSink {
@@ -91,8 +91,8 @@ class Peer {
     this.open();
   }
 
-  /** Queue a message; `flushNow` (at the end of a Ready's messages) writes the queue at once. */
-  send(message: Message, flushNow: boolean): void {
+  /** Queue a message (a snapshot starts its own transfer); `flushIfOpen` writes the queue. */
+  enqueue(message: Message): void {
     if (this.closed) return;
     if (message.kind === 'snapshot') {
       this.sendSnapshot(message);
@@ -103,7 +103,6 @@ class Peer {
       return;
     }
     this.queue.push(message);
-    if (flushNow) this.flushIfOpen();
   }
 
   /** Write the queue as one batch now, unless the stream is pushing back. */
@@ -229,7 +228,7 @@ async function writeChunks(call: grpc.ClientWritableStream<wire.SnapshotChunk>, 
       offset,
       data: Buffer.from(data.buffer, data.byteOffset + offset, end - offset),
       last,
-      meta: last ? { index: meta.index, term: meta.term, conf: { voters: [...meta.conf.voters], learners: [...meta.conf.learners] } } : undefined,
+      meta: last ? snapshotMetaToWire(meta) : undefined,
       crc32: last ? checksum : 0,
     };
     if (!call.write(chunk)) await new Promise((resolve) => call.once('drain', resolve));
@@ -303,7 +302,7 @@ export class GrpcTransport {
         else this.sink.reportUnreachable(message.to);
         continue;
       }
-      peer.send(message, false);
+      peer.enqueue(message);
       touched.add(peer);
     }
     for (const peer of touched) peer.flushIfOpen();
@@ -371,13 +370,12 @@ export function raftTransportHandlers(sink: MessageSink, options: TransportServe
       if (chunk.meta === undefined) return fail('last chunk without snapshot metadata');
       if (chunk.to !== options.self) return fail(`snapshot for member ${chunk.to.toString(16)}, this is ${options.self.toString(16)}`);
       finished = true;
-      const conf = { voters: chunk.meta.conf?.voters ?? [], learners: chunk.meta.conf?.learners ?? [] };
       sink.step({
         from: chunk.from,
         to: chunk.to,
         term: chunk.term,
         kind: 'snapshot',
-        snapshot: { meta: { index: chunk.meta.index, term: chunk.meta.term, conf }, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) },
+        snapshot: { meta: snapshotMetaFromWire(chunk.meta), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) },
       });
       callback(null, { accepted: true, error: '' });
     });

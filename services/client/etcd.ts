@@ -159,19 +159,6 @@ export class EtcdClient {
     }
   }
 
-  /** The member that currently leads, as the members report it. */
-  async leader(): Promise<{ connection: EtcdConnection; id: string } | undefined> {
-    for (const connection of this.connections) {
-      try {
-        const status = await connection.status(1000);
-        if (status.leader !== '0' && status.leader === status.header?.memberId) return { connection, id: status.leader };
-      } catch {
-        // unreachable member: ask the next
-      }
-    }
-    return undefined;
-  }
-
   close(): void {
     for (const connection of this.connections) connection.close();
   }

@@ -2,7 +2,7 @@
 // `mast`: the server-side command. `mast master ...` runs one master.
 
 import { FlagError, masterUsage, parseMasterFlags } from '../master/flags.js';
-import { Master } from '../master/master.js';
+import { Master, jsonLogger } from '../master/master.js';
 import { StorageCorruption } from '../../raft/storage/index.js';
 import { InitialClusterError, StoreError } from '../store/index.js';
 
@@ -18,17 +18,16 @@ async function runMaster(argv: readonly string[]): Promise<void> {
     return;
   }
   const flags = parseMasterFlags(argv);
-  let master: Master | undefined;
-  const fatal = (error: Error): void => {
-    process.stderr.write(`${JSON.stringify({ level: 'fatal', ts: new Date().toISOString(), member: flags.name, msg: error.message })}\n`);
+  const logger = jsonLogger(flags.name, flags.logLevel);
+  const master = await Master.start(flags, (error) => {
+    logger.error(`fatal: ${error.message}`);
     process.exit(1);
-  };
-  master = await Master.start(flags, fatal);
+  });
   const shutdown = (signal: string): void => {
-    process.stderr.write(`${JSON.stringify({ level: 'info', ts: new Date().toISOString(), member: flags.name, msg: `received ${signal}, shutting down` })}\n`);
+    logger.info(`received ${signal}, shutting down`);
     // Never take longer than a second, whatever is stuck.
     setTimeout(() => process.exit(0), 900).unref();
-    void master?.stop().then(() => process.exit(0));
+    void master.stop().then(() => process.exit(0));
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

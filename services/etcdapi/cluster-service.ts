@@ -7,9 +7,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as etcd from '../../proto/gen/etcd/rpc.js';
 import { NONE, type NodeId } from '../../raft/core/index.js';
-import { StoreError, formatId, type ReplicatedStore } from '../store/index.js';
-import { ApiError } from './errors.js';
-import { unary } from './kv-service.js';
+import { StoreError, addressOf, formatId, isMemberUrl, type ReplicatedStore } from '../store/index.js';
+import { ApiError, unary } from './errors.js';
 
 /** The etcd API version mast speaks, as `etcdctl endpoint status` shows it. */
 export const ETCD_API_VERSION = '3.4.0';
@@ -48,7 +47,7 @@ function onLeader<Req, Res>(store: ReplicatedStore, options: ClusterServiceOptio
 async function forward<Req, Res>(store: ReplicatedStore, options: ClusterServiceOptions, leader: NodeId, method: keyof typeof etcd.ClusterService, request: Req): Promise<Res> {
   const url = leader === NONE ? undefined : store.stateMachine.member(leader)?.clientUrls[0];
   if (url === undefined) throw new ApiError(grpc.status.UNAVAILABLE, `etcdserver: not leader (the leader ${formatId(leader)} has not published a client URL to forward to)`);
-  const client = new ClusterClient(url.replace(/^https?:\/\//, '').replace(/\/$/, ''), options.clientCredentials);
+  const client = new ClusterClient(addressOf(url), options.clientCredentials);
   try {
     const definition = etcd.ClusterService[method];
     return await new Promise<Res>((resolve, reject) => {
@@ -72,7 +71,7 @@ export function clusterService(store: ReplicatedStore, options: ClusterServiceOp
     memberAdd: onLeader(store, options, 'memberAdd', async (request: etcd.MemberAddRequest): Promise<etcd.MemberAddResponse> => {
       if (request.peerURLs.length === 0) throw new ApiError(grpc.status.INVALID_ARGUMENT, 'etcdserver: member add needs at least one peer URL');
       for (const url of request.peerURLs) {
-        if (!/^https?:\/\/[^/\s]+\/?$/.test(url)) throw new ApiError(grpc.status.INVALID_ARGUMENT, `etcdserver: peer URL ${JSON.stringify(url)} is not http(s)://host:port`);
+        if (!isMemberUrl(url)) throw new ApiError(grpc.status.INVALID_ARGUMENT, `etcdserver: peer URL ${JSON.stringify(url)} is not http(s)://host:port`);
       }
       const added = await store.addMember(request.peerURLs, request.isLearner);
       const member: etcd.Member = { ID: added.id, name: '', peerURLs: [...added.peerUrls], clientURLs: [], isLearner: request.isLearner };

@@ -1,10 +1,11 @@
 // Errors as etcd's gRPC API reports them: the status code etcd uses for each
 // condition and a message that starts as etcd's does (clients match on it)
-// and adds what mast knows about the case.
+// and adds what mast knows about the case; and the unary-handler wrapper that
+// answers with them.
 
 import * as grpc from '@grpc/grpc-js';
 import { KvError, type KvErrorCode } from '../../raft/kv/index.js';
-import { StoreError } from '../store/index.js';
+import { StoreError, type Outcome } from '../store/index.js';
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -52,4 +53,22 @@ export function toServiceError(error: unknown): Partial<grpc.StatusObject> {
   if (error instanceof StoreError) return { code: STORE_CODES[error.code], details: error.message };
   const message = error instanceof Error ? error.message : String(error);
   return { code: grpc.status.INTERNAL, details: `mast: internal error: ${message}` };
+}
+
+type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
+
+/** Run an async handler, answering with its result or the gRPC status its error maps to. */
+export function unary<Req, Res>(run: (request: Req) => Promise<Res>): Unary<Req, Res> {
+  return (call, callback) => {
+    run(call.request).then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(toServiceError(error)),
+    );
+  };
+}
+
+export function expectOutcome<K extends Outcome['kind']>(outcome: Outcome, kind: K): Extract<Outcome, { kind: K }> {
+  if (outcome.kind === 'error') throw outcome.error;
+  if (outcome.kind !== kind) throw new ApiError(grpc.status.INTERNAL, `mast: applied ${outcome.kind} where ${kind} was expected`);
+  return outcome as Extract<Outcome, { kind: K }>;
 }

@@ -10,31 +10,12 @@ import {
   txnFromWire,
   txnResponseToWire,
   txnWrites,
-  type Outcome,
   type ReplicatedStore,
 } from '../store/index.js';
-import { ApiError, toServiceError } from './errors.js';
+import { ApiError, expectOutcome, unary } from './errors.js';
 
 /** etcd's --max-txn-ops default. */
 export const MAX_TXN_OPS = 128;
-
-type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
-
-/** Run an async handler, answering with its result or the gRPC status its error maps to. */
-export function unary<Req, Res>(run: (request: Req) => Promise<Res>): Unary<Req, Res> {
-  return (call, callback) => {
-    run(call.request).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(error)),
-    );
-  };
-}
-
-export function expectOutcome<K extends Outcome['kind']>(outcome: Outcome, kind: K): Extract<Outcome, { kind: K }> {
-  if (outcome.kind === 'error') throw outcome.error;
-  if (outcome.kind !== kind) throw new ApiError(grpc.status.INTERNAL, `mast: applied ${outcome.kind} where ${kind} was expected`);
-  return outcome as Extract<Outcome, { kind: K }>;
-}
 
 function checkTxnSize(request: etcd.TxnRequest): void {
   const ops = Math.max(request.success.length, request.failure.length);

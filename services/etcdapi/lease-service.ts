@@ -6,8 +6,7 @@ import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type * as etcd from '../../proto/gen/etcd/rpc.js';
 import type { ReplicatedStore } from '../store/index.js';
-import { ApiError, toServiceError } from './errors.js';
-import { expectOutcome, unary } from './kv-service.js';
+import { ApiError, expectOutcome, toServiceError, unary } from './errors.js';
 
 /** etcd's MaxLeaseTTL: 9,000,000,000 seconds. */
 export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;

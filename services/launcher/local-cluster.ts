@@ -74,6 +74,8 @@ export class LocalCluster {
   readonly flavor: Flavor;
   /** What a client needs to reach the members (TLS when the cluster uses it). */
   readonly clientCredentials: grpc.ChannelCredentials;
+  /** One connection per member for status polling, kept across polls (and member restarts). */
+  private readonly probes = new Map<LocalMember, EtcdConnection>();
 
   private constructor(
     private readonly options: LocalClusterOptions,
@@ -87,26 +89,24 @@ export class LocalCluster {
         : grpc.credentials.createSsl(readFileSync(options.tls.caFile), readFileSync(options.tls.keyFile), readFileSync(options.tls.certFile));
   }
 
-  private static scheme(options: LocalClusterOptions): string {
-    return options.tls === undefined ? 'http' : 'https';
+  /** A member slot with free ports, not started. */
+  private static async newMember(options: LocalClusterOptions, name: string): Promise<LocalMember> {
+    const scheme = options.tls === undefined ? 'http' : 'https';
+    return {
+      name,
+      peerUrl: `${scheme}://127.0.0.1:${await freePort()}`,
+      clientUrl: `${scheme}://127.0.0.1:${await freePort()}`,
+      dataDir: join(options.baseDir, name),
+      logFile: join(options.baseDir, `${name}.log`),
+      process: undefined,
+      log: undefined,
+    };
   }
 
   static async create(options: LocalClusterOptions): Promise<LocalCluster> {
     await mkdir(options.baseDir, { recursive: true });
     const members: LocalMember[] = [];
-    for (let i = 1; i <= options.size; i++) {
-      const name = `m${i}`;
-      const scheme = LocalCluster.scheme(options);
-      members.push({
-        name,
-        peerUrl: `${scheme}://127.0.0.1:${await freePort()}`,
-        clientUrl: `${scheme}://127.0.0.1:${await freePort()}`,
-        dataDir: join(options.baseDir, name),
-        logFile: join(options.baseDir, `${name}.log`),
-        process: undefined,
-        log: undefined,
-      });
-    }
+    for (let i = 1; i <= options.size; i++) members.push(await LocalCluster.newMember(options, `m${i}`));
     return new LocalCluster(options, members);
   }
 
@@ -178,17 +178,7 @@ export class LocalCluster {
 
   /** Add a member slot (not started) for a member that will join at runtime. */
   async addSlot(): Promise<LocalMember> {
-    const name = `m${this.members.length + 1}`;
-    const scheme = LocalCluster.scheme(this.options);
-    const member: LocalMember = {
-      name,
-      peerUrl: `${scheme}://127.0.0.1:${await freePort()}`,
-      clientUrl: `${scheme}://127.0.0.1:${await freePort()}`,
-      dataDir: join(this.options.baseDir, name),
-      logFile: join(this.options.baseDir, `${name}.log`),
-      process: undefined,
-      log: undefined,
-    };
+    const member = await LocalCluster.newMember(this.options, `m${this.members.length + 1}`);
     this.members.push(member);
     return member;
   }
@@ -221,14 +211,9 @@ export class LocalCluster {
         const leaders = new Set<string>();
         let leaderMember: LocalMember | undefined;
         for (const member of this.running()) {
-          const connection = new EtcdConnection(member.clientUrl, this.clientCredentials);
-          try {
-            const status = await connection.status(1000);
-            leaders.add(status.leader);
-            if (status.leader !== '0' && status.leader === status.header?.memberId) leaderMember = member;
-          } finally {
-            connection.close();
-          }
+          const status = await this.probe(member).status(1000);
+          leaders.add(status.leader);
+          if (status.leader !== '0' && status.leader === status.header?.memberId) leaderMember = member;
         }
         return leaders.size === 1 && !leaders.has('0') ? leaderMember : undefined;
       },
@@ -236,9 +221,20 @@ export class LocalCluster {
     );
   }
 
+  private probe(member: LocalMember): EtcdConnection {
+    let connection = this.probes.get(member);
+    if (connection === undefined) {
+      connection = new EtcdConnection(member.clientUrl, this.clientCredentials);
+      this.probes.set(member, connection);
+    }
+    return connection;
+  }
+
   async stopAll(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     await Promise.all(this.running().map((member) => this.stopMember(member.name, signal)));
     for (const member of this.members) member.log?.end();
+    for (const connection of this.probes.values()) connection.close();
+    this.probes.clear();
   }
 
   async destroy(): Promise<void> {

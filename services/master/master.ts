@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { PEER_CHANNEL_OPTIONS, disableNagle, raftTransportHandlers, raftWire } from '../../raft/transport/index.js';
+import { PEER_CHANNEL_OPTIONS, addressOf, disableNagle, raftTransportHandlers, raftWire } from '../../raft/transport/index.js';
 import { addEtcdServices } from '../etcdapi/index.js';
 import { ReplicatedStore, formatId, parseInitialCluster, type StoreLogger } from '../store/index.js';
 import type { MasterFlags } from './flags.js';
@@ -25,10 +25,6 @@ export function jsonLogger(member: string, level: MasterFlags['logLevel']): Stor
   };
 }
 
-function hostPort(url: string): string {
-  return url.replace(/^https?:\/\//, '').replace(/\/$/, '');
-}
-
 function serverCredentials(url: string, certFile: string, keyFile: string, caFile: string, requireClientCert: boolean): grpc.ServerCredentials {
   if (!url.startsWith('https://')) return grpc.ServerCredentials.createInsecure();
   const ca = caFile === '' ? null : readFileSync(caFile);
@@ -46,7 +42,7 @@ function channelCredentials(tls: boolean, certFile: string, keyFile: string, caF
 
 async function bind(server: grpc.Server, url: string, credentials: grpc.ServerCredentials): Promise<void> {
   await new Promise<void>((resolve, reject) =>
-    server.bindAsync(hostPort(url), credentials, (error) => (error === null ? resolve() : reject(new Error(`cannot listen on ${url}: ${error.message}`)))),
+    server.bindAsync(addressOf(url), credentials, (error) => (error === null ? resolve() : reject(new Error(`cannot listen on ${url}: ${error.message}`)))),
   );
 }
 

@@ -12,8 +12,6 @@ export interface CompactorOptions {
   readonly mode: CompactionMode;
   /** Revisions (revision mode) or milliseconds (periodic mode); 0 turns compaction off. */
   readonly retention: number;
-  /** How often to check, ms. */
-  readonly intervalMs: number;
 }
 
 export interface CompactorTarget {
@@ -52,7 +50,7 @@ export class Compactor {
     return goal;
   }
 
-  /** One check (called every intervalMs): on the leader, compact when due. */
+  /** One check (called periodically): on the leader, compact when due. */
   async tick(): Promise<void> {
     const goal = this.due();
     if (goal === undefined || !this.target.isLeader() || this.running) return;

@@ -22,6 +22,11 @@ export function clusterIdOf(clusterToken: string): number {
   return hashToId(`cluster\n${clusterToken}`);
 }
 
+/** A member's peer or client URL: http(s)://host:port. */
+export function isMemberUrl(url: string): boolean {
+  return /^https?:\/\/[^/\s]+\/?$/.test(url);
+}
+
 export class InitialClusterError extends Error {
   override readonly name = 'InitialClusterError';
 }
@@ -37,7 +42,7 @@ export function parseInitialCluster(text: string, clusterToken: string): MemberI
     if (equals <= 0 || equals === part.length - 1) throw new InitialClusterError(`--initial-cluster: ${JSON.stringify(part)} is not NAME=PEER_URL`);
     const name = part.slice(0, equals);
     const url = part.slice(equals + 1);
-    if (!/^https?:\/\/[^/\s]+\/?$/.test(url)) throw new InitialClusterError(`--initial-cluster: ${JSON.stringify(url)} (member ${name}) is not an http:// or https:// URL with host:port`);
+    if (!isMemberUrl(url)) throw new InitialClusterError(`--initial-cluster: ${JSON.stringify(url)} (member ${name}) is not an http:// or https:// URL with host:port`);
     byName.set(name, [...(byName.get(name) ?? []), url]);
   }
   if (byName.size === 0) throw new InitialClusterError('--initial-cluster names no members');

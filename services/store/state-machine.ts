@@ -39,10 +39,8 @@ export interface StateListener {
   /** A lease was granted or renewed: restart its countdown. */
   leaseRenewed(id: number, ttlSeconds: number): void;
   leaseRemoved(id: number): void;
-  /** The member table changed (a member added, removed or published). */
+  /** The member table changed (a member added, removed or published), or a snapshot replaced it. */
   membersChanged(): void;
-  /** The whole state was replaced by a snapshot. */
-  restored(): void;
 }
 
 /** How many applied request ids are remembered to skip a re-proposed duplicate. */
@@ -54,9 +52,13 @@ export class StoreStateMachine {
   private readonly memberTable = new Map<NodeId, MemberInfo>();
   /** Log index of each live lease's latest grant or renewal. */
   private readonly renewals = new Map<number, LogIndex>();
-  /** The ids of the last REQUEST_ID_WINDOW applied commands (exactly: members must agree). */
-  private recentIds: string[] = [];
-  private recentIdSet = new Set<string>();
+  /**
+   * Request id → its position among id-bearing commands applied, in the order
+   * applied; only the last REQUEST_ID_WINDOW count (members must agree
+   * exactly, so the window is defined by positions, not by when it is trimmed).
+   */
+  private recentIds = new Map<string, number>();
+  private idsApplied = 0;
   private appliedIndex: LogIndex = 0;
 
   constructor(
@@ -110,23 +112,20 @@ export class StoreStateMachine {
     this.listener.applied(command.requestId, outcome, entry.index);
   }
 
-  /** Whether the id is among the last REQUEST_ID_WINDOW applied (the array may hold up to 1024 more, not yet trimmed). */
   private isRecent(requestId: string): boolean {
-    if (!this.recentIdSet.has(requestId)) return false;
-    const excess = this.recentIds.length - REQUEST_ID_WINDOW;
-    if (excess <= 0) return true;
-    for (let i = 0; i < excess; i++) if (this.recentIds[i] === requestId) return this.recentIds.lastIndexOf(requestId) >= excess;
-    return true;
+    const position = this.recentIds.get(requestId);
+    return position !== undefined && position > this.idsApplied - REQUEST_ID_WINDOW;
   }
 
   private remember(requestId: string): void {
-    this.recentIds.push(requestId);
-    this.recentIdSet.add(requestId);
-    // Trim in steps (cheaper than one shift per command); the set answers for
-    // exactly the last REQUEST_ID_WINDOW ids either way, as below.
-    if (this.recentIds.length >= REQUEST_ID_WINDOW + 1024) {
-      const forgotten = this.recentIds.splice(0, this.recentIds.length - REQUEST_ID_WINDOW);
-      for (const id of forgotten) this.recentIdSet.delete(id);
+    this.recentIds.delete(requestId); // re-inserted at the end: the map stays in applied order
+    this.recentIds.set(requestId, ++this.idsApplied);
+    // Forget in steps (cheaper than one delete per command); isRecent ignores the stale ones meanwhile.
+    if (this.recentIds.size >= REQUEST_ID_WINDOW + 1024) {
+      for (const [id, position] of this.recentIds) {
+        if (position > this.idsApplied - REQUEST_ID_WINDOW) break;
+        this.recentIds.delete(id);
+      }
     }
   }
 
@@ -210,7 +209,7 @@ export class StoreStateMachine {
       kv: Buffer.from(encodeStoreSnapshot(this.mvcc)),
       members: this.members().map(memberToWire),
       renewals: [...this.renewals].map(([id, renewedAt]) => ({ id, renewedAt })),
-      recentRequestIds: this.recentIds.slice(-REQUEST_ID_WINDOW),
+      recentRequestIds: [...this.recentIds].filter(([, position]) => position > this.idsApplied - REQUEST_ID_WINDOW).map(([id]) => id),
       clusterId: 0,
     }).finish();
   }
@@ -229,11 +228,10 @@ export class StoreStateMachine {
       const lease = mvcc.lease(id);
       if (lease !== undefined) this.listener.leaseRenewed(id, lease.ttlSeconds);
     }
-    this.recentIds = [...decoded.recentRequestIds];
-    this.recentIdSet = new Set(this.recentIds);
+    this.recentIds = new Map(decoded.recentRequestIds.map((id, index) => [id, index + 1]));
+    this.idsApplied = decoded.recentRequestIds.length;
     this.appliedIndex = snapshot.meta.index;
     this.listener.membersChanged();
-    this.listener.restored();
   }
 }
 

@@ -73,8 +73,6 @@ interface PendingWrite {
   readonly resolve: (outcome: Outcome) => void;
   readonly reject: (error: Error) => void;
   readonly timer: NodeJS.Timeout;
-  /** Proposed and not refused since the last leader change. */
-  submitted: boolean;
 }
 
 interface Waiter {
@@ -188,7 +186,7 @@ export class ReplicatedStore implements StateListener {
       // etcd checks revision mode every 5 minutes and periodic mode at a tenth of the retention.
       const intervalMs = auto.intervalMs ?? (auto.mode === 'revision' ? 5 * 60_000 : Math.max(1000, Math.floor(auto.retention / 10)));
       const compactor = new Compactor(
-        { mode: auto.mode, retention: auto.retention, intervalMs },
+        { mode: auto.mode, retention: auto.retention },
         {
           isLeader: () => this.isLeader,
           revision: () => this.kv.revision,
@@ -212,7 +210,7 @@ export class ReplicatedStore implements StateListener {
     this.stopped = true;
     if (this.lessorTimer !== undefined) clearInterval(this.lessorTimer);
     if (this.compactionTimer !== undefined) clearInterval(this.compactionTimer);
-    const stopped = new StoreError('stopped', `member ${this.options.name} is shutting down`);
+    const stopped = this.stoppedError();
     for (const pending of this.pending.values()) {
       clearTimeout(pending.timer);
       pending.reject(stopped);
@@ -225,24 +223,16 @@ export class ReplicatedStore implements StateListener {
     await this.storage.close();
   }
 
+  private stoppedError(): StoreError {
+    return new StoreError('stopped', `member ${this.options.name} is shutting down`);
+  }
+
   get kv(): MvccStore {
     return this.stateMachine.kv;
   }
 
   get watchHub(): WatchHub {
     return this.stateMachine.hub;
-  }
-
-  get leaderId(): NodeId {
-    return this.leader;
-  }
-
-  get raftTerm(): number {
-    return this.term;
-  }
-
-  get name(): string {
-    return this.options.name;
   }
 
   raftStatus(): Status {
@@ -263,7 +253,7 @@ export class ReplicatedStore implements StateListener {
 
   /** Propose a command and resolve with its outcome once applied here. */
   write(op: CommandOp): Promise<Outcome> {
-    if (this.stopped) return Promise.reject(new StoreError('stopped', `member ${this.options.name} is shutting down`));
+    if (this.stopped) return Promise.reject(this.stoppedError());
     const requestId = `${this.requestPrefix}${(++this.requestSequence).toString(36)}`;
     const data = storepb.Command.encode({ requestId, op }).finish();
     if (data.byteLength > this.options.maxRequestBytes) {
@@ -274,7 +264,7 @@ export class ReplicatedStore implements StateListener {
         this.pending.delete(requestId);
         reject(new StoreError('timeout', 'etcdserver: request timed out'));
       }, this.options.requestTimeoutMs);
-      const pending: PendingWrite = { data, resolve, reject, timer, submitted: false };
+      const pending: PendingWrite = { data, resolve, reject, timer };
       this.pending.set(requestId, pending);
       this.submit(requestId, pending);
     });
@@ -282,11 +272,7 @@ export class ReplicatedStore implements StateListener {
 
   private submit(requestId: string, pending: PendingWrite): void {
     const result = this.node.submit(pending.data);
-    if (result.kind !== 'refused') {
-      pending.submitted = true;
-      return;
-    }
-    pending.submitted = false;
+    if (result.kind !== 'refused') return;
     switch (result.reason) {
       case 'no-leader':
       case 'transfer-in-progress':
@@ -299,12 +285,17 @@ export class ReplicatedStore implements StateListener {
     }
   }
 
-  private fail(requestId: string, error: Error): void {
+  /** The pending write with this id, no longer pending (undefined if another member proposed it). */
+  private takePending(requestId: string): PendingWrite | undefined {
     const pending = this.pending.get(requestId);
-    if (pending === undefined) return;
+    if (pending === undefined) return undefined;
     this.pending.delete(requestId);
     clearTimeout(pending.timer);
-    pending.reject(error);
+    return pending;
+  }
+
+  private fail(requestId: string, error: Error): void {
+    this.takePending(requestId)?.reject(error);
   }
 
   private proposeExpiry(id: number): void {
@@ -319,7 +310,7 @@ export class ReplicatedStore implements StateListener {
 
   /** Resolve once this member has applied everything committed before the call. */
   linearizableBarrier(): Promise<void> {
-    if (this.stopped) return Promise.reject(new StoreError('stopped', `member ${this.options.name} is shutting down`));
+    if (this.stopped) return Promise.reject(this.stoppedError());
     return new Promise<void>((resolve, reject) => {
       this.readWaiting.push({ resolve, reject });
       if (!this.reading) this.startReadRound();
@@ -344,7 +335,7 @@ export class ReplicatedStore implements StateListener {
   private async confirmReadIndex(deadline: number): Promise<void> {
     const attemptMs = Math.max(2 * this.options.electionTimeoutMs, 200);
     for (;;) {
-      if (this.stopped) throw new StoreError('stopped', `member ${this.options.name} is shutting down`);
+      if (this.stopped) throw this.stoppedError();
       try {
         await this.node.readBarrier(attemptMs);
         return;
@@ -463,11 +454,7 @@ export class ReplicatedStore implements StateListener {
   }
 
   applied(requestId: string, outcome: Outcome, _index: LogIndex): void {
-    const pending = this.pending.get(requestId);
-    if (pending === undefined) return;
-    this.pending.delete(requestId);
-    clearTimeout(pending.timer);
-    pending.resolve(outcome);
+    this.takePending(requestId)?.resolve(outcome);
   }
 
   leaseRenewed(id: number, ttlSeconds: number): void {
@@ -491,8 +478,6 @@ export class ReplicatedStore implements StateListener {
     }
     for (const peer of this.transport.peerIds()) if (!known.has(peer)) this.transport.removePeer(peer);
   }
-
-  restored(): void {}
 
   /** The etcd response header for an answer given now. */
   header(revision = this.kv.revision): { clusterId: number; memberId: number; revision: number; raftTerm: number } {

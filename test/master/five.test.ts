@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdClient, EtcdConnection } from '../../services/client/etcd.js';
 import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
-import { startAckedWriter } from '../support/writer.js';
+import { missingAfterCatchUp, startAckedWriter } from '../support/writer.js';
 
 describe('mast master: five processes', function () {
   this.timeout(180_000);
@@ -36,18 +36,7 @@ describe('mast master: five processes', function () {
       for (const member of cluster.members) {
         const connection = new EtcdConnection(member.clientUrl);
         try {
-          await waitFor(
-            `${member.name} to hold every acknowledged write`,
-            async () => {
-              const response = await connection.range({ key: '/five/', rangeEnd: Buffer.from('/five0'), serializable: true });
-              return response.kvs.length >= acked.size ? response : undefined;
-            },
-            60_000,
-            200,
-          );
-          const response = await connection.range({ key: '/five/', rangeEnd: Buffer.from('/five0'), serializable: true });
-          const found = new Map(response.kvs.map((kv) => [Buffer.from(kv.key).toString(), Buffer.from(kv.value).toString()]));
-          expect([...acked].filter(([key, value]) => found.get(key) !== value)).to.deep.equal([]);
+          expect(await missingAfterCatchUp(connection, '/five', acked), `acknowledged writes missing on ${member.name}`).to.deep.equal([]);
         } finally {
           connection.close();
         }

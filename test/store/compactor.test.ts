@@ -27,7 +27,7 @@ function target(): CompactorTarget & { time: number; rev: number; compacted: num
 describe('auto-compaction', function () {
   it('revision mode keeps the last N revisions, on the leader only', async function () {
     const store = target();
-    const compactor = new Compactor({ mode: 'revision', retention: 100, intervalMs: 1000 }, store);
+    const compactor = new Compactor({ mode: 'revision', retention: 100 }, store);
     store.rev = 50;
     await compactor.tick();
     expect(store.calls).to.deep.equal([]);
@@ -43,7 +43,7 @@ describe('auto-compaction', function () {
 
   it('periodic mode compacts to the revision seen one retention ago', async function () {
     const store = target();
-    const compactor = new Compactor({ mode: 'periodic', retention: 60_000, intervalMs: 6000 }, store);
+    const compactor = new Compactor({ mode: 'periodic', retention: 60_000 }, store);
     for (let minute = 0; minute <= 90; minute += 6) {
       store.time = minute * 1000;
       store.rev = minute * 10;
@@ -56,7 +56,7 @@ describe('auto-compaction', function () {
 
   it('never compacts with a retention of 0', async function () {
     const store = target();
-    const compactor = new Compactor({ mode: 'revision', retention: 0, intervalMs: 1000 }, store);
+    const compactor = new Compactor({ mode: 'revision', retention: 0 }, store);
     store.rev = 1_000_000;
     await compactor.tick();
     expect(store.calls).to.deep.equal([]);

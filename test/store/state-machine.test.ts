@@ -26,7 +26,6 @@ class Recorder implements StateListener {
   membersChanged(): void {
     this.memberChanges++;
   }
-  restored(): void {}
 }
 
 const founders: MemberInfo[] = [

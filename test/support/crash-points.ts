@@ -4,7 +4,7 @@
 // can be repeated from its seed.
 
 import { EtcdClient, EtcdConnection } from '../../services/client/etcd.js';
-import { startAckedWriter } from './writer.js';
+import { missingAfterCatchUp, startAckedWriter } from './writer.js';
 import { waitFor, type LocalCluster } from '../../services/launcher/local-cluster.js';
 import { Prng } from '../simulation/prng.js';
 
@@ -24,8 +24,6 @@ export interface CrashRunOptions {
   readonly maxDelayMs?: number;
   readonly log?: (line: string) => void;
 }
-
-const text = (bytes: Uint8Array | undefined): string => Buffer.from(bytes ?? []).toString();
 
 export async function runCrashPoints(cluster: LocalCluster, options: CrashRunOptions): Promise<CrashRunResult> {
   const prng = new Prng(options.seed);
@@ -57,20 +55,7 @@ export async function runCrashPoints(cluster: LocalCluster, options: CrashRunOpt
   for (const member of cluster.members) {
     const connection = new EtcdConnection(member.clientUrl);
     try {
-      const found = await waitFor(
-        `${member.name} to hold every acknowledged write`,
-        async () => {
-          const response = await connection.range({ key: '/crash/', rangeEnd: Buffer.from('/crash0'), serializable: true });
-          const values = new Map(response.kvs.map((kv) => [text(kv.key), text(kv.value)]));
-          return [...acked].every(([key, value]) => values.get(key) === value) ? values : undefined;
-        },
-        60_000,
-        200,
-      ).catch(async () => {
-        const response = await connection.range({ key: '/crash/', rangeEnd: Buffer.from('/crash0'), serializable: true });
-        return new Map(response.kvs.map((kv) => [text(kv.key), text(kv.value)]));
-      });
-      for (const [key, value] of acked) if (found.get(key) !== value) missing.push(`${member.name}: ${key}`);
+      for (const key of await missingAfterCatchUp(connection, '/crash', acked)) missing.push(`${member.name}: ${key}`);
     } finally {
       connection.close();
     }
