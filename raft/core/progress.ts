@@ -74,6 +74,16 @@ export class Progress {
   snapshotElapsedTicks = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /** The highest commit index this follower can have learned from what was sent to it. */
+  sentCommit: LogIndex = 0;
+  /**
+   * The highest index this follower waits on to answer a client (a proposal
+   * it forwarded, a read it asked for): commit news up to it is sent at once,
+   * other commit news rides on the next append or tick.
+   */
+  commitWanted: LogIndex = 0;
+  /** sentCommit as of the previous tick: commit news that is moving needs no extra message. */
+  sentCommitAtTick: LogIndex = 0;
   readonly inflights: Inflights;
 
   constructor(

@@ -748,6 +748,18 @@ export class Raft {
     if (this.heartbeatElapsedTicks >= this.heartbeatIntervalTicks) {
       this.heartbeatElapsedTicks = 0;
       this.broadcastHeartbeat(this.readOnly.lastContext());
+      return;
+    }
+    // Commit news that no follower waited for rides on the next append. When
+    // none went out for a whole tick, send it on its own: followers' state
+    // machines (and their watchers) trail the leader by two ticks at most.
+    for (const [id, progress] of this.progress) {
+      if (id === this.id) continue;
+      const stalled = progress.sentCommit === progress.sentCommitAtTick;
+      if (stalled && progress.state === 'replicate' && progress.sentCommit < Math.min(progress.match, this.log.commit)) {
+        this.maybeSendAppend(id, true);
+      }
+      progress.sentCommitAtTick = progress.sentCommit;
     }
   }
 
@@ -766,6 +778,7 @@ export class Raft {
       case 'propose': {
         const result = this.proposePayloads(m.entries);
         if (result.kind === 'refused') this.logger.info(`${this.id} drops a proposal forwarded by ${m.from}: ${result.message}`);
+        else if (result.kind === 'accepted') this.wantCommit(m.from, result.index);
         return;
       }
       case 'read-index': {
@@ -816,8 +829,8 @@ export class Raft {
     if (this.maybeCommit()) {
       this.broadcastAppend();
     } else if (wasPaused) {
-      // The follower missed appends (and commit updates) while paused.
-      this.maybeSendAppend(m.from, true);
+      // The follower may have missed commit news while paused: send it if it waits on it.
+      this.sendCommitIfWanted(m.from, progress);
     }
     while (this.maybeSendAppend(m.from, false)) {
       // Stream more entries until the window is full or the follower is caught up.
@@ -913,10 +926,29 @@ export class Raft {
     if (this.role === 'leader') this.broadcastAppend();
   }
 
+  /**
+   * Send each follower the entries it lacks. Commit news alone goes out only
+   * to followers waiting on it (see Progress.commitWanted); the rest learn it
+   * from the next append or the next tick. Sending every commit advance to
+   * every follower at once costs each follower a message, an answer and a
+   * round of work per write, on the path of the next client request.
+   */
   private broadcastAppend(): void {
-    for (const id of this.progress.keys()) {
-      if (id !== this.id) this.maybeSendAppend(id, true);
+    for (const [id, progress] of this.progress) {
+      if (id !== this.id && !this.maybeSendAppend(id, false)) this.sendCommitIfWanted(id, progress);
     }
+  }
+
+  /** Follower `id` waits for `index` to commit: send it commit news as soon as there is any. */
+  private wantCommit(id: NodeId, index: LogIndex): void {
+    const progress = this.progress.get(id);
+    if (progress === undefined) return;
+    progress.commitWanted = Math.max(progress.commitWanted, index);
+    this.sendCommitIfWanted(id, progress);
+  }
+
+  private sendCommitIfWanted(id: NodeId, progress: Progress): void {
+    if (progress.sentCommit < Math.min(this.log.commit, progress.commitWanted)) this.maybeSendAppend(id, true);
   }
 
   private broadcastHeartbeat(context: string): void {
@@ -925,6 +957,7 @@ export class Raft {
       // Never tell a follower to commit past what it is known to hold.
       const commit = Math.min(progress.match, this.log.commit);
       this.send({ to: id, kind: 'heartbeat', commit, context });
+      progress.sentCommit = Math.max(progress.sentCommit, commit);
     }
   }
 
@@ -943,6 +976,8 @@ export class Raft {
     for (const entry of entries) bytes += payloadBytes(entry);
     this.send({ to, kind: 'append', prevIndex, prevTerm, entries, commit: this.log.commit });
     progress.sentEntries(prevIndex + entries.length, entries.length, bytes);
+    // The follower commits no further than the last entry this append vouches for.
+    progress.sentCommit = Math.max(progress.sentCommit, Math.min(this.log.commit, prevIndex + entries.length));
     return true;
   }
 
@@ -1001,8 +1036,13 @@ export class Raft {
   }
 
   private answerRead(context: string, from: NodeId, index: LogIndex): void {
-    if (from === this.id) this.readStates.push({ context, index });
-    else this.send({ to: from, kind: 'read-index-response', context, index });
+    if (from === this.id) {
+      this.readStates.push({ context, index });
+      return;
+    }
+    this.send({ to: from, kind: 'read-index-response', context, index });
+    // The reader answers once it has applied `index`, so it must learn that it is committed.
+    this.wantCommit(from, index);
   }
 
   // ---------------------------------------------------------------- membership

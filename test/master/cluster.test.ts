@@ -307,8 +307,8 @@ describe('mast master: three processes', function () {
       );
       const list = await client.withFailover((c) => c.memberList());
       expect(list.members.find((member) => member.ID === added.member!.ID)?.isLearner).to.equal(false);
-      const status = await learner.status();
-      expect(status.isLearner).to.equal(false);
+      // The promoted member learns of its promotion when it applies the entry.
+      await waitFor('the promoted member to see itself as a voter', async () => ((await learner.status()).isLearner ? undefined : true), 10_000);
     } finally {
       learner.close();
     }

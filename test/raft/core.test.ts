@@ -12,7 +12,26 @@ describe('raft core (unit)', () => {
     expect(leader?.id).to.equal(1);
     for (const word of ['a', 'b', 'c']) expect(leader!.propose(encode(word)).kind).to.equal('accepted');
     cluster.stabilize();
+    expect(cluster.appliedData(1)).to.deep.equal(['a', 'b', 'c']);
+    // Followers that wait on nothing learn the commit from the next append or,
+    // with none coming, within two ticks of the leader (here one: a heartbeat).
+    expect(cluster.appliedData(2)).to.deep.equal([]);
+    leader!.tick();
+    cluster.stabilize();
     for (const id of [1, 2, 3]) expect(cluster.appliedData(id)).to.deep.equal(['a', 'b', 'c']);
+  });
+
+  it('piggybacks commit news on the next append', () => {
+    const cluster = new MiniCluster({ voters: [1, 2, 3], learners: [] });
+    cluster.members.get(1)!.campaign();
+    cluster.stabilize();
+    const leader = cluster.leader()!;
+    leader.propose(encode('a'));
+    cluster.stabilize();
+    expect(cluster.appliedData(2)).to.deep.equal([]);
+    leader.propose(encode('b'));
+    cluster.stabilize();
+    expect(cluster.appliedData(2)).to.deep.equal(['a']);
   });
 
   it('forwards a follower proposal to the leader', () => {
@@ -22,6 +41,13 @@ describe('raft core (unit)', () => {
     const result = cluster.members.get(3)!.propose(encode('x'));
     expect(result).to.deep.equal({ kind: 'forwarded', leader: 2 });
     cluster.stabilize();
+    // The proposer waits on its entry, so the leader tells it of the commit at once.
+    expect(cluster.appliedData(3)).to.deep.equal(['x']);
+    expect(cluster.appliedData(1)).to.deep.equal([]);
+    for (let tick = 0; tick < 2; tick++) {
+      cluster.members.get(2)!.tick();
+      cluster.stabilize();
+    }
     expect(cluster.appliedData(1)).to.deep.equal(['x']);
   });
 
