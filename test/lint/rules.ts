@@ -60,7 +60,7 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   'raft/transport': ['raft/core', 'proto'],
   'raft/node': ['raft/core', 'raft/storage', 'raft/transport'],
   'raft/kv': ['raft/core'],
-  'services/apiserver': ['raft/core', 'raft/storage', 'raft/transport', 'raft/node', 'raft/kv', 'proto'],
+  'services/apiserver': ['services/store', 'raft/core', 'raft/kv', 'proto'],
   'services/store': ['raft/core', 'raft/storage', 'raft/transport', 'raft/node', 'raft/kv', 'proto'],
   'services/etcdapi': ['services/store', 'raft/core', 'raft/kv', 'proto'],
   'services/master': ['services/store', 'services/etcdapi', 'raft/core', 'raft/transport', 'proto'],

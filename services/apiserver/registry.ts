@@ -1,0 +1,422 @@
+// The generic resource registry: Kubernetes-shaped objects of every kind in
+// the replicated store, under /registry/<resource>/[<namespace>/]<name>, as
+// JSON. resourceVersion is the key's mod revision (never stored in the
+// value: it is filled in on every read); writes are compare-and-swap
+// transactions on it, so two clients updating from the same version cannot
+// both win.
+//
+// What a write goes through, in order: strict decoding against the kind's
+// schema (unknown fields and wrong types rejected by path), metadata
+// validation, then the store transaction. Every failure is an ApiError whose
+// reason a client can act on.
+
+import { nanoid } from 'nanoid';
+import * as etcd from '../../proto/gen/etcd/rpc.js';
+import type { RangeResponse, TxnResponse } from '../../raft/kv/index.js';
+import type { ReplicatedStore } from '../store/index.js';
+import { kindInfo, listPrefix, objectKey, type KindInfo } from './kinds.js';
+import { decodeStrict, type FieldError, type Json } from './schema.js';
+import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.js';
+import { validateObjectMeta } from './validation.js';
+
+export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge';
+
+/** A refusal with Kubernetes' reason; the gRPC layer maps reasons to status codes. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly reason: Reason,
+    message: string,
+    readonly fieldErrors: readonly FieldError[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export type ApiObject = Record<string, Json> & { metadata: Record<string, Json> };
+
+export interface ListOptions {
+  readonly namespace?: string | undefined;
+  readonly labelSelector?: string | undefined;
+  readonly fieldSelector?: string | undefined;
+  /** At most this many items; the answer's continue token fetches the rest from the same snapshot. */
+  readonly limit?: number | undefined;
+  readonly continue?: string | undefined;
+  /** Read as of this resourceVersion (a consistent snapshot); absent or "0": the latest. */
+  readonly resourceVersion?: string | undefined;
+}
+
+export interface ObjectList {
+  readonly items: ApiObject[];
+  readonly resourceVersion: string;
+  /** Empty when there is nothing more. */
+  readonly continue: string;
+  readonly remainingItemCount?: number;
+}
+
+export interface RegistryOptions {
+  /** Larger objects are refused (TooLarge). */
+  readonly maxObjectBytes: number;
+  readonly now?: () => Date;
+}
+
+/** Fields each kind can be selected on, beyond metadata.name and metadata.namespace. */
+const EXTRA_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  Pod: ['spec.nodeName', 'status.phase', 'spec.schedulerName', 'spec.serviceAccountName'],
+  Event: ['involvedObject.kind', 'involvedObject.name', 'involvedObject.namespace', 'reason', 'type'],
+  Secret: ['type'],
+  Node: ['spec.unschedulable'],
+  Namespace: ['status.phase'],
+};
+
+const encoder = { encode: (text: string): Buffer => Buffer.from(text, 'utf8') };
+const decoder = new TextDecoder();
+
+function rfc3339(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function isObject(value: unknown): value is Record<string, Json> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Deep equality of JSON values (for "did the spec change"). */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((item, index) => jsonEqual(item, b[index]));
+  if (isObject(a) && isObject(b)) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length && keys.every((key) => Object.prototype.hasOwnProperty.call(b, key) && jsonEqual(a[key], b[key]));
+  }
+  return false;
+}
+
+/** RFC 7386 JSON merge patch: objects merge recursively, null deletes, anything else replaces. */
+export function mergePatch(target: Json | undefined, patch: Json): Json {
+  if (!isObject(patch)) return patch;
+  const out: Record<string, Json> = isObject(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete out[key];
+    else out[key] = mergePatch(out[key], value);
+  }
+  return out;
+}
+
+function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix, 'utf8');
+  end[end.length - 1]!++;
+  return end;
+}
+
+interface ContinueToken {
+  readonly rv: number;
+  readonly start: string;
+}
+
+function encodeContinue(token: ContinueToken): string {
+  return Buffer.from(JSON.stringify(token)).toString('base64url');
+}
+
+function decodeContinue(text: string): ContinueToken {
+  try {
+    const token = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as ContinueToken;
+    if (typeof token.rv === 'number' && typeof token.start === 'string') return token;
+  } catch {
+    // fall through
+  }
+  throw new ApiError('BadRequest', `continue token "${text.slice(0, 40)}" is not one this server issued`);
+}
+
+function parseResourceVersion(text: string | undefined, what: string): number | undefined {
+  if (text === undefined || text === '' || text === '0') return undefined;
+  if (!/^\d+$/.test(text)) throw new ApiError('BadRequest', `${what} "${text}" is not a resourceVersion (a decimal revision)`);
+  return Number(text);
+}
+
+/** Compare of a key's create revision (0: the key does not exist). */
+function createdAt(key: string, result: etcd.Compare_CompareResult, revision: number): etcd.Compare {
+  return { key: encoder.encode(key), rangeEnd: Buffer.alloc(0), target: etcd.Compare_CompareTarget.CREATE, result, targetUnion: { $case: 'createRevision', value: revision } };
+}
+
+/** Compare of a key's mod revision. */
+function modifiedAt(key: string, revision: number): etcd.Compare {
+  return { key: encoder.encode(key), rangeEnd: Buffer.alloc(0), target: etcd.Compare_CompareTarget.MOD, result: etcd.Compare_CompareResult.EQUAL, targetUnion: { $case: 'modRevision', value: revision } };
+}
+
+function putOp(key: string, value: Buffer): etcd.RequestOp {
+  return { request: { $case: 'requestPut', value: etcd.PutRequest.fromPartial({ key: encoder.encode(key), value }) } };
+}
+
+export class Registry {
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly store: ReplicatedStore,
+    private readonly options: RegistryOptions,
+  ) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  static kind(kindName: string): KindInfo {
+    const info = kindInfo(kindName);
+    if (info === undefined) throw new ApiError('NotFound', `the server does not serve kind "${kindName}"`);
+    return info;
+  }
+
+  async get(kindName: string, namespace: string, name: string): Promise<ApiObject> {
+    const info = Registry.kind(kindName);
+    await this.store.linearizableBarrier();
+    const found = this.read(objectKey(info, this.namespaceOf(info, namespace), name));
+    if (found === undefined) throw this.notFound(info, namespace, name);
+    return found;
+  }
+
+  async create(kindName: string, input: unknown): Promise<ApiObject> {
+    const info = Registry.kind(kindName);
+    const object = this.decode(info, input);
+    const meta = object.metadata;
+    const namespace = this.namespaceOf(info, meta.namespace as string | undefined);
+    if (info.namespaced) {
+      meta.namespace = namespace;
+      await this.requireNamespace(namespace);
+    }
+    if ((meta.name ?? '') === '') meta.name = `${meta.generateName as string}${nanoid(5).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`;
+    delete meta.resourceVersion;
+    delete meta.deletionTimestamp;
+    meta.uid = nanoid();
+    meta.creationTimestamp = rfc3339(this.now());
+    meta.generation = 1;
+    const key = objectKey(info, namespace, meta.name as string);
+    const value = this.encode(object);
+    const response = await this.txn({
+      compare: [createdAt(key, etcd.Compare_CompareResult.EQUAL, 0)],
+      success: [putOp(key, value)],
+      failure: [],
+    });
+    if (!response.succeeded) throw new ApiError('AlreadyExists', `${info.kind} "${meta.name as string}" already exists${info.namespaced ? ` in namespace "${namespace}"` : ''}`);
+    return { ...object, metadata: { ...meta, resourceVersion: String(response.revision) } };
+  }
+
+  /** Replace an object (its status is kept when the kind has a status subresource). */
+  update(kindName: string, input: unknown): Promise<ApiObject> {
+    return this.replace(kindName, input, 'main');
+  }
+
+  /** Replace only an object's status. */
+  updateStatus(kindName: string, input: unknown): Promise<ApiObject> {
+    return this.replace(kindName, input, 'status');
+  }
+
+  /** Apply a JSON merge patch to the current object (retried on conflict unless the patch names a resourceVersion). */
+  async patch(kindName: string, namespace: string, name: string, patch: unknown): Promise<ApiObject> {
+    const info = Registry.kind(kindName);
+    if (!isObject(patch)) throw new ApiError('BadRequest', 'a merge patch must be a JSON object');
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.get(info.kind, namespace, name);
+      const patched = mergePatch(current, patch) as ApiObject;
+      const pinned = isObject(patch.metadata) && patch.metadata.resourceVersion !== undefined;
+      try {
+        return await this.replace(info.kind, patched, 'main');
+      } catch (error) {
+        if (!(error instanceof ApiError) || error.reason !== 'Conflict' || pinned || attempt >= 5) throw error;
+      }
+    }
+  }
+
+  async delete(kindName: string, namespace: string, name: string, options: { resourceVersion?: string | undefined } = {}): Promise<ApiObject> {
+    const info = Registry.kind(kindName);
+    const key = objectKey(info, this.namespaceOf(info, namespace), name);
+    const expected = parseResourceVersion(options.resourceVersion, 'resourceVersion');
+    const response = await this.txn({
+      compare: [expected === undefined ? createdAt(key, etcd.Compare_CompareResult.NOT_EQUAL, 0) : modifiedAt(key, expected)],
+      success: [{ request: { $case: 'requestDeleteRange', value: etcd.DeleteRangeRequest.fromPartial({ key: encoder.encode(key), prevKv: true }) } }],
+      failure: [{ request: { $case: 'requestRange', value: etcd.RangeRequest.fromPartial({ key: encoder.encode(key) }) } }],
+    });
+    if (!response.succeeded) {
+      const current = response.responses[0]?.kind === 'range' ? response.responses[0].response.kvs[0] : undefined;
+      if (current === undefined) throw this.notFound(info, namespace, name);
+      throw new ApiError('Conflict', `${info.kind} "${name}" is at resourceVersion ${current.modRevision}, not ${expected}: it changed since you read it`);
+    }
+    const deleted = response.responses[0]?.kind === 'delete-range' ? response.responses[0].response.prevKvs[0] : undefined;
+    if (deleted === undefined) throw this.notFound(info, namespace, name);
+    return this.toObject(deleted.value, deleted.modRevision);
+  }
+
+  async list(kindName: string, options: ListOptions = {}): Promise<ObjectList> {
+    const info = Registry.kind(kindName);
+    let labels;
+    let fields;
+    try {
+      labels = parseLabelSelector(options.labelSelector ?? '');
+      fields = parseFieldSelector(options.fieldSelector ?? '', [...COMMON_FIELDS, ...(EXTRA_FIELDS[info.kind] ?? [])]);
+    } catch (error) {
+      if (error instanceof SelectorError) throw new ApiError('BadRequest', error.message);
+      throw error;
+    }
+    const token = options.continue !== undefined && options.continue !== '' ? decodeContinue(options.continue) : undefined;
+    const pinned = token?.rv ?? parseResourceVersion(options.resourceVersion, 'resourceVersion');
+    if (pinned === undefined) await this.store.linearizableBarrier();
+    const prefix = listPrefix(info, info.namespaced ? options.namespace : undefined);
+    const limit = options.limit !== undefined && options.limit > 0 ? options.limit : 0;
+    const items: ApiObject[] = [];
+    let start = token !== undefined ? encoder.encode(token.start) : encoder.encode(prefix);
+    const end = prefixEnd(prefix);
+    let revision = pinned ?? 0;
+    let nextStart: string | undefined;
+    // Read in pages until `limit` items pass the selectors (or the range ends).
+    for (;;) {
+      let page: RangeResponse;
+      try {
+        page = this.store.kv.range({ key: start, rangeEnd: end, revision: revision === 0 ? undefined : revision, limit: limit === 0 ? 0 : Math.max(limit, 100) });
+      } catch (error) {
+        throw this.storeReadError(error, pinned);
+      }
+      // A read at a past revision answers with the current one: keep the snapshot's.
+      if (revision === 0) revision = page.revision;
+      for (const kv of page.kvs) {
+        if (limit > 0 && items.length === limit) {
+          nextStart = decoder.decode(kv.key);
+          break;
+        }
+        const object = this.toObject(kv.value, kv.modRevision);
+        if (matchesLabels(labels, object.metadata.labels as Record<string, string> | undefined) && matchesFields(fields, object)) items.push(object);
+      }
+      if (nextStart !== undefined || !page.more || page.kvs.length === 0) break;
+      const last = page.kvs[page.kvs.length - 1]!.key;
+      start = Buffer.from([...last, 0]);
+    }
+    return { items, resourceVersion: String(revision), continue: nextStart === undefined ? '' : encodeContinue({ rv: revision, start: nextStart }) };
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private async replace(kindName: string, input: unknown, part: 'main' | 'status'): Promise<ApiObject> {
+    const info = Registry.kind(kindName);
+    if (part === 'status' && !info.hasStatus) throw new ApiError('NotFound', `${info.kind} has no status subresource`);
+    const object = this.decode(info, input);
+    const meta = object.metadata;
+    const namespace = this.namespaceOf(info, meta.namespace as string | undefined);
+    const name = meta.name as string | undefined;
+    if (name === undefined || name === '') throw new ApiError('Invalid', 'metadata.name: is required to update', [{ path: 'metadata.name', message: 'is required' }]);
+    const expected = parseResourceVersion(meta.resourceVersion as string | undefined, 'metadata.resourceVersion');
+    const key = objectKey(info, namespace, name);
+    for (;;) {
+      await this.store.linearizableBarrier();
+      const currentKv = this.store.kv.range({ key: encoder.encode(key) }).kvs[0];
+      if (currentKv === undefined) throw this.notFound(info, namespace, name);
+      const current = this.toObject(currentKv.value, currentKv.modRevision);
+      if (expected !== undefined && expected !== currentKv.modRevision) {
+        throw new ApiError('Conflict', `Operation cannot be fulfilled on ${info.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again (current resourceVersion ${currentKv.modRevision}, yours ${expected})`);
+      }
+      const next = this.merge(info, current, object, part);
+      const response = await this.txn({
+        compare: [modifiedAt(key, currentKv.modRevision)],
+        success: [putOp(key, this.encode(next))],
+        failure: [],
+      });
+      if (response.succeeded) return { ...next, metadata: { ...next.metadata, resourceVersion: String(response.revision) } };
+      // Someone wrote between our read and our write: with a pinned version that is a conflict; otherwise read again.
+      if (expected !== undefined) throw new ApiError('Conflict', `Operation cannot be fulfilled on ${info.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+    }
+  }
+
+  /** The object to store: system metadata from `current`, the caller's part from `incoming`. */
+  private merge(info: KindInfo, current: ApiObject, incoming: ApiObject, part: 'main' | 'status'): ApiObject {
+    const system = ['uid', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'generation', 'namespace'] as const;
+    const fieldErrors: FieldError[] = [];
+    for (const field of ['uid', 'creationTimestamp'] as const) {
+      const given = incoming.metadata[field];
+      if (given !== undefined && given !== '' && given !== current.metadata[field]) fieldErrors.push({ path: `metadata.${field}`, message: 'field is immutable' });
+    }
+    if (fieldErrors.length > 0) throw new ApiError('Invalid', `${info.kind} "${current.metadata.name as string}" is invalid: ${fieldErrors.map((error) => `${error.path}: ${error.message}`).join('; ')}`, fieldErrors);
+    let next: ApiObject;
+    if (part === 'status') {
+      next = { ...current, metadata: { ...current.metadata } };
+      if (incoming.status !== undefined) next.status = incoming.status;
+      else delete next.status;
+    } else {
+      next = { ...incoming, metadata: { ...incoming.metadata } };
+      if (info.hasStatus) {
+        if (current.status !== undefined) next.status = current.status;
+        else delete next.status;
+      }
+      for (const field of system) {
+        if (current.metadata[field] !== undefined) next.metadata[field] = current.metadata[field]!;
+        else delete next.metadata[field];
+      }
+      // generation counts changes of what the user asked for, not of metadata or status.
+      const desired = (object: ApiObject): Json => {
+        const rest: Record<string, Json> = { ...object };
+        for (const field of ['metadata', 'status', 'apiVersion', 'kind']) delete rest[field];
+        return rest;
+      };
+      const generation = typeof current.metadata.generation === 'number' ? current.metadata.generation : 1;
+      next.metadata.generation = jsonEqual(desired(current), desired(next)) ? generation : generation + 1;
+    }
+    delete next.metadata.resourceVersion;
+    return next;
+  }
+
+  private decode(info: KindInfo, input: unknown): ApiObject {
+    const { value, errors } = decodeStrict(info.kind, input);
+    const all = [...errors];
+    if (value !== undefined) all.push(...validateObjectMeta(info, value as Parameters<typeof validateObjectMeta>[1]));
+    if (all.length > 0 || value === undefined) {
+      const name = isObject(input) && isObject(input.metadata) && typeof input.metadata.name === 'string' ? ` "${input.metadata.name}"` : '';
+      throw new ApiError('Invalid', `${info.kind}${name} is invalid: ${all.map((error) => `${error.path}: ${error.message}`).join('; ')}`, all);
+    }
+    return value as ApiObject;
+  }
+
+  private encode(object: ApiObject): Buffer {
+    const { metadata } = object;
+    const storedMeta: Record<string, Json> = { ...metadata };
+    delete storedMeta.resourceVersion;
+    const bytes = encoder.encode(JSON.stringify({ ...object, metadata: storedMeta }));
+    if (bytes.byteLength > this.options.maxObjectBytes) {
+      throw new ApiError('TooLarge', `${object.kind as string} "${metadata.name as string}" is ${bytes.byteLength} bytes; the limit is ${this.options.maxObjectBytes}`);
+    }
+    return bytes;
+  }
+
+  private toObject(value: Uint8Array, modRevision: number): ApiObject {
+    const object = JSON.parse(decoder.decode(value)) as ApiObject;
+    object.metadata.resourceVersion = String(modRevision);
+    return object;
+  }
+
+  private read(key: string): ApiObject | undefined {
+    const kv = this.store.kv.range({ key: encoder.encode(key) }).kvs[0];
+    return kv === undefined ? undefined : this.toObject(kv.value, kv.modRevision);
+  }
+
+  private namespaceOf(info: KindInfo, namespace: string | undefined): string {
+    if (!info.namespaced) return '';
+    return namespace === undefined || namespace === '' ? 'default' : namespace;
+  }
+
+  private async requireNamespace(namespace: string): Promise<void> {
+    await this.store.linearizableBarrier();
+    if (this.read(objectKey(Registry.kind('Namespace'), '', namespace)) === undefined) {
+      throw new ApiError('NotFound', `namespace "${namespace}" not found`);
+    }
+  }
+
+  private notFound(info: KindInfo, namespace: string, name: string): ApiError {
+    return new ApiError('NotFound', `${info.kind} "${name}" not found${info.namespaced ? ` in namespace "${this.namespaceOf(info, namespace)}"` : ''}`);
+  }
+
+  private storeReadError(error: unknown, pinned: number | undefined): Error {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/compacted/.test(message)) return new ApiError('Gone', `resourceVersion ${pinned ?? ''} is too old: the history before it was compacted; list again without it`);
+    if (/future revision/.test(message)) return new ApiError('BadRequest', `resourceVersion ${pinned ?? ''} is newer than the store's`);
+    return error instanceof Error ? error : new Error(message);
+  }
+
+  private async txn(request: etcd.TxnRequest): Promise<TxnResponse> {
+    const outcome = await this.store.write({ $case: 'txn', value: request });
+    if (outcome.kind === 'error') throw outcome.error;
+    if (outcome.kind !== 'txn') throw new Error(`the store applied ${outcome.kind} where a txn was expected`);
+    return outcome.response;
+  }
+}

@@ -1,0 +1,154 @@
+import { expect } from 'chai';
+import { ApiError, Registry, mergePatch, type ApiObject } from '../../services/apiserver/registry.js';
+import type { ReplicatedStore } from '../../services/store/index.js';
+import { openSingleStore } from '../support/single-store.js';
+
+async function refusal(promise: Promise<unknown>): Promise<ApiError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof ApiError) return error;
+    throw error;
+  }
+  throw new Error('expected the request to be refused');
+}
+
+const namespace = (name: string): object => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+const configMap = (name: string, data: Record<string, string>, extra: object = {}): object => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'default', ...extra }, data });
+
+describe('apiserver: the resource registry on a replicated store', function () {
+  let store: ReplicatedStore;
+  let close: () => Promise<void>;
+  let registry: Registry;
+
+  before(async function () {
+    ({ store, close } = await openSingleStore());
+    registry = new Registry(store, { maxObjectBytes: 64 * 1024, now: () => new Date('2026-11-25T12:00:00.123Z') });
+    await registry.create('Namespace', namespace('default'));
+  });
+
+  after(async function () {
+    await close();
+  });
+
+  it('creates with server-set metadata and reads it back under /registry', async function () {
+    const created = await registry.create('ConfigMap', configMap('settings', { color: 'blue' }));
+    expect(created.metadata.uid).to.be.a('string').with.length.greaterThan(10);
+    expect(created.metadata.creationTimestamp).to.equal('2026-11-25T12:00:00Z');
+    expect(created.metadata.generation).to.equal(1);
+    const got = await registry.get('ConfigMap', 'default', 'settings');
+    expect(got).to.deep.equal(created);
+    expect(got.metadata.resourceVersion).to.equal(String(store.kv.range({ key: Buffer.from('/registry/configmaps/default/settings') }).kvs[0]!.modRevision));
+    const again = await refusal(registry.create('ConfigMap', configMap('settings', {})));
+    expect(again.reason).to.equal('AlreadyExists');
+    expect(again.message).to.equal('ConfigMap "settings" already exists in namespace "default"');
+  });
+
+  it('names generated from generateName, and namespaced kinds need their namespace', async function () {
+    const generated = await registry.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { generateName: 'gen-', namespace: 'default' } });
+    expect(generated.metadata.name).to.match(/^gen-[a-z0-9]{5}$/);
+    const missing = await refusal(registry.create('ConfigMap', { ...configMap('x', {}), metadata: { name: 'x', namespace: 'nowhere' } }));
+    expect(missing.reason).to.equal('NotFound');
+    expect(missing.message).to.equal('namespace "nowhere" not found');
+  });
+
+  it('refuses invalid objects with every field error and writes nothing', async function () {
+    const before = store.kv.revision;
+    const invalid = await refusal(registry.create('Pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'Bad_Name', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'i', colour: 'red' }] } }));
+    expect(invalid.reason).to.equal('Invalid');
+    expect(invalid.fieldErrors.map((error) => error.path)).to.deep.equal(['spec.containers[0].colour']);
+    const badName = await refusal(registry.create('Pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'Bad_Name', namespace: 'default' }, spec: { containers: [] } }));
+    expect(badName.message).to.match(/^Pod "Bad_Name" is invalid: metadata.name: "Bad_Name" must be a DNS-1123 subdomain/);
+    const tooLarge = await refusal(registry.create('ConfigMap', configMap('big', { blob: 'x'.repeat(70 * 1024) })));
+    expect(tooLarge.reason).to.equal('TooLarge');
+    expect(store.kv.revision).to.equal(before);
+  });
+
+  it('updates by compare-and-swap on resourceVersion, bumping generation only on spec changes', async function () {
+    await registry.create('Namespace', namespace('apps'));
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'web', namespace: 'apps', labels: { app: 'web' } },
+      spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'nginx:1' }] } } },
+    };
+    const v1 = await registry.create('Deployment', deployment);
+    const relabeled = await registry.update('Deployment', { ...v1, metadata: { ...v1.metadata, labels: { app: 'web', tier: 'front' } } });
+    expect(relabeled.metadata.generation).to.equal(1);
+    const scaled = await registry.update('Deployment', { ...relabeled, spec: { ...(relabeled.spec as object), replicas: 3 } });
+    expect(scaled.metadata.generation).to.equal(2);
+    expect(Number(scaled.metadata.resourceVersion)).to.be.greaterThan(Number(relabeled.metadata.resourceVersion));
+    // A writer still holding v1 loses, and is told the current version.
+    const stale = await refusal(registry.update('Deployment', { ...v1, spec: { ...(v1.spec as object), replicas: 9 } }));
+    expect(stale.reason).to.equal('Conflict');
+    expect(stale.message).to.contain(`current resourceVersion ${scaled.metadata.resourceVersion as string}`);
+    // Status goes only through updateStatus; update keeps it; updateStatus keeps the spec.
+    const withStatus = await registry.updateStatus('Deployment', { ...scaled, spec: { replicas: 100 }, status: { replicas: 3, readyReplicas: 1 } });
+    expect((withStatus.spec as { replicas: number }).replicas).to.equal(3);
+    expect(withStatus.status).to.deep.equal({ replicas: 3, readyReplicas: 1 });
+    expect(withStatus.metadata.generation).to.equal(2);
+    const specAgain = await registry.update('Deployment', { ...withStatus, status: { replicas: 0 } });
+    expect(specAgain.status).to.deep.equal({ replicas: 3, readyReplicas: 1 });
+    const immutable = await refusal(registry.update('Deployment', { ...specAgain, metadata: { ...specAgain.metadata, uid: 'other' } }));
+    expect(immutable.fieldErrors).to.deep.equal([{ path: 'metadata.uid', message: 'field is immutable' }]);
+  });
+
+  it('patches with JSON merge patch', async function () {
+    expect(mergePatch({ a: 1, b: { c: 2, d: 3 } }, { b: { c: null, e: 4 }, f: [1] })).to.deep.equal({ a: 1, b: { d: 3, e: 4 }, f: [1] });
+    await registry.create('ConfigMap', configMap('patched', { a: '1', b: '2' }, { labels: { keep: 'yes' } }));
+    const patched = await registry.patch('ConfigMap', 'default', 'patched', { data: { a: null, c: '3' }, metadata: { labels: { added: 'yes' } } });
+    expect(patched.data).to.deep.equal({ b: '2', c: '3' });
+    expect(patched.metadata.labels).to.deep.equal({ keep: 'yes', added: 'yes' });
+    const bad = await refusal(registry.patch('ConfigMap', 'default', 'patched', { data: { a: 1 } }));
+    expect(bad.fieldErrors.map((error) => error.path)).to.deep.equal(['data["a"]']);
+  });
+
+  it('lists with label and field selectors, pages with continue tokens from one snapshot, and reads at a resourceVersion', async function () {
+    await registry.create('Namespace', namespace('list'));
+    for (let index = 0; index < 7; index++) {
+      await registry.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `item-${index}`, namespace: 'list', labels: { parity: index % 2 === 0 ? 'even' : 'odd' } } });
+    }
+    const even = await registry.list('ConfigMap', { namespace: 'list', labelSelector: 'parity=even' });
+    expect(even.items.map((item) => item.metadata.name)).to.deep.equal(['item-0', 'item-2', 'item-4', 'item-6']);
+    const named = await registry.list('ConfigMap', { namespace: 'list', fieldSelector: 'metadata.name=item-3' });
+    expect(named.items.map((item) => item.metadata.name)).to.deep.equal(['item-3']);
+    const snapshot = await registry.list('ConfigMap', { namespace: 'list' });
+    // Pages of 3, with a write between pages that must not show up.
+    const pages: ApiObject[][] = [];
+    let token = '';
+    do {
+      const page = await registry.list('ConfigMap', { namespace: 'list', limit: 3, continue: token });
+      pages.push(page.items);
+      token = page.continue;
+      if (pages.length === 1) await registry.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'item-late', namespace: 'list' } });
+    } while (token !== '');
+    expect(pages.map((page) => page.length)).to.deep.equal([3, 3, 1]);
+    expect(pages.flat().map((item) => item.metadata.name)).to.deep.equal(snapshot.items.map((item) => item.metadata.name));
+    const old = await registry.list('ConfigMap', { namespace: 'list', resourceVersion: snapshot.resourceVersion });
+    expect(old.items).to.have.length(7);
+    expect((await registry.list('ConfigMap', { namespace: 'list' })).items).to.have.length(8);
+    const all = await registry.list('ConfigMap', {});
+    expect(all.items.some((item) => item.metadata.namespace === 'default')).to.equal(true);
+    for (const [options, message] of [
+      [{ labelSelector: 'a in ()' }, /at least one value/],
+      [{ fieldSelector: 'spec.image=x' }, /not supported/],
+      [{ continue: 'garbage' }, /not one this server issued/],
+      [{ resourceVersion: 'abc' }, /not a resourceVersion/],
+    ] as const) {
+      const error = await refusal(registry.list('ConfigMap', options));
+      expect(error.reason).to.equal('BadRequest');
+      expect(error.message).to.match(message);
+    }
+  });
+
+  it('deletes, optionally only at a resourceVersion', async function () {
+    const created = await registry.create('ConfigMap', configMap('doomed', {}));
+    const updated = await registry.update('ConfigMap', { ...created, data: { x: 'y' } });
+    const conflict = await refusal(registry.delete('ConfigMap', 'default', 'doomed', { resourceVersion: created.metadata.resourceVersion as string }));
+    expect(conflict.reason).to.equal('Conflict');
+    const deleted = await registry.delete('ConfigMap', 'default', 'doomed', { resourceVersion: updated.metadata.resourceVersion as string });
+    expect(deleted.data).to.deep.equal({ x: 'y' });
+    expect((await refusal(registry.get('ConfigMap', 'default', 'doomed'))).message).to.equal('ConfigMap "doomed" not found in namespace "default"');
+    expect((await refusal(registry.delete('ConfigMap', 'default', 'doomed'))).reason).to.equal('NotFound');
+  });
+});
