@@ -61,7 +61,7 @@ export interface RegistryOptions {
 }
 
 /** Fields each kind can be selected on, beyond metadata.name and metadata.namespace. */
-const EXTRA_FIELDS: Readonly<Record<string, readonly string[]>> = {
+export const EXTRA_FIELDS: Readonly<Record<string, readonly string[]>> = {
   Pod: ['spec.nodeName', 'status.phase', 'spec.schedulerName', 'spec.serviceAccountName'],
   Event: ['involvedObject.kind', 'involvedObject.name', 'involvedObject.namespace', 'reason', 'type'],
   Secret: ['type'],

@@ -22,6 +22,8 @@ export interface MasterFlags {
   readonly maxRequestBytes: number;
   readonly requestTimeoutMs: number;
   readonly watchProgressNotifyIntervalMs: number;
+  readonly watchBookmarkIntervalMs: number;
+  readonly maxObjectBytes: number;
   readonly certFile: string;
   readonly keyFile: string;
   readonly trustedCaFile: string;
@@ -59,6 +61,8 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'max-request-bytes': { kind: 'int', help: 'largest client request accepted, in bytes (default 1572864)' },
   'request-timeout': { kind: 'int', help: 'milliseconds a write or linearizable read may wait for the cluster (default 5000)' },
   'watch-progress-notify-interval': { kind: 'int', help: 'milliseconds between progress notifications to watchers that asked (default 600000)' },
+  'watch-bookmark-interval': { kind: 'int', help: 'resource API: milliseconds of quiet before a watcher that allows bookmarks gets one (default 5000)' },
+  'max-object-bytes': { kind: 'int', help: 'resource API: largest object stored, in bytes of JSON (default 1048576)' },
   'cert-file': { kind: 'string', help: 'TLS certificate for https:// client URLs' },
   'key-file': { kind: 'string', help: 'TLS key for https:// client URLs' },
   'trusted-ca-file': { kind: 'string', help: 'CA bundle to verify client certificates (with --client-cert-auth)' },
@@ -164,6 +168,8 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     maxRequestBytes: int('max-request-bytes', 1_572_864, 1),
     requestTimeoutMs: int('request-timeout', 5_000, 1),
     watchProgressNotifyIntervalMs: int('watch-progress-notify-interval', 600_000, 1),
+    watchBookmarkIntervalMs: int('watch-bookmark-interval', 5_000, 1),
+    maxObjectBytes: int('max-object-bytes', 1_048_576, 1),
     certFile: text('cert-file', ''),
     keyFile: text('key-file', ''),
     trustedCaFile: text('trusted-ca-file', ''),

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { PEER_CHANNEL_OPTIONS, addressOf, disableNagle, raftTransportHandlers, raftWire } from '../../raft/transport/index.js';
 import { addEtcdServices } from '../etcdapi/index.js';
+import { addResourceService, ensureNamespaces } from '../apiserver/index.js';
 import { ReplicatedStore, formatId, parseInitialCluster, type StoreLogger } from '../store/index.js';
 import type { MasterFlags } from './flags.js';
 
@@ -127,6 +128,9 @@ export class Master {
       minTtlSeconds: Math.max(1, Math.ceil((1.5 * flags.electionTimeoutMs) / 1000)),
       progressNotifyIntervalMs: flags.watchProgressNotifyIntervalMs,
     });
+    const registry = addResourceService(clientServer, store, { bookmarkIntervalMs: flags.watchBookmarkIntervalMs, maxObjectBytes: flags.maxObjectBytes });
+    // The namespaces every cluster has; whichever member gets there first creates them.
+    ensureNamespaces(registry, ['default', 'kube-system', 'kube-public'], (message) => this.logger.warn(message));
     this.clientServer = clientServer;
     for (const url of flags.listenClientUrls) {
       await bind(clientServer, url, serverCredentials(url, flags.certFile, flags.keyFile, flags.trustedCaFile, flags.clientCertAuth));

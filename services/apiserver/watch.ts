@@ -1,0 +1,139 @@
+// Watches of resources: the store's key watches turned into Kubernetes watch
+// events. A put of a new key is ADDED, of an existing one MODIFIED, a delete
+// DELETED (carrying the last state, at the deleting revision). With
+// selectors, an object that starts matching is ADDED and one that stops is
+// DELETED, as Kubernetes does, so a client's view of "what matches" stays
+// exact. Events come in revision order, each revision once.
+
+import type { KeyValue, WatchBatch, WatchEvent as KvWatchEvent } from '../../raft/kv/index.js';
+import type { ReplicatedStore } from '../store/index.js';
+import { listPrefix, type KindInfo } from './kinds.js';
+import { ApiError, type ApiObject, type Registry } from './registry.js';
+import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.js';
+import { EXTRA_FIELDS } from './registry.js';
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
+
+export interface ApiWatchEvent {
+  readonly type: WatchEventType;
+  readonly object: ApiObject;
+}
+
+export interface WatchOptions {
+  readonly namespace?: string | undefined;
+  readonly labelSelector?: string | undefined;
+  readonly fieldSelector?: string | undefined;
+  /** Changes after this version; absent: the current objects as ADDED, then changes. */
+  readonly resourceVersion?: string | undefined;
+  /** Bookmarks wanted: one also marks the end of the initial ADDED events, at the list's version. */
+  readonly allowBookmarks?: boolean | undefined;
+}
+
+const decoder = new TextDecoder();
+
+function toObject(kv: KeyValue, revision: number): ApiObject {
+  const object = JSON.parse(decoder.decode(kv.value)) as ApiObject;
+  object.metadata.resourceVersion = String(revision);
+  return object;
+}
+
+export class ResourceWatch {
+  private cancelHub: (() => void) | undefined;
+  private lastRevision = 0;
+
+  private constructor(
+    private readonly info: KindInfo,
+    private readonly labels: readonly Requirement[],
+    private readonly fields: readonly FieldRequirement[],
+    private readonly emit: (event: ApiWatchEvent) => void,
+    private readonly fail: (error: ApiError) => void,
+  ) {}
+
+  /**
+   * Start a watch; `emit` gets events in order, `fail` the one error that ends
+   * it (history compacted). Throws ApiError for a bad request.
+   */
+  static async start(store: ReplicatedStore, registry: Registry, info: KindInfo, options: WatchOptions, emit: (event: ApiWatchEvent) => void, fail: (error: ApiError) => void): Promise<ResourceWatch> {
+    let labels: Requirement[];
+    let fields: FieldRequirement[];
+    try {
+      labels = parseLabelSelector(options.labelSelector ?? '');
+      fields = parseFieldSelector(options.fieldSelector ?? '', [...COMMON_FIELDS, ...(EXTRA_FIELDS[info.kind] ?? [])]);
+    } catch (error) {
+      if (error instanceof SelectorError) throw new ApiError('BadRequest', error.message);
+      throw error;
+    }
+    const watch = new ResourceWatch(info, labels, fields, emit, fail);
+    let from: number;
+    const given = options.resourceVersion ?? '';
+    if (given === '' || given === '0') {
+      // Current state first: a consistent list, then changes after it.
+      const list = await registry.list(info.kind, { namespace: options.namespace, labelSelector: options.labelSelector, fieldSelector: options.fieldSelector });
+      for (const object of list.items) emit({ type: 'ADDED', object });
+      from = Number(list.resourceVersion);
+      watch.lastRevision = from;
+      if (options.allowBookmarks === true) watch.bookmark(from);
+    } else {
+      if (!/^\d+$/.test(given)) throw new ApiError('BadRequest', `resourceVersion "${given}" is not a resourceVersion (a decimal revision)`);
+      from = Number(given);
+    }
+    watch.lastRevision = from;
+    const prefix = listPrefix(info, info.namespaced ? options.namespace : undefined);
+    const end = Buffer.from(prefix);
+    end[end.length - 1]!++;
+    const started = store.watchHub.watch({ key: Buffer.from(prefix), rangeEnd: end, startRevision: from + 1, prevKv: true }, (batch) => watch.deliver(batch));
+    if (started.kind === 'compacted') {
+      throw new ApiError('Gone', `too old resource version: ${from} (the history before ${started.compactRevision} was compacted); list again`);
+    }
+    watch.cancelHub = started.cancel;
+    return watch;
+  }
+
+  /** The revision the watcher has seen everything up to (for bookmarks). */
+  get revision(): number {
+    return this.lastRevision;
+  }
+
+  bookmark(revision: number): void {
+    if (revision > this.lastRevision) this.lastRevision = revision;
+    this.emit({ type: 'BOOKMARK', object: { apiVersion: this.info.apiVersion, kind: this.info.kind, metadata: { resourceVersion: String(this.lastRevision) } } });
+  }
+
+  cancel(): void {
+    this.cancelHub?.();
+    this.cancelHub = undefined;
+  }
+
+  private deliver(batch: WatchBatch): void {
+    if (batch.compactRevision !== undefined) {
+      this.cancel();
+      this.fail(new ApiError('Gone', `too old resource version: ${this.lastRevision} (compacted to ${batch.compactRevision}); list again`));
+      return;
+    }
+    for (const event of batch.events) {
+      const translated = this.translate(event);
+      if (translated !== undefined) this.emit(translated);
+    }
+    if (batch.revision > this.lastRevision) this.lastRevision = batch.revision;
+  }
+
+  private matches(object: ApiObject | undefined): boolean {
+    return object !== undefined && matchesLabels(this.labels, object.metadata.labels as Record<string, string> | undefined) && matchesFields(this.fields, object);
+  }
+
+  private translate(event: KvWatchEvent): ApiWatchEvent | undefined {
+    const revision = event.kv.modRevision;
+    const before = event.prevKv !== undefined ? toObject(event.prevKv, event.prevKv.modRevision) : undefined;
+    if (event.type === 'delete') {
+      if (before === undefined || !this.matches(before)) return undefined;
+      before.metadata.resourceVersion = String(revision);
+      return { type: 'DELETED', object: before };
+    }
+    const after = toObject(event.kv, revision);
+    const matchedBefore = this.matches(before);
+    const matchesNow = this.matches(after);
+    if (matchesNow) return { type: matchedBefore ? 'MODIFIED' : 'ADDED', object: after };
+    // It stopped matching: to this watcher it is gone.
+    return matchedBefore ? { type: 'DELETED', object: after } : undefined;
+  }
+}

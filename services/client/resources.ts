@@ -1,0 +1,190 @@
+// A client of the resource API (proto/api.proto) that knows every master.
+// Reads, and writes whose repetition is harmless, move to the next master
+// when one is unreachable; a write that may have reached a master that then
+// died is retried only when it is safe (create: AlreadyExists after a retry
+// means it was ours is NOT assumed — the error is returned; update and
+// delete carry a resourceVersion, so a repeated one fails with a conflict
+// rather than applying twice). Watches resume on another master from the
+// last resourceVersion they delivered: no event is missed or repeated.
+
+import * as grpc from '@grpc/grpc-js';
+import * as api from '../../proto/gen/api.js';
+import { isRetriable } from './etcd.js';
+
+export type KubeObject = Record<string, unknown> & {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: Record<string, unknown> & { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+};
+
+export interface ResourceClientOptions {
+  readonly endpoints: readonly string[];
+  readonly credentials?: grpc.ChannelCredentials;
+  readonly timeoutMs?: number;
+}
+
+export interface ListResult {
+  readonly items: KubeObject[];
+  readonly resourceVersion: string;
+  readonly continue: string;
+}
+
+export interface WatchHandlers {
+  readonly onEvent: (type: string, object: KubeObject) => void;
+  /** The watch ended for good (e.g. its resourceVersion was compacted: OUT_OF_RANGE — list again). */
+  readonly onError?: (error: grpc.ServiceError) => void;
+}
+
+export interface WatchParams {
+  readonly namespace?: string;
+  readonly labelSelector?: string;
+  readonly fieldSelector?: string;
+  readonly resourceVersion?: string;
+  readonly allowBookmarks?: boolean;
+}
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.initial_reconnect_backoff_ms': 50,
+  'grpc.max_reconnect_backoff_ms': 1000,
+  'grpc.max_receive_message_length': 256 * 1024 * 1024,
+};
+
+function decode(bytes: Uint8Array): KubeObject {
+  return JSON.parse(Buffer.from(bytes).toString('utf8')) as KubeObject;
+}
+
+function encode(object: unknown): Buffer {
+  return Buffer.from(JSON.stringify(object));
+}
+
+export class ResourceClient {
+  private readonly clients: api.ResourcesClient[];
+  private next = 0;
+  private readonly timeoutMs: number;
+
+  constructor(options: ResourceClientOptions) {
+    if (options.endpoints.length === 0) throw new Error('ResourceClient needs at least one endpoint');
+    const credentials = options.credentials ?? grpc.credentials.createInsecure();
+    this.clients = options.endpoints.map((endpoint) => new api.ResourcesClient(endpoint.replace(/^https?:\/\//, '').replace(/\/$/, ''), credentials, CHANNEL_OPTIONS));
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  close(): void {
+    for (const client of this.clients) client.close();
+  }
+
+  create(kind: string, object: unknown): Promise<KubeObject> {
+    return this.call<api.ObjectResponse>(false, (client, options, done) => client.create({ kind, object: encode(object) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+  }
+
+  get(kind: string, namespace: string, name: string): Promise<KubeObject> {
+    return this.call<api.ObjectResponse>(true, (client, options, done) => client.get({ kind, namespace, name }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+  }
+
+  list(kind: string, params: { namespace?: string; labelSelector?: string; fieldSelector?: string; limit?: number; continue?: string; resourceVersion?: string } = {}): Promise<ListResult> {
+    const request = api.ListRequest.fromPartial({ kind, ...params });
+    return this.call<api.ListResponse>(true, (client, options, done) => client.list(request, new grpc.Metadata(), options, done)).then((response) => ({
+      items: response.items.map(decode),
+      resourceVersion: response.resourceVersion,
+      continue: response.continue,
+    }));
+  }
+
+  update(kind: string, object: KubeObject): Promise<KubeObject> {
+    // Safe to repeat only when pinned to a resourceVersion.
+    const pinned = typeof object.metadata?.resourceVersion === 'string' && object.metadata.resourceVersion !== '';
+    return this.call<api.ObjectResponse>(pinned, (client, options, done) => client.update({ kind, object: encode(object) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+  }
+
+  updateStatus(kind: string, object: KubeObject): Promise<KubeObject> {
+    const pinned = typeof object.metadata?.resourceVersion === 'string' && object.metadata.resourceVersion !== '';
+    return this.call<api.ObjectResponse>(pinned, (client, options, done) => client.updateStatus({ kind, object: encode(object) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+  }
+
+  patch(kind: string, namespace: string, name: string, patch: unknown): Promise<KubeObject> {
+    return this.call<api.ObjectResponse>(false, (client, options, done) => client.patch({ kind, namespace, name, patch: encode(patch) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+  }
+
+  delete(kind: string, namespace: string, name: string, resourceVersion = ''): Promise<KubeObject> {
+    return this.call<api.ObjectResponse>(resourceVersion !== '', (client, options, done) => client.delete({ kind, namespace, name, resourceVersion }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+  }
+
+  /**
+   * Watch a kind. When the master serving the stream goes away, the watch
+   * continues on another one from the last resourceVersion delivered
+   * (bookmarks included). Returns a function that stops it.
+   */
+  watch(kind: string, params: WatchParams, handlers: WatchHandlers): () => void {
+    let resourceVersion = params.resourceVersion ?? '';
+    let stopped = false;
+    let stream: grpc.ClientReadableStream<api.WatchEvent> | undefined;
+    let retryTimer: NodeJS.Timeout | undefined;
+    let initialDone = false;
+    const open = (): void => {
+      if (stopped) return;
+      const client = this.pick();
+      // Bookmarks are always asked for: they move the resume point forward
+      // (the first marks the end of the initial ADDED events). The caller sees
+      // them only if it asked.
+      const current = client.watch(api.WatchRequest.fromPartial({ kind, ...params, resourceVersion, allowBookmarks: true }));
+      stream = current;
+      // One reconnect per stream, however it ends ('error' and 'end' can both come).
+      const reconnect = (): void => {
+        if (stopped || stream !== current) return;
+        stream = undefined;
+        current.cancel();
+        retryTimer = setTimeout(open, 100);
+      };
+      current.on('data', (event: api.WatchEvent) => {
+        if (stopped || stream !== current) return;
+        const object = decode(event.object);
+        const version = object.metadata?.resourceVersion;
+        // Resume after the newest revision seen. The initial ADDED events of a
+        // watch without a resourceVersion carry their objects' own versions;
+        // the bookmark after them sets the resume point to the list's.
+        if (event.type === 'BOOKMARK' || event.type !== 'ADDED' || params.resourceVersion !== undefined || initialDone) {
+          if (typeof version === 'string' && (resourceVersion === '' || Number(version) > Number(resourceVersion))) resourceVersion = version;
+        }
+        if (event.type === 'BOOKMARK') initialDone = true;
+        if (event.type !== 'BOOKMARK' || params.allowBookmarks === true) handlers.onEvent(event.type, object);
+      });
+      current.on('error', (error: grpc.ServiceError) => {
+        if (stopped || stream !== current) return;
+        if (isRetriable(error) || error.code === grpc.status.INTERNAL) {
+          reconnect();
+          return;
+        }
+        stopped = true;
+        handlers.onError?.(error);
+      });
+      current.on('end', reconnect);
+    };
+    open();
+    return () => {
+      stopped = true;
+      if (retryTimer !== undefined) clearTimeout(retryTimer);
+      stream?.cancel();
+    };
+  }
+
+  private pick(): api.ResourcesClient {
+    const client = this.clients[this.next % this.clients.length]!;
+    this.next++;
+    return client;
+  }
+
+  private async call<T>(retrySafe: boolean, run: (client: api.ResourcesClient, options: Partial<grpc.CallOptions>, done: (error: grpc.ServiceError | null, response: T) => void) => void): Promise<T> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const client = this.pick();
+      try {
+        return await new Promise<T>((resolve, reject) => run(client, { deadline: Date.now() + this.timeoutMs }, (error, response) => (error === null ? resolve(response) : reject(error))));
+      } catch (error) {
+        const code = (error as grpc.ServiceError).code;
+        // UNAVAILABLE before a connection existed never reached a master: always safe to retry.
+        const neverSent = code === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED/.test((error as Error).message);
+        if (!(neverSent || (retrySafe && isRetriable(error))) || Date.now() > deadline) throw error;
+      }
+    }
+  }
+}
