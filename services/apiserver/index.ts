@@ -1,7 +1,7 @@
 // The resource API server of every master: kinds, strict decoding,
 // validation, the registry on the replicated store, watches, gRPC service.
 export { ensureNamespaces } from './bootstrap.js';
-export { KINDS, kindInfo, resolveKind, type KindInfo } from './kinds.js';
+export { KINDS, kindInfo, resolveKind, type KindInfo } from '../client/kinds.js';
 export { ApiError, Registry, mergePatch, type ApiObject, type ListOptions, type ObjectList, type Reason } from './registry.js';
 export { addResourceService, resourceHandlers, statusOf, type ResourceServiceOptions } from './service.js';
 export { ResourceWatch, type ApiWatchEvent, type WatchEventType, type WatchOptions } from './watch.js';

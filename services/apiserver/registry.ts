@@ -14,9 +14,9 @@ import { nanoid } from 'nanoid';
 import * as etcd from '../../proto/gen/etcd/rpc.js';
 import type { RangeResponse, TxnResponse } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
-import { kindInfo, listPrefix, objectKey, type KindInfo } from './kinds.js';
+import { kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
 import { decodeStrict, type FieldError, type Json } from './schema.js';
-import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.js';
+import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.js';
 import { validateObjectMeta } from './validation.js';
 
 export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge';
@@ -147,6 +147,19 @@ function putOp(key: string, value: Buffer): etcd.RequestOp {
   return { request: { $case: 'requestPut', value: etcd.PutRequest.fromPartial({ key: encoder.encode(key), value }) } };
 }
 
+/** A request's label and field selectors, parsed for `info`'s selectable fields (BadRequest when malformed). */
+export function parseSelectors(info: KindInfo, labelSelector: string | undefined, fieldSelector: string | undefined): { labels: Requirement[]; fields: FieldRequirement[] } {
+  try {
+    return {
+      labels: parseLabelSelector(labelSelector ?? ''),
+      fields: parseFieldSelector(fieldSelector ?? '', [...COMMON_FIELDS, ...(EXTRA_FIELDS[info.kind] ?? [])]),
+    };
+  } catch (error) {
+    if (error instanceof SelectorError) throw new ApiError('BadRequest', error.message);
+    throw error;
+  }
+}
+
 export class Registry {
   private readonly now: () => Date;
 
@@ -244,15 +257,7 @@ export class Registry {
 
   async list(kindName: string, options: ListOptions = {}): Promise<ObjectList> {
     const info = Registry.kind(kindName);
-    let labels;
-    let fields;
-    try {
-      labels = parseLabelSelector(options.labelSelector ?? '');
-      fields = parseFieldSelector(options.fieldSelector ?? '', [...COMMON_FIELDS, ...(EXTRA_FIELDS[info.kind] ?? [])]);
-    } catch (error) {
-      if (error instanceof SelectorError) throw new ApiError('BadRequest', error.message);
-      throw error;
-    }
+    const { labels, fields } = parseSelectors(info, options.labelSelector, options.fieldSelector);
     const token = options.continue !== undefined && options.continue !== '' ? decodeContinue(options.continue) : undefined;
     const pinned = token?.rv ?? parseResourceVersion(options.resourceVersion, 'resourceVersion');
     if (pinned === undefined) await this.store.linearizableBarrier();
@@ -309,6 +314,10 @@ export class Registry {
         throw new ApiError('Conflict', `Operation cannot be fulfilled on ${info.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again (current resourceVersion ${currentKv.modRevision}, yours ${expected})`);
       }
       const next = this.merge(info, current, object, part);
+      // Writing what is already there is a no-op, as in Kubernetes: no new version, no watch event.
+      const stored: ApiObject = { ...current, metadata: { ...current.metadata } };
+      delete stored.metadata.resourceVersion;
+      if (jsonEqual(next, stored)) return current;
       const response = await this.txn({
         compare: [modifiedAt(key, currentKv.modRevision)],
         success: [putOp(key, this.encode(next))],

@@ -4,7 +4,7 @@
 // name the field and say what is allowed, as Kubernetes' do. Pure.
 
 import type { FieldError } from './schema.js';
-import type { KindInfo } from './kinds.js';
+import type { KindInfo } from '../client/kinds.js';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

@@ -7,10 +7,9 @@
 
 import type { KeyValue, WatchBatch, WatchEvent as KvWatchEvent } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
-import { listPrefix, type KindInfo } from './kinds.js';
-import { ApiError, type ApiObject, type Registry } from './registry.js';
-import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.js';
-import { EXTRA_FIELDS } from './registry.js';
+import { listPrefix, type KindInfo } from '../client/kinds.js';
+import { ApiError, parseSelectors, type ApiObject, type Registry } from './registry.js';
+import { matchesFields, matchesLabels, type FieldRequirement, type Requirement } from './selectors.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
 
@@ -54,15 +53,7 @@ export class ResourceWatch {
    * it (history compacted). Throws ApiError for a bad request.
    */
   static async start(store: ReplicatedStore, registry: Registry, info: KindInfo, options: WatchOptions, emit: (event: ApiWatchEvent) => void, fail: (error: ApiError) => void): Promise<ResourceWatch> {
-    let labels: Requirement[];
-    let fields: FieldRequirement[];
-    try {
-      labels = parseLabelSelector(options.labelSelector ?? '');
-      fields = parseFieldSelector(options.fieldSelector ?? '', [...COMMON_FIELDS, ...(EXTRA_FIELDS[info.kind] ?? [])]);
-    } catch (error) {
-      if (error instanceof SelectorError) throw new ApiError('BadRequest', error.message);
-      throw error;
-    }
+    const { labels, fields } = parseSelectors(info, options.labelSelector, options.fieldSelector);
     const watch = new ResourceWatch(info, labels, fields, emit, fail);
     let from: number;
     const given = options.resourceVersion ?? '';

@@ -78,7 +78,7 @@ export class LocalCluster {
   private readonly probes = new Map<LocalMember, EtcdConnection>();
 
   private constructor(
-    private readonly options: LocalClusterOptions,
+    readonly options: LocalClusterOptions,
     members: LocalMember[],
   ) {
     this.members = members;

@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { KINDS } from '../../services/apiserver/kinds.js';
+import { KINDS } from '../../services/client/kinds.js';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
 import { isRetriable } from '../../services/client/etcd.js';
 import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';

@@ -89,6 +89,11 @@ describe('apiserver: the resource registry on a replicated store', function () {
     expect(withStatus.metadata.generation).to.equal(2);
     const specAgain = await registry.update('Deployment', { ...withStatus, status: { replicas: 0 } });
     expect(specAgain.status).to.deep.equal({ replicas: 3, readyReplicas: 1 });
+    // Writing what is stored changes nothing: same version, no new revision.
+    const revision = store.kv.revision;
+    const same = await registry.update('Deployment', specAgain);
+    expect(same.metadata.resourceVersion).to.equal(specAgain.metadata.resourceVersion);
+    expect(store.kv.revision).to.equal(revision);
     const immutable = await refusal(registry.update('Deployment', { ...specAgain, metadata: { ...specAgain.metadata, uid: 'other' } }));
     expect(immutable.fieldErrors).to.deep.equal([{ path: 'metadata.uid', message: 'field is immutable' }]);
   });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { decodeStrict, isQuantity } from '../../services/apiserver/schema.js';
-import { kindInfo, resolveKind, objectKey, KINDS } from '../../services/apiserver/kinds.js';
+import { kindInfo, resolveKind, objectKey, KINDS } from '../../services/client/kinds.js';
 import { validateObjectMeta } from '../../services/apiserver/validation.js';
 import { hasMessage } from '../../services/apiserver/schema.js';
 

@@ -1,0 +1,361 @@
+// mastctl: kubectl's habits against a mast cluster.
+//
+//   mastctl get KIND[,KIND...]|all [NAME...] [-n NS | -A] [-o wide|yaml|json|name] [-l SEL] [--field-selector SEL] [--show-labels]
+//   mastctl apply -f FILE|DIR|-        create or update each object
+//   mastctl create -f FILE|DIR|-
+//   mastctl delete KIND NAME... | -f FILE|DIR|-
+//   mastctl label|annotate KIND NAME key=value... key-  [--overwrite]
+//   mastctl scale KIND NAME --replicas=N
+//   mastctl cluster-info | member list
+//
+// Masters: --server URL[,URL...], else $MAST_MASTERS, else the config file
+// ($MASTCONFIG or ~/.mast/config: YAML with `masters: [URL, ...]`). Errors
+// print as one line on stderr with a non-zero exit code.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { parse as parseYaml } from 'yaml';
+import { EtcdClient } from '../client/etcd.js';
+import { KINDS, resolveKind, type KindInfo } from '../client/kinds.js';
+import { ResourceClient, type KubeObject } from '../client/resources.js';
+import { readManifests, ManifestError } from './manifests.js';
+import { printObjects, type PrintOptions } from './printers.js';
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface CtlIo {
+  readonly out: (text: string) => void;
+  readonly readStdin: () => string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly now: () => Date;
+}
+
+interface Parsed {
+  readonly positional: string[];
+  readonly flags: Map<string, string[]>;
+}
+
+const BOOLEAN_FLAGS = new Set(['A', 'all-namespaces', 'show-labels', 'overwrite', 'w', 'watch']);
+const SHORT: Readonly<Record<string, string>> = { n: 'namespace', o: 'output', l: 'selector', f: 'filename', A: 'all-namespaces', w: 'watch' };
+
+function parseArgs(args: readonly string[]): Parsed {
+  const positional: string[] = [];
+  const flags = new Map<string, string[]>();
+  const add = (name: string, value: string): void => void flags.set(name, [...(flags.get(name) ?? []), value]);
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === '--') {
+      positional.push(...args.slice(index + 1));
+      break;
+    }
+    const long = /^--([^=]+)(?:=(.*))?$/.exec(arg);
+    const short = /^-([A-Za-z])(?:=?(.+))?$/.exec(arg);
+    if (long === null && short === null) {
+      positional.push(arg);
+      continue;
+    }
+    const rawName = long !== null ? long[1]! : short![1]!;
+    const name = SHORT[rawName] ?? rawName;
+    const inline = long !== null ? long[2] : short![2];
+    if (BOOLEAN_FLAGS.has(rawName) || BOOLEAN_FLAGS.has(name)) {
+      add(name, inline ?? 'true');
+    } else if (inline !== undefined) {
+      add(name, inline);
+    } else {
+      const value = args[index + 1];
+      if (value === undefined) throw new UsageError(`flag ${arg} needs a value`);
+      add(name, value);
+      index++;
+    }
+  }
+  return { positional, flags };
+}
+
+function flag(parsed: Parsed, name: string): string | undefined {
+  const values = parsed.flags.get(name);
+  return values === undefined ? undefined : values[values.length - 1];
+}
+
+function boolFlag(parsed: Parsed, name: string): boolean {
+  const value = flag(parsed, name);
+  return value !== undefined && value !== 'false';
+}
+
+export function mastersFrom(parsed: { flags: Map<string, string[]> } | undefined, env: Readonly<Record<string, string | undefined>>): string[] {
+  const given = parsed === undefined ? undefined : flag(parsed as Parsed, 'server');
+  const list = (text: string): string[] => text.split(',').map((part) => part.trim()).filter((part) => part !== '');
+  if (given !== undefined) return list(given);
+  if (env.MAST_MASTERS !== undefined && env.MAST_MASTERS !== '') return list(env.MAST_MASTERS);
+  const path = env.MASTCONFIG ?? join(env.HOME ?? homedir(), '.mast', 'config');
+  if (!existsSync(path)) throw new UsageError(`no masters given: use --server URL[,URL...], set MAST_MASTERS, or write ${path} (masters: [URL, ...])`);
+  const config = parseYaml(readFileSync(path, 'utf8')) as { masters?: unknown } | null;
+  if (config === null || !Array.isArray(config.masters) || config.masters.length === 0) throw new UsageError(`${path}: expected "masters:" with a list of URLs`);
+  return config.masters.map(String);
+}
+
+function kindOrThrow(name: string): KindInfo {
+  const info = resolveKind(name);
+  if (info === undefined) throw new UsageError(`the server doesn't have a resource type "${name}"`);
+  return info;
+}
+
+/** The kinds `get all` shows, as kubectl does. */
+const ALL = ['Pod', 'Service', 'DaemonSet', 'Deployment', 'ReplicaSet', 'StatefulSet', 'Job', 'CronJob', 'HorizontalPodAutoscaler'];
+
+/** kubectl's "deployment.apps" style for a kind in listings of several kinds. */
+function qualifiedName(info: KindInfo): string {
+  const group = info.apiVersion.includes('/') ? info.apiVersion.split('/')[0] : '';
+  return `${info.kind.toLowerCase()}${group === '' ? '' : `.${group}`}`;
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof UsageError || error instanceof ManifestError) return `error: ${error.message}`;
+  const status = error as Partial<grpc.ServiceError>;
+  if (typeof status.code === 'number' && typeof status.details === 'string') {
+    const reason = status.metadata?.get('mast-reason')[0];
+    return `Error from server${reason !== undefined ? ` (${String(reason)})` : ''}: ${status.details}`;
+  }
+  return `error: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+async function applyOne(client: ResourceClient, object: KubeObject, mode: 'apply' | 'create', namespace: string | undefined): Promise<string> {
+  const info = kindOrThrow(String(object.kind));
+  const metadata = { ...(object.metadata ?? {}) };
+  if (info.namespaced && (metadata.namespace === undefined || metadata.namespace === '') && namespace !== undefined) metadata.namespace = namespace;
+  const desired: KubeObject = { ...object, metadata };
+  const label = `${qualifiedName(info)}/${String(metadata.name ?? metadata.generateName ?? '')}`;
+  if (mode === 'create' || metadata.name === undefined) {
+    await client.create(info.kind, desired);
+    return `${label} created`;
+  }
+  for (let attempt = 0; ; attempt++) {
+    let current: KubeObject;
+    try {
+      current = await client.get(info.kind, String(metadata.namespace ?? ''), String(metadata.name));
+    } catch (error) {
+      if ((error as grpc.ServiceError).code !== grpc.status.NOT_FOUND) throw error;
+      await client.create(info.kind, desired);
+      return `${label} created`;
+    }
+    // The file is the desired state of everything it says; the server keeps
+    // identity, status, and what controllers and users added as metadata.
+    const merged: KubeObject = {
+      ...desired,
+      metadata: { ...current.metadata, ...metadata, resourceVersion: current.metadata?.resourceVersion },
+    };
+    if (current.status !== undefined) merged.status = current.status;
+    try {
+      // The server stores a no-op update as nothing (the version stays): that is "unchanged".
+      const stored = await client.update(info.kind, merged);
+      return `${label} ${stored.metadata?.resourceVersion === current.metadata?.resourceVersion ? 'unchanged' : 'configured'}`;
+    } catch (error) {
+      if ((error as grpc.ServiceError).code !== grpc.status.ABORTED || attempt >= 5) throw error;
+    }
+  }
+}
+
+function parseKeyValues(items: readonly string[], what: string): { set: Record<string, string>; remove: string[] } {
+  const set: Record<string, string> = {};
+  const remove: string[] = [];
+  for (const item of items) {
+    if (item.endsWith('-') && !item.includes('=')) remove.push(item.slice(0, -1));
+    else {
+      const equals = item.indexOf('=');
+      if (equals <= 0) throw new UsageError(`${what} "${item}" is not key=value or key-`);
+      set[item.slice(0, equals)] = item.slice(equals + 1);
+    }
+  }
+  return { set, remove };
+}
+
+export async function runCtl(args: readonly string[], io: CtlIo): Promise<number> {
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs(args);
+  } catch (error) {
+    io.out(describeError(error));
+    return 1;
+  }
+  const [command, ...rest] = parsed.positional;
+  if (command === undefined || command === 'help' || boolFlag(parsed, 'help')) {
+    io.out(USAGE);
+    return command === undefined ? 1 : 0;
+  }
+  let client: ResourceClient | undefined;
+  let etcd: EtcdClient | undefined;
+  try {
+    const masters = mastersFrom(parsed, io.env);
+    client = new ResourceClient({ endpoints: masters, timeoutMs: 10_000 });
+    const namespace = flag(parsed, 'namespace');
+    switch (command) {
+      case 'get':
+        await get(client, rest, parsed, io);
+        return 0;
+      case 'apply':
+      case 'create': {
+        const file = flag(parsed, 'filename');
+        if (file === undefined) throw new UsageError(`${command} needs -f FILE|DIR|-`);
+        for (const manifest of readManifests(file, io.readStdin)) io.out(await applyOne(client, manifest.object, command, namespace));
+        return 0;
+      }
+      case 'delete': {
+        const file = flag(parsed, 'filename');
+        const targets: Array<{ info: KindInfo; namespace: string; name: string }> = [];
+        if (file !== undefined) {
+          for (const { object } of readManifests(file, io.readStdin)) {
+            const info = kindOrThrow(String(object.kind));
+            targets.push({ info, namespace: String(object.metadata?.namespace ?? namespace ?? 'default'), name: String(object.metadata?.name) });
+          }
+        } else {
+          const [kindName, ...names] = rest;
+          if (kindName === undefined || names.length === 0) throw new UsageError('delete needs KIND NAME... or -f FILE');
+          const info = kindOrThrow(kindName);
+          for (const name of names) targets.push({ info, namespace: namespace ?? 'default', name });
+        }
+        for (const target of targets) {
+          await client.delete(target.info.kind, target.info.namespaced ? target.namespace : '', target.name);
+          io.out(`${qualifiedName(target.info)} "${target.name}" deleted`);
+        }
+        return 0;
+      }
+      case 'label':
+      case 'annotate': {
+        const [kindName, name, ...items] = rest;
+        if (kindName === undefined || name === undefined || items.length === 0) throw new UsageError(`${command} needs KIND NAME key=value... (key- removes)`);
+        const info = kindOrThrow(kindName);
+        const field = command === 'label' ? 'labels' : 'annotations';
+        const { set, remove } = parseKeyValues(items, command === 'label' ? 'label' : 'annotation');
+        const ns = info.namespaced ? (namespace ?? 'default') : '';
+        const current = await client.get(info.kind, ns, name);
+        const existing = (current.metadata?.[field] as Record<string, string> | undefined) ?? {};
+        if (!boolFlag(parsed, 'overwrite')) {
+          for (const [key, value] of Object.entries(set)) {
+            if (existing[key] !== undefined && existing[key] !== value) throw new UsageError(`'${key}' already has a value (${existing[key]}), and --overwrite is false`);
+          }
+        }
+        const patch: Record<string, string | null> = { ...set };
+        for (const key of remove) patch[key] = null;
+        await client.patch(info.kind, ns, name, { metadata: { [field]: patch, resourceVersion: current.metadata?.resourceVersion } });
+        io.out(`${qualifiedName(info)}/${name} ${command === 'label' ? 'labeled' : 'annotated'}`);
+        return 0;
+      }
+      case 'scale': {
+        const [kindName, name] = rest;
+        const replicas = flag(parsed, 'replicas');
+        if (kindName === undefined || name === undefined || replicas === undefined || !/^\d+$/.test(replicas)) throw new UsageError('scale needs KIND NAME --replicas=N');
+        const info = kindOrThrow(kindName);
+        if (!['Deployment', 'ReplicaSet', 'ReplicationController', 'StatefulSet'].includes(info.kind)) throw new UsageError(`${info.kind} cannot be scaled`);
+        await client.patch(info.kind, namespace ?? 'default', name, { spec: { replicas: Number(replicas) } });
+        io.out(`${qualifiedName(info)}/${name} scaled`);
+        return 0;
+      }
+      case 'cluster-info':
+      case 'member': {
+        if (command === 'member' && rest[0] !== 'list') throw new UsageError('usage: mastctl member list');
+        etcd = new EtcdClient({ endpoints: masters, timeoutMs: 3000 });
+        const members = await etcd.withFailover((connection) => connection.memberList(), Date.now() + 10_000);
+        const rows: string[][] = [];
+        let leader = '';
+        let revision = '';
+        for (const member of members.members) {
+          let role = 'unreachable';
+          for (const url of member.clientURLs) {
+            const connection = etcd.connections.find((candidate) => candidate.endpoint.replace(/\/$/, '') === url.replace(/\/$/, ''));
+            if (connection === undefined) continue;
+            try {
+              const status = await connection.status(2000);
+              role = status.leader === member.ID ? 'leader' : member.isLearner ? 'learner' : 'follower';
+              if (role === 'leader') leader = member.name;
+              revision = status.header?.revision ?? revision;
+            } catch {
+              // stays unreachable
+            }
+          }
+          rows.push([BigInt(member.ID).toString(16), member.name, role, member.clientURLs.join(','), member.peerURLs.join(',')]);
+        }
+        if (command === 'cluster-info') io.out(`mast control plane: ${members.members.length} masters, leader ${leader || '<none>'}, revision ${revision || '<unknown>'}\nmasters: ${masters.join(', ')}`);
+        const headers = ['ID', 'NAME', 'ROLE', 'CLIENT URLS', 'PEER URLS'];
+        const widths = headers.map((header, index) => Math.max(header.length, ...rows.map((row) => row[index]!.length)));
+        const line = (cells: readonly string[]): string => cells.map((cell, index) => (index === cells.length - 1 ? cell : cell.padEnd(widths[index]! + 3))).join('');
+        io.out([line(headers), ...rows.map(line)].join('\n'));
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command "${command}"; see mastctl help`);
+    }
+  } catch (error) {
+    io.out(describeError(error));
+    return 1;
+  } finally {
+    client?.close();
+    etcd?.close();
+  }
+}
+
+async function get(client: ResourceClient, rest: readonly string[], parsed: Parsed, io: CtlIo): Promise<void> {
+  const [kinds, ...names] = rest;
+  if (kinds === undefined) throw new UsageError(`get needs a resource type, e.g. mastctl get pods (known: ${KINDS.map((info) => info.resource).join(', ')})`);
+  const infos = kinds === 'all' ? ALL.map((kind) => resolveKind(kind)!) : kinds.split(',').map(kindOrThrow);
+  const allNamespaces = boolFlag(parsed, 'all-namespaces');
+  const namespace = allNamespaces ? undefined : (flag(parsed, 'namespace') ?? 'default');
+  const outputFlag = flag(parsed, 'output') ?? 'table';
+  if (!['table', 'wide', 'yaml', 'json', 'name'].includes(outputFlag)) throw new UsageError(`unable to match a printer for output format "${outputFlag}" (use wide, yaml, json or name)`);
+  const output = outputFlag as PrintOptions['output'];
+  const several = infos.length > 1;
+  const sections: string[] = [];
+  for (const info of infos) {
+    let objects: KubeObject[];
+    if (names.length > 0) {
+      objects = [];
+      for (const name of names) objects.push(await client.get(info.kind, info.namespaced ? (namespace ?? 'default') : '', name));
+    } else {
+      objects = [];
+      let token = '';
+      do {
+        const page = await client.list(info.kind, {
+          namespace: info.namespaced ? (namespace ?? '') : '',
+          labelSelector: flag(parsed, 'selector') ?? '',
+          fieldSelector: flag(parsed, 'field-selector') ?? '',
+          limit: 500,
+          continue: token,
+        });
+        objects.push(...page.items);
+        token = page.continue;
+      } while (token !== '');
+    }
+    if (objects.length === 0 && several) continue;
+    if (objects.length === 0) {
+      io.out(allNamespaces || !info.namespaced ? 'No resources found' : `No resources found in ${namespace} namespace.`);
+      continue;
+    }
+    sections.push(
+      printObjects(info.kind, objects, {
+        output,
+        withNamespace: allNamespaces && info.namespaced && (output === 'table' || output === 'wide'),
+        showLabels: boolFlag(parsed, 'show-labels'),
+        now: io.now(),
+        kindPrefix: several || output === 'name' ? qualifiedName(info) : undefined,
+      }),
+    );
+  }
+  if (sections.length === 0 && several) io.out(allNamespaces ? 'No resources found' : `No resources found in ${namespace} namespace.`);
+  if (sections.length > 0) io.out(sections.join(output === 'table' || output === 'wide' ? '\n\n' : '\n'));
+}
+
+const USAGE = `mastctl controls a mast cluster.
+
+  get KIND[,KIND...]|all [NAME...] [-n NS | -A] [-o wide|yaml|json|name] [-l SELECTOR] [--field-selector SEL] [--show-labels]
+  apply -f FILE|DIR|-           create or update the objects in the manifests (multi-document YAML, JSON)
+  create -f FILE|DIR|-
+  delete KIND NAME... | -f FILE|DIR|-
+  label KIND NAME key=value... [key-] [--overwrite]
+  annotate KIND NAME key=value... [key-] [--overwrite]
+  scale KIND NAME --replicas=N
+  cluster-info                  masters, leader, revision
+  member list
+
+Masters: --server URL[,URL...], else $MAST_MASTERS, else $MASTCONFIG or ~/.mast/config (masters: [URL, ...]).`;

@@ -1,0 +1,140 @@
+// How `mastctl get` prints objects: kubectl's tables per kind (default and
+// -o wide), yaml, json and name. Pure: objects and the current time in,
+// text out.
+
+import { stringify } from 'yaml';
+import type { KubeObject } from '../client/resources.js';
+
+type Row = Record<string, string>;
+type Column = readonly [header: string, value: (object: KubeObject, now: Date) => string, wideOnly?: boolean];
+
+/** kubectl's age (apimachinery's HumanDuration): 45s, 7m30s, 150m, 5h20m, 34h, 3d4h, 55d, 2y30d. */
+export function age(timestamp: unknown, now: Date): string {
+  if (typeof timestamp !== 'string') return '<unknown>';
+  const seconds = Math.floor((now.getTime() - Date.parse(timestamp)) / 1000);
+  if (Number.isNaN(seconds)) return '<unknown>';
+  if (seconds < 0) return '0s';
+  if (seconds < 120) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 10) return seconds % 60 === 0 ? `${minutes}m` : `${minutes}m${seconds % 60}s`;
+  if (minutes < 180) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 8) return minutes % 60 === 0 ? `${hours}h` : `${hours}h${minutes % 60}m`;
+  if (hours < 48) return `${hours}h`;
+  const days = Math.floor(hours / 24);
+  if (hours < 24 * 8) return hours % 24 === 0 ? `${days}d` : `${days}d${hours % 24}h`;
+  if (hours < 24 * 365 * 2) return `${days}d`;
+  const years = Math.floor(days / 365);
+  if (hours < 24 * 365 * 8) return days % 365 === 0 ? `${years}y` : `${years}y${days % 365}d`;
+  return `${years}y`;
+}
+
+const get = (object: unknown, path: string): unknown =>
+  path.split('.').reduce<unknown>((value, part) => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[part] : undefined), object);
+const num = (value: unknown): number => (typeof value === 'number' ? value : 0);
+const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+
+function podStatus(pod: KubeObject): string {
+  if (get(pod, 'metadata.deletionTimestamp') !== undefined) return 'Terminating';
+  for (const status of list(get(pod, 'status.containerStatuses'))) {
+    const waiting = get(status, 'state.waiting.reason');
+    if (typeof waiting === 'string' && waiting !== '') return waiting;
+    const terminated = get(status, 'state.terminated.reason');
+    if (typeof terminated === 'string' && terminated !== '' && get(pod, 'status.phase') !== 'Succeeded') return terminated;
+  }
+  const phase = get(pod, 'status.phase');
+  return typeof phase === 'string' && phase !== '' ? phase : 'Pending';
+}
+
+function servicePorts(service: KubeObject): string {
+  const ports = list(get(service, 'spec.ports')).map((port) => {
+    const nodePort = get(port, 'nodePort');
+    return `${String(get(port, 'port'))}${nodePort !== undefined ? `:${String(nodePort)}` : ''}/${String(get(port, 'protocol') ?? 'TCP')}`;
+  });
+  return ports.length === 0 ? '<none>' : ports.join(',');
+}
+
+const NAME: Column = ['NAME', (object) => String(get(object, 'metadata.name') ?? '')];
+const AGE: Column = ['AGE', (object, now) => age(get(object, 'metadata.creationTimestamp'), now)];
+const readyOf = (object: KubeObject, desired: string): string => `${num(get(object, 'status.readyReplicas'))}/${num(get(object, desired))}`;
+
+const COLUMNS: Readonly<Record<string, readonly Column[]>> = {
+  Pod: [
+    NAME,
+    ['READY', (pod) => { const statuses = list(get(pod, 'status.containerStatuses')); return `${statuses.filter((status) => get(status, 'ready') === true).length}/${list(get(pod, 'spec.containers')).length}`; }],
+    ['STATUS', podStatus],
+    ['RESTARTS', (pod) => String(list(get(pod, 'status.containerStatuses')).reduce<number>((sum, status) => sum + num(get(status, 'restartCount')), 0))],
+    AGE,
+    ['IP', (pod) => String(get(pod, 'status.podIP') ?? '<none>'), true],
+    ['NODE', (pod) => String(get(pod, 'spec.nodeName') ?? '<none>'), true],
+  ],
+  Deployment: [NAME, ['READY', (d) => readyOf(d, 'spec.replicas')], ['UP-TO-DATE', (d) => String(num(get(d, 'status.updatedReplicas')))], ['AVAILABLE', (d) => String(num(get(d, 'status.availableReplicas')))], AGE],
+  ReplicaSet: [NAME, ['DESIRED', (r) => String(num(get(r, 'spec.replicas')))], ['CURRENT', (r) => String(num(get(r, 'status.replicas')))], ['READY', (r) => String(num(get(r, 'status.readyReplicas')))], AGE],
+  StatefulSet: [NAME, ['READY', (s) => readyOf(s, 'spec.replicas')], AGE],
+  DaemonSet: [NAME, ['DESIRED', (d) => String(num(get(d, 'status.desiredNumberScheduled')))], ['CURRENT', (d) => String(num(get(d, 'status.currentNumberScheduled')))], ['READY', (d) => String(num(get(d, 'status.numberReady')))], AGE],
+  Service: [
+    NAME,
+    ['TYPE', (s) => String(get(s, 'spec.type') ?? 'ClusterIP')],
+    ['CLUSTER-IP', (s) => String(get(s, 'spec.clusterIP') ?? '<none>')],
+    ['EXTERNAL-IP', (s) => { const ingress = list(get(s, 'status.loadBalancer.ingress')).map((entry) => String(get(entry, 'ip'))); return ingress.length > 0 ? ingress.join(',') : '<none>'; }],
+    ['PORT(S)', servicePorts],
+    AGE,
+    ['SELECTOR', (s) => Object.entries((get(s, 'spec.selector') as Record<string, string> | undefined) ?? {}).map(([key, value]) => `${key}=${value}`).join(',') || '<none>', true],
+  ],
+  ConfigMap: [NAME, ['DATA', (c) => String(Object.keys((get(c, 'data') as object | undefined) ?? {}).length + Object.keys((get(c, 'binaryData') as object | undefined) ?? {}).length)], AGE],
+  Secret: [NAME, ['TYPE', (s) => String(get(s, 'type') ?? 'Opaque')], ['DATA', (s) => String(Object.keys((get(s, 'data') as object | undefined) ?? {}).length)], AGE],
+  Namespace: [NAME, ['STATUS', (n) => String(get(n, 'status.phase') ?? 'Active')], AGE],
+  Node: [
+    NAME,
+    ['STATUS', (n) => { const ready = list(get(n, 'status.conditions')).find((condition) => get(condition, 'type') === 'Ready'); const status = get(ready, 'status') === 'True' ? 'Ready' : 'NotReady'; return get(n, 'spec.unschedulable') === true ? `${status},SchedulingDisabled` : status; }],
+    ['ROLES', () => '<none>'],
+    AGE,
+    ['VERSION', (n) => String(get(n, 'status.nodeInfo.kubeletVersion') ?? '')],
+  ],
+  Job: [NAME, ['COMPLETIONS', (j) => `${num(get(j, 'status.succeeded'))}/${num(get(j, 'spec.completions')) || 1}`], AGE],
+};
+
+function columnsFor(kind: string): readonly Column[] {
+  return COLUMNS[kind] ?? [NAME, AGE];
+}
+
+/** Left-aligned columns separated by three spaces, as kubectl prints them. */
+export function formatTable(headers: readonly string[], rows: readonly Row[]): string {
+  const widths = headers.map((header) => Math.max(header.length, ...rows.map((row) => (row[header] ?? '').length)));
+  const line = (cells: readonly string[]): string => cells.map((cell, index) => (index === cells.length - 1 ? cell : cell.padEnd(widths[index]! + 3))).join('').trimEnd();
+  return [line(headers), ...rows.map((row) => line(headers.map((header) => row[header] ?? '')))].join('\n');
+}
+
+export interface PrintOptions {
+  readonly output: 'table' | 'wide' | 'yaml' | 'json' | 'name';
+  /** Print the NAMESPACE column (listing every namespace). */
+  readonly withNamespace: boolean;
+  readonly showLabels: boolean;
+  readonly now: Date;
+  /** Prefix names with kind (kubectl does when several kinds are listed): "deployment.apps/web". */
+  readonly kindPrefix?: string;
+}
+
+export function printObjects(kind: string, objects: readonly KubeObject[], options: PrintOptions): string {
+  switch (options.output) {
+    case 'json':
+      return JSON.stringify(objects.length === 1 ? objects[0] : { apiVersion: 'v1', kind: 'List', items: objects }, null, 4);
+    case 'yaml':
+      return stringify(objects.length === 1 ? objects[0] : { apiVersion: 'v1', kind: 'List', items: objects }).trimEnd();
+    case 'name':
+      return objects.map((object) => `${options.kindPrefix ?? kind.toLowerCase()}/${String(object.metadata?.name)}`).join('\n');
+    default: {
+      const columns = columnsFor(kind).filter((column) => column[2] !== true || options.output === 'wide');
+      const headers = [...(options.withNamespace ? ['NAMESPACE'] : []), ...columns.map((column) => column[0]), ...(options.showLabels ? ['LABELS'] : [])];
+      const rows = objects.map((object) => {
+        const row: Row = {};
+        if (options.withNamespace) row.NAMESPACE = String(object.metadata?.namespace ?? '');
+        for (const [header, value] of columns) row[header] = value(object, options.now);
+        if (options.kindPrefix !== undefined) row.NAME = `${options.kindPrefix}/${row.NAME ?? ''}`;
+        if (options.showLabels) row.LABELS = Object.entries(object.metadata?.labels ?? {}).map(([key, value]) => `${key}=${value}`).join(',') || '<none>';
+        return row;
+      });
+      return formatTable(headers, rows);
+    }
+  }
+}
