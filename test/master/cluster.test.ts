@@ -305,9 +305,17 @@ describe('mast master: three processes', function () {
         60_000,
         200,
       );
-      const list = await client.withFailover((c) => c.memberList());
-      expect(list.members.find((member) => member.ID === added.member!.ID)?.isLearner).to.equal(false);
-      // The promoted member learns of its promotion when it applies the entry.
+      // Member lists are served from each member's applied state (not
+      // linearizable, as in etcd): every member shows the promotion once it
+      // has applied it, the promoted member included.
+      for (const member of cluster.members) {
+        const connection = cluster.connection(member.name);
+        try {
+          await waitFor(`${member.name} to list the promoted member as a voter`, async () => ((await connection.memberList()).members.find((listed) => listed.ID === added.member!.ID)?.isLearner === false ? true : undefined), 10_000);
+        } finally {
+          connection.close();
+        }
+      }
       await waitFor('the promoted member to see itself as a voter', async () => ((await learner.status()).isLearner ? undefined : true), 10_000);
     } finally {
       learner.close();
