@@ -18,6 +18,8 @@ import { kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.
 import { decodeStrict, type FieldError, type Json } from './schema.js';
 import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.js';
 import { validateObjectMeta } from './validation.js';
+import { STRATEGIES } from './strategies.js';
+import { allocationKeys, assign, NODE_PORT_PREFIX, SERVICE_IP_PREFIX, type AllocatorConfig } from './allocator.js';
 
 export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge';
 
@@ -58,6 +60,18 @@ export interface RegistryOptions {
   /** Larger objects are refused (TooLarge). */
   readonly maxObjectBytes: number;
   readonly now?: () => Date;
+  /** Where Services get cluster IPs and node ports (default 10.96.0.0/12 and 30000-32767). */
+  readonly allocator?: AllocatorConfig;
+}
+
+export const DEFAULT_ALLOCATOR: AllocatorConfig = { serviceCidr: '10.96.0.0/12', nodePortRange: [30000, 32767] };
+
+function deleteOp(key: string): etcd.RequestOp {
+  return { request: { $case: 'requestDeleteRange', value: etcd.DeleteRangeRequest.fromPartial({ key: encoder.encode(key) }) } };
+}
+
+function rangeOp(key: string): etcd.RequestOp {
+  return { request: { $case: 'requestRange', value: etcd.RangeRequest.fromPartial({ key: encoder.encode(key) }) } };
 }
 
 /** Fields each kind can be selected on, beyond metadata.name and metadata.namespace. */
@@ -196,18 +210,32 @@ export class Registry {
     if ((meta.name ?? '') === '') meta.name = `${meta.generateName as string}${nanoid(5).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`;
     delete meta.resourceVersion;
     delete meta.deletionTimestamp;
+    // Status is the system's to write (through UpdateStatus), never the creator's.
+    if (info.hasStatus) delete object.status;
     meta.uid = nanoid();
     meta.creationTimestamp = rfc3339(this.now());
     meta.generation = 1;
+    const strategy = STRATEGIES[info.kind];
+    strategy?.defaults?.(object);
+    this.check(info, object, strategy?.validate?.(object) ?? []);
     const key = objectKey(info, namespace, meta.name as string);
-    const value = this.encode(object);
-    const response = await this.txn({
-      compare: [createdAt(key, etcd.Compare_CompareResult.EQUAL, 0)],
-      success: [putOp(key, value)],
-      failure: [],
-    });
-    if (!response.succeeded) throw new ApiError('AlreadyExists', `${info.kind} "${meta.name as string}" already exists${info.namespaced ? ` in namespace "${namespace}"` : ''}`);
-    return { ...object, metadata: { ...meta, resourceVersion: String(response.revision) } };
+    // A Service's cluster IP and node ports are keys of their own, created in
+    // the same transaction; if another master took one first, pick again.
+    for (let attempt = 0; ; attempt++) {
+      const candidate = structuredClone(object);
+      if (info.kind === 'Service') this.check(info, candidate, assign(candidate, this.allocator, this.allocationsInUse()));
+      const claims = info.kind === 'Service' ? allocationKeys(candidate) : [];
+      const response = await this.txn({
+        compare: [createdAt(key, etcd.Compare_CompareResult.EQUAL, 0), ...claims.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0))],
+        success: [putOp(key, this.encode(candidate)), ...claims.map((claim) => putOp(claim, encoder.encode(key)))],
+        failure: [rangeOp(key)],
+      });
+      if (response.succeeded) return { ...candidate, metadata: { ...candidate.metadata, resourceVersion: String(response.revision) } };
+      const exists = response.responses[0]?.kind === 'range' && response.responses[0].response.kvs.length > 0;
+      if (exists) throw new ApiError('AlreadyExists', `${info.kind} "${meta.name as string}" already exists${info.namespaced ? ` in namespace "${namespace}"` : ''}`);
+      if (attempt >= 10) throw new ApiError('Conflict', `${info.kind} "${meta.name as string}": could not allocate its addresses (other creates kept taking them); retry`);
+      await this.store.linearizableBarrier();
+    }
   }
 
   /** Replace an object (its status is kept when the kind has a status subresource). */
@@ -240,19 +268,24 @@ export class Registry {
     const info = Registry.kind(kindName);
     const key = objectKey(info, this.namespaceOf(info, namespace), name);
     const expected = parseResourceVersion(options.resourceVersion, 'resourceVersion');
-    const response = await this.txn({
-      compare: [expected === undefined ? createdAt(key, etcd.Compare_CompareResult.NOT_EQUAL, 0) : modifiedAt(key, expected)],
-      success: [{ request: { $case: 'requestDeleteRange', value: etcd.DeleteRangeRequest.fromPartial({ key: encoder.encode(key), prevKv: true }) } }],
-      failure: [{ request: { $case: 'requestRange', value: etcd.RangeRequest.fromPartial({ key: encoder.encode(key) }) } }],
-    });
-    if (!response.succeeded) {
-      const current = response.responses[0]?.kind === 'range' ? response.responses[0].response.kvs[0] : undefined;
-      if (current === undefined) throw this.notFound(info, namespace, name);
-      throw new ApiError('Conflict', `${info.kind} "${name}" is at resourceVersion ${current.modRevision}, not ${expected}: it changed since you read it`);
+    for (;;) {
+      await this.store.linearizableBarrier();
+      const currentKv = this.store.kv.range({ key: encoder.encode(key) }).kvs[0];
+      if (currentKv === undefined) throw this.notFound(info, namespace, name);
+      if (expected !== undefined && expected !== currentKv.modRevision) {
+        throw new ApiError('Conflict', `${info.kind} "${name}" is at resourceVersion ${currentKv.modRevision}, not ${expected}: it changed since you read it`);
+      }
+      const current = this.toObject(currentKv.value, currentKv.modRevision);
+      // The object and what it holds (a Service's cluster IP and node ports) go together.
+      const released = info.kind === 'Service' ? allocationKeys(current) : [];
+      const response = await this.txn({
+        compare: [modifiedAt(key, currentKv.modRevision)],
+        success: [deleteOp(key), ...released.map(deleteOp)],
+        failure: [],
+      });
+      if (response.succeeded) return current;
+      if (expected !== undefined) throw new ApiError('Conflict', `${info.kind} "${name}" changed since you read it (resourceVersion ${expected})`);
     }
-    const deleted = response.responses[0]?.kind === 'delete-range' ? response.responses[0].response.prevKvs[0] : undefined;
-    if (deleted === undefined) throw this.notFound(info, namespace, name);
-    return this.toObject(deleted.value, deleted.modRevision);
   }
 
   async list(kindName: string, options: ListOptions = {}): Promise<ObjectList> {
@@ -313,14 +346,38 @@ export class Registry {
       if (expected !== undefined && expected !== currentKv.modRevision) {
         throw new ApiError('Conflict', `Operation cannot be fulfilled on ${info.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again (current resourceVersion ${currentKv.modRevision}, yours ${expected})`);
       }
+      const strategy = STRATEGIES[info.kind];
       const next = this.merge(info, current, object, part);
+      if (part === 'main') {
+        strategy?.defaults?.(next);
+        this.check(info, next, [...(strategy?.validate?.(next) ?? []), ...(strategy?.validateUpdate?.(next, current) ?? [])]);
+      }
+      const held = info.kind === 'Service' ? allocationKeys(current) : [];
+      if (info.kind === 'Service' && part === 'main') {
+        const others = this.allocationsInUse();
+        for (const claim of held) others.delete(claim);
+        this.check(info, next, assign(next, this.allocator, others, current));
+      }
+      if (part === 'main') {
+        // generation counts changes of what the user asked for (after defaults), not of metadata or status.
+        const desired = (object: ApiObject): Json => {
+          const rest: Record<string, Json> = { ...object };
+          for (const field of ['metadata', 'status', 'apiVersion', 'kind']) delete rest[field];
+          return rest;
+        };
+        const generation = typeof current.metadata.generation === 'number' ? current.metadata.generation : 1;
+        next.metadata.generation = jsonEqual(desired(current), desired(next)) ? generation : generation + 1;
+      }
+      const claims = info.kind === 'Service' ? allocationKeys(next) : [];
+      const added = claims.filter((claim) => !held.includes(claim));
+      const released = held.filter((claim) => !claims.includes(claim));
       // Writing what is already there is a no-op, as in Kubernetes: no new version, no watch event.
       const stored: ApiObject = { ...current, metadata: { ...current.metadata } };
       delete stored.metadata.resourceVersion;
       if (jsonEqual(next, stored)) return current;
       const response = await this.txn({
-        compare: [modifiedAt(key, currentKv.modRevision)],
-        success: [putOp(key, this.encode(next))],
+        compare: [modifiedAt(key, currentKv.modRevision), ...added.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0))],
+        success: [putOp(key, this.encode(next)), ...added.map((claim) => putOp(claim, encoder.encode(key))), ...released.map(deleteOp)],
         failure: [],
       });
       if (response.succeeded) return { ...next, metadata: { ...next.metadata, resourceVersion: String(response.revision) } };
@@ -353,17 +410,27 @@ export class Registry {
         if (current.metadata[field] !== undefined) next.metadata[field] = current.metadata[field]!;
         else delete next.metadata[field];
       }
-      // generation counts changes of what the user asked for, not of metadata or status.
-      const desired = (object: ApiObject): Json => {
-        const rest: Record<string, Json> = { ...object };
-        for (const field of ['metadata', 'status', 'apiVersion', 'kind']) delete rest[field];
-        return rest;
-      };
-      const generation = typeof current.metadata.generation === 'number' ? current.metadata.generation : 1;
-      next.metadata.generation = jsonEqual(desired(current), desired(next)) ? generation : generation + 1;
     }
     delete next.metadata.resourceVersion;
     return next;
+  }
+
+  private get allocator(): AllocatorConfig {
+    return this.options.allocator ?? DEFAULT_ALLOCATOR;
+  }
+
+  /** Allocation keys in use (read locally: call after a barrier; the transaction re-checks). */
+  private allocationsInUse(): Set<string> {
+    const used = new Set<string>();
+    for (const prefix of [SERVICE_IP_PREFIX, NODE_PORT_PREFIX]) {
+      for (const kv of this.store.kv.range({ key: encoder.encode(prefix), rangeEnd: prefixEnd(prefix), keysOnly: true }).kvs) used.add(decoder.decode(kv.key));
+    }
+    return used;
+  }
+
+  private check(info: KindInfo, object: ApiObject, errors: readonly FieldError[]): void {
+    if (errors.length === 0) return;
+    throw new ApiError('Invalid', `${info.kind} "${String(object.metadata.name ?? object.metadata.generateName ?? '')}" is invalid: ${errors.map((error) => `${error.path}: ${error.message}`).join('; ')}`, errors);
   }
 
   private decode(info: KindInfo, input: unknown): ApiObject {

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as api from '../../proto/gen/api.js';
 import { toServiceError } from '../etcdapi/index.js';
 import type { ReplicatedStore } from '../store/index.js';
-import { ApiError, Registry, type ApiObject, type Reason } from './registry.js';
+import { ApiError, Registry, type ApiObject, type Reason, type RegistryOptions } from './registry.js';
 import { ResourceWatch } from './watch.js';
 
 const REASON_CODES: Readonly<Record<Reason, grpc.status>> = {
@@ -139,8 +139,8 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, opt
   };
 }
 
-export function addResourceService(server: grpc.Server, store: ReplicatedStore, options: ResourceServiceOptions & { readonly maxObjectBytes: number }): Registry {
-  const registry = new Registry(store, { maxObjectBytes: options.maxObjectBytes });
+export function addResourceService(server: grpc.Server, store: ReplicatedStore, options: ResourceServiceOptions & RegistryOptions): Registry {
+  const registry = new Registry(store, options);
   server.addService(api.ResourcesService, resourceHandlers(store, registry, options) as unknown as grpc.UntypedServiceImplementation);
   return registry;
 }

@@ -24,6 +24,8 @@ export interface MasterFlags {
   readonly watchProgressNotifyIntervalMs: number;
   readonly watchBookmarkIntervalMs: number;
   readonly maxObjectBytes: number;
+  readonly serviceClusterIpRange: string;
+  readonly serviceNodePortRange: readonly [number, number];
   readonly certFile: string;
   readonly keyFile: string;
   readonly trustedCaFile: string;
@@ -63,6 +65,8 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'watch-progress-notify-interval': { kind: 'int', help: 'milliseconds between progress notifications to watchers that asked (default 600000)' },
   'watch-bookmark-interval': { kind: 'int', help: 'resource API: milliseconds of quiet before a watcher that allows bookmarks gets one (default 5000)' },
   'max-object-bytes': { kind: 'int', help: 'resource API: largest object stored, in bytes of JSON (default 1048576)' },
+  'service-cluster-ip-range': { kind: 'string', help: 'resource API: CIDR Services get cluster IPs from (default 10.96.0.0/12)' },
+  'service-node-port-range': { kind: 'string', help: 'resource API: node ports for NodePort/LoadBalancer Services, LOW-HIGH (default 30000-32767)' },
   'cert-file': { kind: 'string', help: 'TLS certificate for https:// client URLs' },
   'key-file': { kind: 'string', help: 'TLS key for https:// client URLs' },
   'trusted-ca-file': { kind: 'string', help: 'CA bundle to verify client certificates (with --client-cert-auth)' },
@@ -129,6 +133,19 @@ function parseBool(name: string, value: string): boolean {
 export function parseMasterFlags(argv: readonly string[]): MasterFlags {
   const raw = readRaw(argv);
   const text = (name: string, fallback: string): string => raw.get(name) ?? fallback;
+  const cidr = (value: string): string => {
+    const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
+    if (match === null || match.slice(1, 5).some((octet) => Number(octet) > 255) || Number(match[5]) < 8 || Number(match[5]) > 30) {
+      throw new FlagError(`--service-cluster-ip-range: ${JSON.stringify(value)} is not an IPv4 CIDR with a prefix of /8 to /30`);
+    }
+    return value;
+  };
+  const portRange = (value: string): readonly [number, number] => {
+    const match = /^(\d+)-(\d+)$/.exec(value);
+    const [low, high] = [Number(match?.[1]), Number(match?.[2])];
+    if (match === null || low < 1 || high > 65535 || low > high) throw new FlagError(`--service-node-port-range: ${JSON.stringify(value)} is not LOW-HIGH within 1-65535`);
+    return [low, high];
+  };
   const int = (name: string, fallback: number, min: number): number => (raw.has(name) ? parseInt(name, raw.get(name)!, min) : fallback);
   const bool = (name: string): boolean => (raw.has(name) ? parseBool(name, raw.get(name)!) : false);
   const urls = (name: string, fallback: readonly string[]): readonly string[] => (raw.has(name) ? parseUrls(name, raw.get(name)!) : fallback);
@@ -170,6 +187,8 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     watchProgressNotifyIntervalMs: int('watch-progress-notify-interval', 600_000, 1),
     watchBookmarkIntervalMs: int('watch-bookmark-interval', 5_000, 1),
     maxObjectBytes: int('max-object-bytes', 1_048_576, 1),
+    serviceClusterIpRange: cidr(text('service-cluster-ip-range', '10.96.0.0/12')),
+    serviceNodePortRange: portRange(text('service-node-port-range', '30000-32767')),
     certFile: text('cert-file', ''),
     keyFile: text('key-file', ''),
     trustedCaFile: text('trusted-ca-file', ''),

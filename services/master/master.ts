@@ -128,7 +128,11 @@ export class Master {
       minTtlSeconds: Math.max(1, Math.ceil((1.5 * flags.electionTimeoutMs) / 1000)),
       progressNotifyIntervalMs: flags.watchProgressNotifyIntervalMs,
     });
-    const registry = addResourceService(clientServer, store, { bookmarkIntervalMs: flags.watchBookmarkIntervalMs, maxObjectBytes: flags.maxObjectBytes });
+    const registry = addResourceService(clientServer, store, {
+      bookmarkIntervalMs: flags.watchBookmarkIntervalMs,
+      maxObjectBytes: flags.maxObjectBytes,
+      allocator: { serviceCidr: flags.serviceClusterIpRange, nodePortRange: flags.serviceNodePortRange },
+    });
     // The namespaces every cluster has; whichever member gets there first creates them.
     ensureNamespaces(registry, ['default', 'kube-system', 'kube-public'], (message) => this.logger.warn(message));
     this.clientServer = clientServer;

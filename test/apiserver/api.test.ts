@@ -51,10 +51,23 @@ describe('resource API on 3 masters', function () {
   });
 
   it('creates, reads, lists, updates and deletes every kind', async function () {
+    const pod = { containers: [{ name: 'c', image: 'busybox:1.36' }] };
+    const template = { metadata: { labels: { app: 'crud' } }, spec: pod };
+    const workload = { selector: { matchLabels: { app: 'crud' } }, template };
+    // The least each kind needs to be valid.
+    const minimal: Record<string, object> = {
+      Pod: { spec: pod },
+      Service: { spec: { ports: [{ port: 80 }] } },
+      Deployment: { spec: workload },
+      ReplicaSet: { spec: workload },
+      StatefulSet: { spec: { ...workload, serviceName: 'crud' } },
+      DaemonSet: { spec: workload },
+      Job: { spec: { ...workload, template: { ...template, spec: { ...pod, restartPolicy: 'Never' } } } },
+    };
     for (const info of KINDS) {
       const name = `crud-${info.resource}`;
       const metadata = info.namespaced ? { name, namespace: 'default', labels: { test: 'crud' } } : { name, labels: { test: 'crud' } };
-      const created = await client.create(info.kind, { apiVersion: info.apiVersion, kind: info.kind, metadata });
+      const created = await client.create(info.kind, { apiVersion: info.apiVersion, kind: info.kind, metadata, ...minimal[info.kind] });
       expect(created.metadata?.resourceVersion, info.kind).to.match(/^\d+$/);
       const got = await client.get(info.kind, info.namespaced ? 'default' : '', name);
       expect(got, info.kind).to.deep.equal(created);

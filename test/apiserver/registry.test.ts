@@ -57,7 +57,7 @@ describe('apiserver: the resource registry on a replicated store', function () {
     const invalid = await refusal(registry.create('Pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'Bad_Name', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'i', colour: 'red' }] } }));
     expect(invalid.reason).to.equal('Invalid');
     expect(invalid.fieldErrors.map((error) => error.path)).to.deep.equal(['spec.containers[0].colour']);
-    const badName = await refusal(registry.create('Pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'Bad_Name', namespace: 'default' }, spec: { containers: [] } }));
+    const badName = await refusal(registry.create('Pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'Bad_Name', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } }));
     expect(badName.message).to.match(/^Pod "Bad_Name" is invalid: metadata.name: "Bad_Name" must be a DNS-1123 subdomain/);
     const tooLarge = await refusal(registry.create('ConfigMap', configMap('big', { blob: 'x'.repeat(70 * 1024) })));
     expect(tooLarge.reason).to.equal('TooLarge');
@@ -144,6 +144,31 @@ describe('apiserver: the resource registry on a replicated store', function () {
       expect(error.reason).to.equal('BadRequest');
       expect(error.message).to.match(message);
     }
+  });
+
+  it('gives Services unique cluster IPs and node ports and frees them on delete', async function () {
+    const service = (name: string, extra: object = {}): object => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { type: 'NodePort', selector: { app: name }, ports: [{ port: 80 }], ...extra } });
+    const created = await Promise.all(['s1', 's2', 's3', 's4'].map((name) => registry.create('Service', service(name))));
+    const ips = created.map((item) => (item.spec as { clusterIP: string }).clusterIP);
+    const ports = created.map((item) => (item.spec as { ports: Array<{ nodePort: number }> }).ports[0]!.nodePort);
+    expect(new Set(ips).size).to.equal(4);
+    expect(new Set(ports).size).to.equal(4);
+    for (const ip of ips) expect(ip).to.match(/^10\.96\.\d+\.\d+$/);
+    for (const port of ports) expect(port).to.be.within(30000, 32767);
+    const taken = await refusal(registry.create('Service', service('s5', { clusterIP: ips[0] })));
+    expect(taken.message).to.contain(`"${ips[0]}": provided IP is already allocated`);
+    await registry.delete('Service', 'default', 's1');
+    const reused = await registry.create('Service', service('s6', { clusterIP: ips[0], ports: [{ port: 80, nodePort: ports[0] }] }));
+    expect((reused.spec as { clusterIP: string }).clusterIP).to.equal(ips[0]);
+    const headless = await registry.create('Service', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'headless', namespace: 'default' }, spec: { clusterIP: 'None', ports: [{ port: 80 }] } });
+    expect((headless.spec as { clusterIP: string }).clusterIP).to.equal('None');
+    // Changing the IP is refused; an update that omits it keeps it.
+    const current = await registry.get('Service', 'default', 's2');
+    const moved = await refusal(registry.update('Service', { ...current, spec: { ...(current.spec as object), clusterIP: '10.96.200.200' } }));
+    expect(moved.fieldErrors.map((error) => error.path)).to.include('spec.clusterIP');
+    const kept = await registry.update('Service', { ...current, spec: { type: 'NodePort', selector: { app: 'other' }, ports: [{ port: 80 }] } });
+    expect((kept.spec as { clusterIP: string }).clusterIP).to.equal(ips[1]);
+    expect((kept.spec as { ports: Array<{ nodePort: number }> }).ports[0]!.nodePort).to.equal(ports[1]);
   });
 
   it('deletes, optionally only at a resourceVersion', async function () {

@@ -36,6 +36,9 @@ describe('mast master flags', function () {
     expect(failure(['--listen-client-urls', 'https://127.0.0.1:2379'])).to.contain('need --cert-file and --key-file');
     expect(failure(['--heartbeat-interval', '100', '--election-timeout', '150'])).to.contain('at least twice');
     expect(failure(['--snapshot-count', 'many'])).to.contain('not a whole number');
+    expect(failure(['--service-cluster-ip-range', '10.96.0.0'])).to.equal('--service-cluster-ip-range: "10.96.0.0" is not an IPv4 CIDR with a prefix of /8 to /30');
+    expect(failure(['--service-node-port-range', '32767-30000'])).to.equal('--service-node-port-range: "32767-30000" is not LOW-HIGH within 1-65535');
+    expect(parseMasterFlags(['--service-node-port-range', '31000-31099']).serviceNodePortRange).to.deep.equal([31000, 31099]);
     expect(failure(['--initial-cluster-state', 'old'])).to.contain('"new" or "existing"');
     expect(failure(['--name'])).to.contain('needs a value');
     expect(failure(['--auto-compaction-mode=revision', '--auto-compaction-retention=1h'])).to.contain('not a number of revisions');
