@@ -12,7 +12,7 @@
 
 import { nanoid } from 'nanoid';
 import * as etcd from '../../proto/gen/etcd/rpc.js';
-import type { RangeResponse, TxnResponse } from '../../raft/kv/index.js';
+import { KvError, type RangeResponse, type TxnResponse } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
 import { kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
 import { decodeStrict, type FieldError, type Json } from './schema.js';
@@ -295,6 +295,7 @@ export class Registry {
     const pinned = token?.rv ?? parseResourceVersion(options.resourceVersion, 'resourceVersion');
     if (pinned === undefined) await this.store.linearizableBarrier();
     const prefix = listPrefix(info, info.namespaced ? options.namespace : undefined);
+    if (token !== undefined && !token.start.startsWith(prefix)) throw new ApiError('BadRequest', `continue token "${options.continue!.slice(0, 40)}" belongs to another listing`);
     const limit = options.limit !== undefined && options.limit > 0 ? options.limit : 0;
     const items: ApiObject[] = [];
     let start = token !== undefined ? encoder.encode(token.start) : encoder.encode(prefix);
@@ -483,10 +484,9 @@ export class Registry {
   }
 
   private storeReadError(error: unknown, pinned: number | undefined): Error {
-    const message = error instanceof Error ? error.message : String(error);
-    if (/compacted/.test(message)) return new ApiError('Gone', `resourceVersion ${pinned ?? ''} is too old: the history before it was compacted; list again without it`);
-    if (/future revision/.test(message)) return new ApiError('BadRequest', `resourceVersion ${pinned ?? ''} is newer than the store's`);
-    return error instanceof Error ? error : new Error(message);
+    if (error instanceof KvError && error.code === 'compacted') return new ApiError('Gone', `resourceVersion ${pinned ?? ''} is too old: the history before it was compacted; list again without it`);
+    if (error instanceof KvError && error.code === 'future-revision') return new ApiError('BadRequest', `resourceVersion ${pinned ?? ''} is newer than the store's (${this.store.kv.revision})`);
+    return error instanceof Error ? error : new Error(String(error));
   }
 
   private async txn(request: etcd.TxnRequest): Promise<TxnResponse> {

@@ -139,6 +139,8 @@ describe('apiserver: the resource registry on a replicated store', function () {
       [{ fieldSelector: 'spec.image=x' }, /not supported/],
       [{ continue: 'garbage' }, /not one this server issued/],
       [{ resourceVersion: 'abc' }, /not a resourceVersion/],
+      [{ resourceVersion: '99999999' }, /resourceVersion 99999999 is newer than the store's/],
+      [{ continue: Buffer.from(JSON.stringify({ rv: 1, start: '/registry/secrets/' })).toString('base64url') }, /belongs to another listing/],
     ] as const) {
       const error = await refusal(registry.list('ConfigMap', options));
       expect(error.reason).to.equal('BadRequest');
@@ -169,6 +171,15 @@ describe('apiserver: the resource registry on a replicated store', function () {
     const kept = await registry.update('Service', { ...current, spec: { type: 'NodePort', selector: { app: 'other' }, ports: [{ port: 80 }] } });
     expect((kept.spec as { clusterIP: string }).clusterIP).to.equal(ips[1]);
     expect((kept.spec as { ports: Array<{ nodePort: number }> }).ports[0]!.nodePort).to.equal(ports[1]);
+  });
+
+  it('answers Gone for a resourceVersion whose history was compacted', async function () {
+    const before = await registry.list('ConfigMap', { namespace: 'default' });
+    await registry.create('ConfigMap', configMap('after-snapshot', {}));
+    await store.write({ $case: 'compaction', value: { revision: store.kv.revision, physical: false } });
+    const gone = await refusal(registry.list('ConfigMap', { namespace: 'default', resourceVersion: before.resourceVersion }));
+    expect(gone.reason).to.equal('Gone');
+    expect(gone.message).to.match(/is too old/);
   });
 
   it('deletes, optionally only at a resourceVersion', async function () {
