@@ -2,6 +2,7 @@
 // is one JSON object with the figures.
 
 import { parseArgs } from 'node:util';
+import { benchApi } from './api.js';
 import { benchCrash } from './crash.js';
 import { benchKv } from './kv.js';
 
@@ -12,6 +13,8 @@ benchmarks:
           --seconds N (10) per load case, --kills N (5) failovers, --no-etcd
   crash   kill -9 masters at random points of a write load; count lost writes
           --points N (1000), --seed N (1)
+  api     the resource API on 3 masters: writes at a rate, gets, lists, watchers
+          --seconds N (10), --rate N (1000) writes/s offered, --watchers N (1000)
 `;
 
 async function main(): Promise<void> {
@@ -23,6 +26,12 @@ async function main(): Promise<void> {
     case 'kv': {
       const { values } = parseArgs({ args: rest, options: { seconds: { type: 'string', default: '10' }, kills: { type: 'string', default: '5' }, 'no-etcd': { type: 'boolean', default: false } } });
       const result = await benchKv({ seconds: Number(values.seconds), kills: Number(values.kills), etcd: !values['no-etcd'] }, log);
+      log(JSON.stringify(result));
+      return;
+    }
+    case 'api': {
+      const { values } = parseArgs({ args: rest, options: { seconds: { type: 'string', default: '10' }, rate: { type: 'string', default: '1000' }, watchers: { type: 'string', default: '1000' } } });
+      const result = await benchApi({ seconds: Number(values.seconds), rate: Number(values.rate), watchers: Number(values.watchers) }, log);
       log(JSON.stringify(result));
       return;
     }

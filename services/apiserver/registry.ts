@@ -268,9 +268,13 @@ export class Registry {
     const info = Registry.kind(kindName);
     const key = objectKey(info, this.namespaceOf(info, namespace), name);
     const expected = parseResourceVersion(options.resourceVersion, 'resourceVersion');
-    for (;;) {
-      await this.store.linearizableBarrier();
+    // The first attempt reads this master's state; the transaction's compare
+    // makes that safe. Only a refusal needs the up-to-date view first.
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) await this.store.linearizableBarrier();
       const currentKv = this.store.kv.range({ key: encoder.encode(key) }).kvs[0];
+      const mismatch = currentKv === undefined || (expected !== undefined && expected !== currentKv.modRevision);
+      if (mismatch && attempt === 0) continue;
       if (currentKv === undefined) throw this.notFound(info, namespace, name);
       if (expected !== undefined && expected !== currentKv.modRevision) {
         throw new ApiError('Conflict', `${info.kind} "${name}" is at resourceVersion ${currentKv.modRevision}, not ${expected}: it changed since you read it`);
@@ -339,9 +343,11 @@ export class Registry {
     if (name === undefined || name === '') throw new ApiError('Invalid', 'metadata.name: is required to update', [{ path: 'metadata.name', message: 'is required' }]);
     const expected = parseResourceVersion(meta.resourceVersion as string | undefined, 'metadata.resourceVersion');
     const key = objectKey(info, namespace, name);
-    for (;;) {
-      await this.store.linearizableBarrier();
+    // As in delete: this master's state first, the up-to-date view before refusing or after a lost race.
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) await this.store.linearizableBarrier();
       const currentKv = this.store.kv.range({ key: encoder.encode(key) }).kvs[0];
+      if ((currentKv === undefined || (expected !== undefined && expected !== currentKv.modRevision)) && attempt === 0) continue;
       if (currentKv === undefined) throw this.notFound(info, namespace, name);
       const current = this.toObject(currentKv.value, currentKv.modRevision);
       if (expected !== undefined && expected !== currentKv.modRevision) {
@@ -473,8 +479,10 @@ export class Registry {
   }
 
   private async requireNamespace(namespace: string): Promise<void> {
+    const key = objectKey(Registry.kind('Namespace'), '', namespace);
+    if (this.read(key) !== undefined) return;
     await this.store.linearizableBarrier();
-    if (this.read(objectKey(Registry.kind('Namespace'), '', namespace)) === undefined) {
+    if (this.read(key) === undefined) {
       throw new ApiError('NotFound', `namespace "${namespace}" not found`);
     }
   }
