@@ -8,5 +8,9 @@ const code = await runCtl(process.argv.slice(2), {
   readStdin: () => readFileSync(0, 'utf8'),
   env: process.env,
   now: () => new Date(),
+  interrupted: new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  }),
 });
 process.exitCode = code;

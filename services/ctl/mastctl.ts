@@ -6,6 +6,9 @@
 //   mastctl delete KIND NAME... | -f FILE|DIR|-
 //   mastctl label|annotate KIND NAME key=value... key-  [--overwrite]
 //   mastctl scale KIND NAME --replicas=N
+//   mastctl run NAME --image=IMAGE [--replicas=N] [--port=P]
+//   mastctl describe KIND [NAME...]
+//   mastctl get ... -w                 then every change, until Ctrl-C
 //   mastctl cluster-info | member list
 //
 // Masters: --server URL[,URL...], else $MAST_MASTERS, else the config file
@@ -16,7 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { EtcdClient } from '../client/etcd.js';
 import { KINDS, resolveKind, type KindInfo } from '../client/kinds.js';
 import { ResourceClient, type KubeObject } from '../client/resources.js';
@@ -32,6 +35,8 @@ export interface CtlIo {
   readonly readStdin: () => string;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly now: () => Date;
+  /** Resolves when the user interrupts (Ctrl-C): ends `get -w`. */
+  readonly interrupted?: Promise<void>;
 }
 
 interface Parsed {
@@ -101,6 +106,31 @@ function kindOrThrow(name: string): KindInfo {
   const info = resolveKind(name);
   if (info === undefined) throw new UsageError(`the server doesn't have a resource type "${name}"`);
   return info;
+}
+
+/** kubectl describe's layout: identity and metadata first, then the rest as indented YAML. */
+function describeObject(info: KindInfo, object: KubeObject): string {
+  const meta = object.metadata ?? {};
+  const pairs = (value: unknown): string => {
+    const entries = Object.entries((value as Record<string, string> | undefined) ?? {});
+    return entries.length === 0 ? '<none>' : entries.map(([key, item]) => `${key}=${item}`).join('\n' + ' '.repeat(14));
+  };
+  const lines = [
+    `Name:         ${String(meta.name)}`,
+    ...(info.namespaced ? [`Namespace:    ${String(meta.namespace)}`] : []),
+    `Labels:       ${pairs(meta.labels)}`,
+    `Annotations:  ${pairs(meta.annotations)}`,
+    `API Version:  ${String(object.apiVersion)}`,
+    `Kind:         ${String(object.kind)}`,
+    `Created:      ${String(meta.creationTimestamp ?? '<unknown>')}`,
+    `UID:          ${String(meta.uid ?? '')}`,
+  ];
+  for (const [key, value] of Object.entries(object)) {
+    if (['apiVersion', 'kind', 'metadata'].includes(key)) continue;
+    lines.push(`${key.charAt(0).toUpperCase()}${key.slice(1)}:`);
+    lines.push(...stringifyYaml(value).trimEnd().split('\n').map((line) => `  ${line}`));
+  }
+  return lines.join('\n');
 }
 
 /** The kinds `get all` shows, as kubectl does. */
@@ -243,6 +273,35 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
         io.out(`${qualifiedName(info)}/${name} ${command === 'label' ? 'labeled' : 'annotated'}`);
         return 0;
       }
+      case 'run': {
+        const [name] = rest;
+        const image = flag(parsed, 'image');
+        if (name === undefined || image === undefined || image === '') throw new UsageError('run needs NAME --image=IMAGE [--replicas=N] [--port=P]');
+        const replicas = flag(parsed, 'replicas') ?? '1';
+        const port = flag(parsed, 'port');
+        if (!/^\d+$/.test(replicas)) throw new UsageError(`--replicas: "${replicas}" is not a whole number`);
+        if (port !== undefined && !/^\d+$/.test(port)) throw new UsageError(`--port: "${port}" is not a port number`);
+        const labels = { app: name };
+        const container: Record<string, unknown> = { name, image, ...(port === undefined ? {} : { ports: [{ containerPort: Number(port) }] }) };
+        await client.create('Deployment', {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name, namespace: namespace ?? 'default', labels },
+          spec: { replicas: Number(replicas), selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [container] } } },
+        });
+        io.out(`deployment.apps/${name} created`);
+        return 0;
+      }
+      case 'describe': {
+        const [kindName, ...names] = rest;
+        if (kindName === undefined) throw new UsageError('describe needs KIND [NAME...]');
+        const info = kindOrThrow(kindName);
+        const ns = info.namespaced ? (namespace ?? 'default') : '';
+        const objects = names.length > 0 ? await Promise.all(names.map((name) => client!.get(info.kind, ns, name))) : (await client.list(info.kind, { namespace: ns, labelSelector: flag(parsed, 'selector') ?? '' })).items;
+        if (objects.length === 0) io.out(`No resources found${info.namespaced ? ` in ${ns} namespace` : ''}.`);
+        io.out(objects.map((object) => describeObject(info, object)).join('\n\n'));
+        return 0;
+      }
       case 'scale': {
         const [kindName, name] = rest;
         const replicas = flag(parsed, 'replicas');
@@ -307,6 +366,7 @@ async function get(client: ResourceClient, rest: readonly string[], parsed: Pars
   const output = outputFlag as PrintOptions['output'];
   const several = infos.length > 1;
   const sections: string[] = [];
+  let lastListVersion = '';
   for (const info of infos) {
     let objects: KubeObject[];
     if (names.length > 0) {
@@ -325,6 +385,7 @@ async function get(client: ResourceClient, rest: readonly string[], parsed: Pars
         });
         objects.push(...page.items);
         token = page.continue;
+        if (lastListVersion === '') lastListVersion = page.resourceVersion;
       } while (token !== '');
     }
     if (objects.length === 0 && several) continue;
@@ -344,6 +405,34 @@ async function get(client: ResourceClient, rest: readonly string[], parsed: Pars
   }
   if (sections.length === 0 && several) io.out(allNamespaces ? 'No resources found' : `No resources found in ${namespace} namespace.`);
   if (sections.length > 0) io.out(sections.join(output === 'table' || output === 'wide' ? '\n\n' : '\n'));
+  if (!boolFlag(parsed, 'watch')) return;
+  // -w: then every change, one row each, until interrupted (as kubectl get -w).
+  if (several) throw new UsageError('get -w watches one resource type at a time');
+  const info = infos[0]!;
+  const stops: Array<() => void> = [];
+  const failed = new Promise<void>((_, reject) => {
+    stops.push(
+      client.watch(
+        info.kind,
+        { namespace: info.namespaced ? (namespace ?? '') : '', labelSelector: flag(parsed, 'selector') ?? '', fieldSelector: flag(parsed, 'field-selector') ?? '', resourceVersion: lastListVersion },
+        {
+          onEvent: (type, object) => {
+            if (names.length > 0 && !names.includes(String(object.metadata?.name))) return;
+            const text = printObjects(info.kind, [object], { output, withNamespace: allNamespaces && info.namespaced && (output === 'table' || output === 'wide'), showLabels: boolFlag(parsed, 'show-labels'), now: io.now() });
+            // A table row without its header; DELETED rows say so, as kubectl's --output-watch-events does not by default but users need.
+            const row = output === 'table' || output === 'wide' ? text.split('\n').slice(1).join('\n') : text;
+            io.out(type === 'DELETED' && (output === 'table' || output === 'wide') ? `${row}   (deleted)` : row);
+          },
+          onError: (error) => reject(error),
+        },
+      ),
+    );
+  });
+  try {
+    await Promise.race([io.interrupted ?? new Promise<void>(() => {}), failed]);
+  } finally {
+    for (const stop of stops) stop();
+  }
 }
 
 const USAGE = `mastctl controls a mast cluster.
@@ -355,6 +444,8 @@ const USAGE = `mastctl controls a mast cluster.
   label KIND NAME key=value... [key-] [--overwrite]
   annotate KIND NAME key=value... [key-] [--overwrite]
   scale KIND NAME --replicas=N
+  run NAME --image=IMAGE [--replicas=N] [--port=P]   create a Deployment
+  describe KIND [NAME...] [-l SELECTOR]
   cluster-info                  masters, leader, revision
   member list
 

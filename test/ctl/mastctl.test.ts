@@ -1,11 +1,11 @@
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { LocalCluster } from '../../services/launcher/local-cluster.js';
+import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
 import { age, formatTable, printObjects } from '../../services/ctl/printers.js';
 import { parseManifests, ManifestError } from '../../services/ctl/manifests.js';
 
@@ -106,6 +106,32 @@ describe('mastctl against 3 masters', function () {
       'service "frontend" deleted',
     ]);
     expect((await mastctl('get', 'deploy', '-n', 'guestbook')).out).to.equal('No resources found in guestbook namespace.');
+  });
+
+  it('runs a Deployment, describes it, and watches changes with get -w', async function () {
+    expect((await mastctl('run', 'hello', '--image=busybox:1.36', '--replicas=2', '--port=8080')).out).to.equal('deployment.apps/hello created');
+    const described = await mastctl('describe', 'deployment', 'hello');
+    expect(described.out).to.match(/^Name:\s+hello\nNamespace:\s+default\nLabels:\s+app=hello\n/);
+    expect(described.out).to.contain('Spec:\n  replicas: 2').and.contain('image: busybox:1.36').and.contain('containerPort: 8080');
+    expect((await mastctl('run', 'nameless')).out).to.equal('error: run needs NAME --image=IMAGE [--replicas=N] [--port=P]');
+    // get -w: the table, then a row per change, until interrupted.
+    const watcher = spawn(process.execPath, [MASTCTL, 'get', 'configmaps', '-w'], { env });
+    let output = '';
+    watcher.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => watcher.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor('the first listing', async () => (/^NAME\s+DATA\s+AGE|No resources found/.test(output) ? true : undefined), 30_000, 20);
+      const file = join(cluster.options.baseDir, 'watched.yaml');
+      writeFileSync(file, 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched-one\ndata:\n  a: b\n');
+      await mastctl('apply', '-f', file);
+      await waitFor('the watch row', async () => (/watched-one\s+1\s+\d+s/.test(output) ? true : undefined), 30_000, 20);
+      await mastctl('delete', 'cm', 'watched-one');
+      await waitFor('the deletion row', async () => (/watched-one\s+1\s+\d+s\s+\(deleted\)/.test(output) ? true : undefined), 30_000, 20);
+      watcher.kill('SIGINT');
+      expect(await exited).to.equal(0);
+    } finally {
+      if (watcher.exitCode === null && watcher.signalCode === null) watcher.kill('SIGKILL');
+    }
   });
 
   it('shows the masters and the leader', async function () {
