@@ -91,6 +91,14 @@ export interface DeleteRequest {
   name: string;
   /** When set, delete only if the object is still at this version. */
   resourceVersion: string;
+  /**
+   * Pods: seconds the node gets to stop it (absent: the pod's
+   * terminationGracePeriodSeconds; 0: at once). An object with finalizers,
+   * or a pod in its grace period, is only marked (deletionTimestamp) and
+   * answered as it now is; it goes when its finalizers are removed and its
+   * grace period is 0.
+   */
+  gracePeriodSeconds?: number | undefined;
 }
 
 export interface WatchRequest {
@@ -851,7 +859,7 @@ export const PatchRequest: MessageFns<PatchRequest> = {
 };
 
 function createBaseDeleteRequest(): DeleteRequest {
-  return { kind: "", namespace: "", name: "", resourceVersion: "" };
+  return { kind: "", namespace: "", name: "", resourceVersion: "", gracePeriodSeconds: undefined };
 }
 
 export const DeleteRequest: MessageFns<DeleteRequest> = {
@@ -867,6 +875,9 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
     }
     if (message.resourceVersion !== "") {
       writer.uint32(34).string(message.resourceVersion);
+    }
+    if (message.gracePeriodSeconds !== undefined) {
+      writer.uint32(40).int64(message.gracePeriodSeconds);
     }
     return writer;
   },
@@ -916,6 +927,14 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
             message.resourceVersion = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.gracePeriodSeconds = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -938,6 +957,11 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
         : isSet(object.resource_version)
         ? globalThis.String(object.resource_version)
         : "",
+      gracePeriodSeconds: isSet(object.gracePeriodSeconds)
+        ? globalThis.Number(object.gracePeriodSeconds)
+        : isSet(object.grace_period_seconds)
+        ? globalThis.Number(object.grace_period_seconds)
+        : undefined,
     };
   },
 
@@ -955,6 +979,9 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
     if (message.resourceVersion !== "") {
       obj.resourceVersion = message.resourceVersion;
     }
+    if (message.gracePeriodSeconds !== undefined) {
+      obj.gracePeriodSeconds = Math.round(message.gracePeriodSeconds);
+    }
     return obj;
   },
 
@@ -967,6 +994,7 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
     message.namespace = object.namespace ?? "";
     message.name = object.name ?? "";
     message.resourceVersion = object.resourceVersion ?? "";
+    message.gracePeriodSeconds = object.gracePeriodSeconds ?? undefined;
     return message;
   },
 };

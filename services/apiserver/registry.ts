@@ -264,7 +264,15 @@ export class Registry {
     }
   }
 
-  async delete(kindName: string, namespace: string, name: string, options: { resourceVersion?: string | undefined } = {}): Promise<ApiObject> {
+  /**
+   * Delete an object, as Kubernetes does: one with finalizers, or a pod
+   * bound to a node with a grace period, is marked (deletionTimestamp,
+   * deletionGracePeriodSeconds) and returned as it now is; it is removed
+   * when its finalizers are gone and its grace period is 0 (a later delete
+   * with gracePeriodSeconds 0, or the update that removes the last
+   * finalizer).
+   */
+  async delete(kindName: string, namespace: string, name: string, options: { resourceVersion?: string | undefined; gracePeriodSeconds?: number | undefined } = {}): Promise<ApiObject> {
     const info = Registry.kind(kindName);
     const key = objectKey(info, this.namespaceOf(info, namespace), name);
     const expected = parseResourceVersion(options.resourceVersion, 'resourceVersion');
@@ -280,13 +288,15 @@ export class Registry {
         throw new ApiError('Conflict', `${info.kind} "${name}" is at resourceVersion ${currentKv.modRevision}, not ${expected}: it changed since you read it`);
       }
       const current = this.toObject(currentKv.value, currentKv.modRevision);
-      // The object and what it holds (a Service's cluster IP and node ports) go together.
-      const released = info.kind === 'Service' ? allocationKeys(current) : [];
-      const response = await this.txn({
-        compare: [modifiedAt(key, currentKv.modRevision)],
-        success: [deleteOp(key), ...released.map(deleteOp)],
-        failure: [],
-      });
+      const marked = this.markForDeletion(info, current, options.gracePeriodSeconds);
+      if (marked !== undefined) {
+        if (marked === current) return current;
+        const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: [putOp(key, this.encode(marked))], failure: [] });
+        if (response.succeeded) return { ...marked, metadata: { ...marked.metadata, resourceVersion: String(response.revision) } };
+        if (expected !== undefined) throw new ApiError('Conflict', `${info.kind} "${name}" changed since you read it (resourceVersion ${expected})`);
+        continue;
+      }
+      const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: this.removal(info, key, current), failure: [] });
       if (response.succeeded) return current;
       if (expected !== undefined) throw new ApiError('Conflict', `${info.kind} "${name}" changed since you read it (resourceVersion ${expected})`);
     }
@@ -382,6 +392,19 @@ export class Registry {
       const stored: ApiObject = { ...current, metadata: { ...current.metadata } };
       delete stored.metadata.resourceVersion;
       if (jsonEqual(next, stored)) return current;
+      // The last finalizer of an object being deleted (with no grace left) is gone: the object goes.
+      const finalizers = Array.isArray(next.metadata.finalizers) ? next.metadata.finalizers : [];
+      if (next.metadata.deletionTimestamp !== undefined && finalizers.length === 0 && (next.metadata.deletionGracePeriodSeconds ?? 0) === 0) {
+        const removed = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: this.removal(info, key, current), failure: [] });
+        if (removed.succeeded) return { ...next, metadata: { ...next.metadata, resourceVersion: String(removed.revision) } };
+        if (expected !== undefined) throw new ApiError('Conflict', `Operation cannot be fulfilled on ${info.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+        continue;
+      }
+      if (current.metadata.deletionTimestamp !== undefined) {
+        const before = new Set(Array.isArray(current.metadata.finalizers) ? current.metadata.finalizers : []);
+        const added = finalizers.filter((finalizer) => !before.has(finalizer));
+        if (added.length > 0) this.check(info, next, [{ path: 'metadata.finalizers', message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}` }]);
+      }
       const response = await this.txn({
         compare: [modifiedAt(key, currentKv.modRevision), ...added.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0))],
         success: [putOp(key, this.encode(next)), ...added.map((claim) => putOp(claim, encoder.encode(key))), ...released.map(deleteOp)],
@@ -420,6 +443,39 @@ export class Registry {
     }
     delete next.metadata.resourceVersion;
     return next;
+  }
+
+  /** The operations that remove an object and what it holds (a Service's cluster IP and node ports). */
+  private removal(info: KindInfo, key: string, current: ApiObject): etcd.RequestOp[] {
+    return [deleteOp(key), ...(info.kind === 'Service' ? allocationKeys(current) : []).map(deleteOp)];
+  }
+
+  /**
+   * What a delete makes of `current`: undefined when it can go now; the
+   * marked object when it must wait (finalizers, a pod's grace period);
+   * `current` itself when it is already marked and nothing shortens the wait.
+   */
+  private markForDeletion(info: KindInfo, current: ApiObject, requestedGrace: number | undefined): ApiObject | undefined {
+    if (requestedGrace !== undefined && (!Number.isInteger(requestedGrace) || requestedGrace < 0)) {
+      throw new ApiError('BadRequest', `gracePeriodSeconds must be a whole number of seconds >= 0, not ${requestedGrace}`);
+    }
+    const finalizers = Array.isArray(current.metadata.finalizers) ? current.metadata.finalizers : [];
+    let grace = 0;
+    if (info.kind === 'Pod') {
+      const spec = (current.spec ?? {}) as Record<string, Json>;
+      const bound = typeof spec.nodeName === 'string' && spec.nodeName !== '';
+      const phase = ((current.status ?? {}) as Record<string, Json>).phase;
+      const finished = phase === 'Succeeded' || phase === 'Failed';
+      grace = !bound || finished ? 0 : (requestedGrace ?? (typeof spec.terminationGracePeriodSeconds === 'number' ? spec.terminationGracePeriodSeconds : 30));
+    }
+    if (finalizers.length === 0 && grace === 0) return undefined;
+    const already = typeof current.metadata.deletionGracePeriodSeconds === 'number' ? current.metadata.deletionGracePeriodSeconds : undefined;
+    if (current.metadata.deletionTimestamp !== undefined && already !== undefined && grace >= already) return current;
+    const marked: ApiObject = { ...current, metadata: { ...current.metadata } };
+    delete marked.metadata.resourceVersion;
+    marked.metadata.deletionTimestamp = rfc3339(new Date(this.now().getTime() + grace * 1000));
+    marked.metadata.deletionGracePeriodSeconds = grace;
+    return marked;
   }
 
   private get allocator(): AllocatorConfig {

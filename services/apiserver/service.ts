@@ -94,7 +94,7 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, opt
     }),
     delete: unary(async (request: api.DeleteRequest) => {
       requireKind(request.kind);
-      return { object: bytesOf(await registry.delete(request.kind, request.namespace, request.name, { resourceVersion: request.resourceVersion })) };
+      return { object: bytesOf(await registry.delete(request.kind, request.namespace, request.name, { resourceVersion: request.resourceVersion, gracePeriodSeconds: request.gracePeriodSeconds })) };
     }),
     watch: (call: grpc.ServerWritableStream<api.WatchRequest, api.WatchEvent>) => {
       const request = call.request;

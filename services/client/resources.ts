@@ -105,8 +105,9 @@ export class ResourceClient {
     return this.call<api.ObjectResponse>(false, (client, options, done) => client.patch({ kind, namespace, name, patch: encode(patch) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
   }
 
-  delete(kind: string, namespace: string, name: string, resourceVersion = ''): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(resourceVersion !== '', (client, options, done) => client.delete({ kind, namespace, name, resourceVersion }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+  /** Delete (or, for objects with finalizers and pods in their grace period, mark for deletion: the answer shows which). */
+  delete(kind: string, namespace: string, name: string, resourceVersion = '', gracePeriodSeconds?: number): Promise<KubeObject> {
+    return this.call<api.ObjectResponse>(resourceVersion !== '', (client, options, done) => client.delete({ kind, namespace, name, resourceVersion, gracePeriodSeconds }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
   }
 
   /**

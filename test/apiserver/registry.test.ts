@@ -182,6 +182,46 @@ describe('apiserver: the resource registry on a replicated store', function () {
     expect(gone.message).to.match(/is too old/);
   });
 
+  it('marks objects with finalizers for deletion and removes them with the last finalizer', async function () {
+    const created = await registry.create('ConfigMap', configMap('guarded', {}, { finalizers: ['example.com/cleanup', 'example.com/audit'] }));
+    const marked = await registry.delete('ConfigMap', 'default', 'guarded');
+    expect(marked.metadata.deletionTimestamp).to.equal('2026-11-25T12:00:00Z');
+    expect(marked.metadata.deletionGracePeriodSeconds).to.equal(0);
+    expect(Number(marked.metadata.resourceVersion)).to.be.greaterThan(Number(created.metadata.resourceVersion));
+    // Deleting again changes nothing; new finalizers are refused while deleting.
+    expect((await registry.delete('ConfigMap', 'default', 'guarded')).metadata.resourceVersion).to.equal(marked.metadata.resourceVersion);
+    const added = await refusal(registry.update('ConfigMap', { ...marked, metadata: { ...marked.metadata, finalizers: ['example.com/cleanup', 'example.com/audit', 'example.com/late'] } }));
+    expect(added.message).to.contain('no new finalizers can be added if the object is being deleted');
+    const one = await registry.update('ConfigMap', { ...marked, metadata: { ...marked.metadata, finalizers: ['example.com/audit'] } });
+    expect(one.metadata.finalizers).to.deep.equal(['example.com/audit']);
+    await registry.update('ConfigMap', { ...one, metadata: { ...one.metadata, finalizers: [] } });
+    expect((await refusal(registry.get('ConfigMap', 'default', 'guarded'))).reason).to.equal('NotFound');
+  });
+
+  it('gives a pod bound to a node its grace period, and deletes unbound or finished pods at once', async function () {
+    const pod = (name: string, spec: object = {}): object => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }], ...spec } });
+    await registry.create('Pod', pod('unbound'));
+    await registry.delete('Pod', 'default', 'unbound');
+    expect((await refusal(registry.get('Pod', 'default', 'unbound'))).reason).to.equal('NotFound');
+    await registry.create('Pod', pod('bound', { nodeName: 'n1', terminationGracePeriodSeconds: 20 }));
+    const terminating = await registry.delete('Pod', 'default', 'bound');
+    expect(terminating.metadata.deletionGracePeriodSeconds).to.equal(20);
+    expect(terminating.metadata.deletionTimestamp).to.equal('2026-11-25T12:00:20Z');
+    // A shorter grace period shortens the wait; 0 (the node is done) removes it.
+    expect((await registry.delete('Pod', 'default', 'bound', { gracePeriodSeconds: 5 })).metadata.deletionGracePeriodSeconds).to.equal(5);
+    expect((await registry.delete('Pod', 'default', 'bound', { gracePeriodSeconds: 10 })).metadata.deletionGracePeriodSeconds).to.equal(5);
+    await registry.delete('Pod', 'default', 'bound', { gracePeriodSeconds: 0 });
+    expect((await refusal(registry.get('Pod', 'default', 'bound'))).reason).to.equal('NotFound');
+    expect((await refusal(registry.delete('Pod', 'default', 'x', { gracePeriodSeconds: -1 }))).reason).to.equal('NotFound');
+    await registry.create('Pod', pod('done', { nodeName: 'n1' }));
+    const done = await registry.get('Pod', 'default', 'done');
+    await registry.updateStatus('Pod', { ...done, status: { phase: 'Succeeded' } });
+    await registry.delete('Pod', 'default', 'done');
+    expect((await refusal(registry.get('Pod', 'default', 'done'))).reason).to.equal('NotFound');
+    await registry.create('Pod', pod('negative', { nodeName: 'n1' }));
+    expect((await refusal(registry.delete('Pod', 'default', 'negative', { gracePeriodSeconds: -1 }))).message).to.contain('gracePeriodSeconds must be a whole number');
+  });
+
   it('deletes, optionally only at a resourceVersion', async function () {
     const created = await registry.create('ConfigMap', configMap('doomed', {}));
     const updated = await registry.update('ConfigMap', { ...created, data: { x: 'y' } });
