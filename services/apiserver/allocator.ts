@@ -6,7 +6,7 @@
 // again. Deleting the Service deletes its keys in the same transaction.
 // Choosing values is pure given the set in use.
 
-import type { FieldError, Json } from './schema.js';
+import { isJsonObject, type FieldError, type Json } from './schema.js';
 
 export interface AllocatorConfig {
   /** CIDR of cluster IPs, e.g. 10.96.0.0/12. */
@@ -19,7 +19,6 @@ export const SERVICE_IP_PREFIX = '/registry/ranges/serviceips/';
 export const NODE_PORT_PREFIX = '/registry/ranges/servicenodeports/';
 
 type Obj = Record<string, Json>;
-const isObj = (value: unknown): value is Obj => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 export function parseCidr(cidr: string): { base: number; size: number } {
   const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
@@ -42,12 +41,12 @@ export function numberToIp(value: number): string {
 }
 
 function ports(spec: Obj): Obj[] {
-  return Array.isArray(spec.ports) ? (spec.ports as Json[]).filter(isObj) : [];
+  return Array.isArray(spec.ports) ? (spec.ports as Json[]).filter(isJsonObject) : [];
 }
 
 /** The allocation keys a stored Service holds. */
 export function allocationKeys(service: Obj): string[] {
-  const spec = isObj(service.spec) ? service.spec : {};
+  const spec = isJsonObject(service.spec) ? service.spec : {};
   const keys: string[] = [];
   if (typeof spec.clusterIP === 'string' && spec.clusterIP !== '' && spec.clusterIP !== 'None') keys.push(`${SERVICE_IP_PREFIX}${spec.clusterIP}`);
   for (const port of ports(spec)) if (typeof port.nodePort === 'number') keys.push(`${NODE_PORT_PREFIX}${String(port.protocol ?? 'TCP')}/${port.nodePort}`);
@@ -61,8 +60,8 @@ export function allocationKeys(service: Obj): string[] {
  * the update omits them).
  */
 export function assign(service: Obj, config: AllocatorConfig, used: ReadonlySet<string>, current?: Obj): FieldError[] {
-  const spec = isObj(service.spec) ? service.spec : {};
-  const currentSpec = current !== undefined && isObj(current.spec) ? current.spec : undefined;
+  const spec = isJsonObject(service.spec) ? service.spec : {};
+  const currentSpec = current !== undefined && isJsonObject(current.spec) ? current.spec : undefined;
   const errors: FieldError[] = [];
   const { base, size } = parseCidr(config.serviceCidr);
   if (spec.type === 'ExternalName') {

@@ -15,7 +15,7 @@ import * as etcd from '../../proto/gen/etcd/rpc.js';
 import { KvError, type RangeResponse, type TxnResponse } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
 import { kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
-import { decodeStrict, type FieldError, type Json } from './schema.js';
+import { decodeStrict, isJsonObject, type FieldError, type Json } from './schema.js';
 import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.js';
 import { validateObjectMeta } from './validation.js';
 import { STRATEGIES } from './strategies.js';
@@ -90,15 +90,12 @@ function rfc3339(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-function isObject(value: unknown): value is Record<string, Json> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Deep equality of JSON values (for "did the spec change"). */
 export function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((item, index) => jsonEqual(item, b[index]));
-  if (isObject(a) && isObject(b)) {
+  if (isJsonObject(a) && isJsonObject(b)) {
     const keys = Object.keys(a);
     return keys.length === Object.keys(b).length && keys.every((key) => Object.prototype.hasOwnProperty.call(b, key) && jsonEqual(a[key], b[key]));
   }
@@ -107,8 +104,8 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
 
 /** RFC 7386 JSON merge patch: objects merge recursively, null deletes, anything else replaces. */
 export function mergePatch(target: Json | undefined, patch: Json): Json {
-  if (!isObject(patch)) return patch;
-  const out: Record<string, Json> = isObject(target) ? { ...target } : {};
+  if (!isJsonObject(patch)) return patch;
+  const out: Record<string, Json> = isJsonObject(target) ? { ...target } : {};
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete out[key];
     else out[key] = mergePatch(out[key], value);
@@ -116,10 +113,34 @@ export function mergePatch(target: Json | undefined, patch: Json): Json {
   return out;
 }
 
-function prefixEnd(prefix: string): Buffer {
+/** The first key after every key that starts with `prefix` (a range end). */
+export function prefixEnd(prefix: string): Buffer {
   const end = Buffer.from(prefix, 'utf8');
   end[end.length - 1]!++;
   return end;
+}
+
+/** A stored object as clients see it: its resourceVersion is the revision it was read at. */
+export function objectFromStored(value: Uint8Array, revision: number): ApiObject {
+  const object = JSON.parse(decoder.decode(value)) as ApiObject;
+  object.metadata.resourceVersion = String(revision);
+  return object;
+}
+
+/** Kubernetes' words for a write that lost to another one. */
+function modifiedConflict(info: KindInfo, name: string, detail = ''): ApiError {
+  return new ApiError('Conflict', `Operation cannot be fulfilled on ${info.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again${detail}`);
+}
+
+function withVersion(object: ApiObject, revision: number): ApiObject {
+  return { ...object, metadata: { ...object.metadata, resourceVersion: String(revision) } };
+}
+
+/** What the user asked for, without identity, metadata or status: generation counts its changes. */
+function desiredState(object: ApiObject): Json {
+  const rest: Record<string, Json> = { ...object };
+  for (const field of ['metadata', 'status', 'apiVersion', 'kind']) delete rest[field];
+  return rest;
 }
 
 interface ContinueToken {
@@ -221,16 +242,18 @@ export class Registry {
     const key = objectKey(info, namespace, meta.name as string);
     // A Service's cluster IP and node ports are keys of their own, created in
     // the same transaction; if another master took one first, pick again.
+    const allocates = info.kind === 'Service';
     for (let attempt = 0; ; attempt++) {
-      const candidate = structuredClone(object);
-      if (info.kind === 'Service') this.check(info, candidate, assign(candidate, this.allocator, this.allocationsInUse()));
-      const claims = info.kind === 'Service' ? allocationKeys(candidate) : [];
+      // Each attempt allocates afresh from the object as given.
+      const candidate = allocates ? structuredClone(object) : object;
+      if (allocates) this.check(info, candidate, assign(candidate, this.allocator, this.allocationsInUse()));
+      const claims = allocates ? allocationKeys(candidate) : [];
       const response = await this.txn({
         compare: [createdAt(key, etcd.Compare_CompareResult.EQUAL, 0), ...claims.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0))],
         success: [putOp(key, this.encode(candidate)), ...claims.map((claim) => putOp(claim, encoder.encode(key)))],
         failure: [rangeOp(key)],
       });
-      if (response.succeeded) return { ...candidate, metadata: { ...candidate.metadata, resourceVersion: String(response.revision) } };
+      if (response.succeeded) return withVersion(candidate, response.revision);
       const exists = response.responses[0]?.kind === 'range' && response.responses[0].response.kvs.length > 0;
       if (exists) throw new ApiError('AlreadyExists', `${info.kind} "${meta.name as string}" already exists${info.namespaced ? ` in namespace "${namespace}"` : ''}`);
       if (attempt >= 10) throw new ApiError('Conflict', `${info.kind} "${meta.name as string}": could not allocate its addresses (other creates kept taking them); retry`);
@@ -251,11 +274,11 @@ export class Registry {
   /** Apply a JSON merge patch to the current object (retried on conflict unless the patch names a resourceVersion). */
   async patch(kindName: string, namespace: string, name: string, patch: unknown): Promise<ApiObject> {
     const info = Registry.kind(kindName);
-    if (!isObject(patch)) throw new ApiError('BadRequest', 'a merge patch must be a JSON object');
+    if (!isJsonObject(patch)) throw new ApiError('BadRequest', 'a merge patch must be a JSON object');
     for (let attempt = 0; ; attempt++) {
       const current = await this.get(info.kind, namespace, name);
       const patched = mergePatch(current, patch) as ApiObject;
-      const pinned = isObject(patch.metadata) && patch.metadata.resourceVersion !== undefined;
+      const pinned = isJsonObject(patch.metadata) && patch.metadata.resourceVersion !== undefined;
       try {
         return await this.replace(info.kind, patched, 'main');
       } catch (error) {
@@ -287,12 +310,12 @@ export class Registry {
       if (expected !== undefined && expected !== currentKv.modRevision) {
         throw new ApiError('Conflict', `${info.kind} "${name}" is at resourceVersion ${currentKv.modRevision}, not ${expected}: it changed since you read it`);
       }
-      const current = this.toObject(currentKv.value, currentKv.modRevision);
+      const current = objectFromStored(currentKv.value, currentKv.modRevision);
       const marked = this.markForDeletion(info, current, options.gracePeriodSeconds);
       if (marked !== undefined) {
         if (marked === current) return current;
         const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: [putOp(key, this.encode(marked))], failure: [] });
-        if (response.succeeded) return { ...marked, metadata: { ...marked.metadata, resourceVersion: String(response.revision) } };
+        if (response.succeeded) return withVersion(marked, response.revision);
         if (expected !== undefined) throw new ApiError('Conflict', `${info.kind} "${name}" changed since you read it (resourceVersion ${expected})`);
         continue;
       }
@@ -331,7 +354,7 @@ export class Registry {
           nextStart = decoder.decode(kv.key);
           break;
         }
-        const object = this.toObject(kv.value, kv.modRevision);
+        const object = objectFromStored(kv.value, kv.modRevision);
         if (matchesLabels(labels, object.metadata.labels as Record<string, string> | undefined) && matchesFields(fields, object)) items.push(object);
       }
       if (nextStart !== undefined || !page.more || page.kvs.length === 0) break;
@@ -359,34 +382,27 @@ export class Registry {
       const currentKv = this.store.kv.range({ key: encoder.encode(key) }).kvs[0];
       if ((currentKv === undefined || (expected !== undefined && expected !== currentKv.modRevision)) && attempt === 0) continue;
       if (currentKv === undefined) throw this.notFound(info, namespace, name);
-      const current = this.toObject(currentKv.value, currentKv.modRevision);
+      const current = objectFromStored(currentKv.value, currentKv.modRevision);
       if (expected !== undefined && expected !== currentKv.modRevision) {
-        throw new ApiError('Conflict', `Operation cannot be fulfilled on ${info.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again (current resourceVersion ${currentKv.modRevision}, yours ${expected})`);
+        throw modifiedConflict(info, name, ` (current resourceVersion ${currentKv.modRevision}, yours ${expected})`);
       }
-      const strategy = STRATEGIES[info.kind];
       const next = this.merge(info, current, object, part);
+      const held = info.kind === 'Service' ? allocationKeys(current) : [];
       if (part === 'main') {
+        const strategy = STRATEGIES[info.kind];
         strategy?.defaults?.(next);
         this.check(info, next, [...(strategy?.validate?.(next) ?? []), ...(strategy?.validateUpdate?.(next, current) ?? [])]);
-      }
-      const held = info.kind === 'Service' ? allocationKeys(current) : [];
-      if (info.kind === 'Service' && part === 'main') {
-        const others = this.allocationsInUse();
-        for (const claim of held) others.delete(claim);
-        this.check(info, next, assign(next, this.allocator, others, current));
-      }
-      if (part === 'main') {
-        // generation counts changes of what the user asked for (after defaults), not of metadata or status.
-        const desired = (object: ApiObject): Json => {
-          const rest: Record<string, Json> = { ...object };
-          for (const field of ['metadata', 'status', 'apiVersion', 'kind']) delete rest[field];
-          return rest;
-        };
+        if (info.kind === 'Service') {
+          const others = this.allocationsInUse();
+          for (const claim of held) others.delete(claim);
+          this.check(info, next, assign(next, this.allocator, others, current));
+        }
+        // After defaults and allocation, so an unchanged manifest is no change.
         const generation = typeof current.metadata.generation === 'number' ? current.metadata.generation : 1;
-        next.metadata.generation = jsonEqual(desired(current), desired(next)) ? generation : generation + 1;
+        next.metadata.generation = jsonEqual(desiredState(current), desiredState(next)) ? generation : generation + 1;
       }
       const claims = info.kind === 'Service' ? allocationKeys(next) : [];
-      const added = claims.filter((claim) => !held.includes(claim));
+      const claimed = claims.filter((claim) => !held.includes(claim));
       const released = held.filter((claim) => !claims.includes(claim));
       // Writing what is already there is a no-op, as in Kubernetes: no new version, no watch event.
       const stored: ApiObject = { ...current, metadata: { ...current.metadata } };
@@ -396,23 +412,23 @@ export class Registry {
       const finalizers = Array.isArray(next.metadata.finalizers) ? next.metadata.finalizers : [];
       if (next.metadata.deletionTimestamp !== undefined && finalizers.length === 0 && (next.metadata.deletionGracePeriodSeconds ?? 0) === 0) {
         const removed = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: this.removal(info, key, current), failure: [] });
-        if (removed.succeeded) return { ...next, metadata: { ...next.metadata, resourceVersion: String(removed.revision) } };
-        if (expected !== undefined) throw new ApiError('Conflict', `Operation cannot be fulfilled on ${info.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+        if (removed.succeeded) return withVersion(next, removed.revision);
+        if (expected !== undefined) throw modifiedConflict(info, name);
         continue;
       }
       if (current.metadata.deletionTimestamp !== undefined) {
         const before = new Set(Array.isArray(current.metadata.finalizers) ? current.metadata.finalizers : []);
-        const added = finalizers.filter((finalizer) => !before.has(finalizer));
-        if (added.length > 0) this.check(info, next, [{ path: 'metadata.finalizers', message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}` }]);
+        const newFinalizers = finalizers.filter((finalizer) => !before.has(finalizer));
+        if (newFinalizers.length > 0) this.check(info, next, [{ path: 'metadata.finalizers', message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(newFinalizers)}` }]);
       }
       const response = await this.txn({
-        compare: [modifiedAt(key, currentKv.modRevision), ...added.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0))],
-        success: [putOp(key, this.encode(next)), ...added.map((claim) => putOp(claim, encoder.encode(key))), ...released.map(deleteOp)],
+        compare: [modifiedAt(key, currentKv.modRevision), ...claimed.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0))],
+        success: [putOp(key, this.encode(next)), ...claimed.map((claim) => putOp(claim, encoder.encode(key))), ...released.map(deleteOp)],
         failure: [],
       });
-      if (response.succeeded) return { ...next, metadata: { ...next.metadata, resourceVersion: String(response.revision) } };
+      if (response.succeeded) return withVersion(next, response.revision);
       // Someone wrote between our read and our write: with a pinned version that is a conflict; otherwise read again.
-      if (expected !== undefined) throw new ApiError('Conflict', `Operation cannot be fulfilled on ${info.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+      if (expected !== undefined) throw modifiedConflict(info, name);
     }
   }
 
@@ -424,7 +440,7 @@ export class Registry {
       const given = incoming.metadata[field];
       if (given !== undefined && given !== '' && given !== current.metadata[field]) fieldErrors.push({ path: `metadata.${field}`, message: 'field is immutable' });
     }
-    if (fieldErrors.length > 0) throw new ApiError('Invalid', `${info.kind} "${current.metadata.name as string}" is invalid: ${fieldErrors.map((error) => `${error.path}: ${error.message}`).join('; ')}`, fieldErrors);
+    this.check(info, current, fieldErrors);
     let next: ApiObject;
     if (part === 'status') {
       next = { ...current, metadata: { ...current.metadata } };
@@ -501,7 +517,7 @@ export class Registry {
     const all = [...errors];
     if (value !== undefined) all.push(...validateObjectMeta(info, value as Parameters<typeof validateObjectMeta>[1]));
     if (all.length > 0 || value === undefined) {
-      const name = isObject(input) && isObject(input.metadata) && typeof input.metadata.name === 'string' ? ` "${input.metadata.name}"` : '';
+      const name = isJsonObject(input) && isJsonObject(input.metadata) && typeof input.metadata.name === 'string' ? ` "${input.metadata.name}"` : '';
       throw new ApiError('Invalid', `${info.kind}${name} is invalid: ${all.map((error) => `${error.path}: ${error.message}`).join('; ')}`, all);
     }
     return value as ApiObject;
@@ -518,15 +534,9 @@ export class Registry {
     return bytes;
   }
 
-  private toObject(value: Uint8Array, modRevision: number): ApiObject {
-    const object = JSON.parse(decoder.decode(value)) as ApiObject;
-    object.metadata.resourceVersion = String(modRevision);
-    return object;
-  }
-
   private read(key: string): ApiObject | undefined {
     const kv = this.store.kv.range({ key: encoder.encode(key) }).kvs[0];
-    return kv === undefined ? undefined : this.toObject(kv.value, kv.modRevision);
+    return kv === undefined ? undefined : objectFromStored(kv.value, kv.modRevision);
   }
 
   private namespaceOf(info: KindInfo, namespace: string | undefined): string {

@@ -22,10 +22,21 @@ const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
 /** Kubernetes' quantity grammar: a signed decimal number with an optional binary, decimal or exponent suffix. */
-const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
+const QUANTITY = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
+const SUFFIX_SCALE: Readonly<Record<string, number>> = { n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
 
 export function isQuantity(text: string): boolean {
   return QUANTITY.test(text);
+}
+
+/** A quantity in base units (cpu in cores, memory in bytes); undefined when it is not one. */
+export function quantityValue(text: Json | undefined): number | undefined {
+  if (typeof text !== 'string') return undefined;
+  const match = QUANTITY.exec(text);
+  if (match === null) return undefined;
+  const suffix = match[2] ?? '';
+  const factor = suffix === '' ? 1 : /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX_SCALE[suffix]!;
+  return Number(match[1]) * factor;
 }
 
 export function describe(value: unknown): string {
@@ -36,7 +47,8 @@ export function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+/** A JSON object (not null, not an array). */
+export function isJsonObject(value: unknown): value is Record<string, Json> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
@@ -55,7 +67,7 @@ class Decoder {
   message(name: string, value: unknown, path: string): Record<string, Json> | undefined {
     const fields = RESOURCE_SCHEMA[name];
     if (fields === undefined) throw new Error(`no schema for message ${name}`);
-    if (!isPlainObject(value)) return this.fail(path, `must be an object, not ${describe(value)}`);
+    if (!isJsonObject(value)) return this.fail(path, `must be an object, not ${describe(value)}`);
     const out: Record<string, Json> = {};
     for (const [key, field] of Object.entries(value)) {
       const type = fields[key];
@@ -82,7 +94,7 @@ class Decoder {
       });
       return out;
     }
-    if (!isPlainObject(value)) return this.fail(path, `must be a map, not ${describe(value)}`);
+    if (!isJsonObject(value)) return this.fail(path, `must be a map, not ${describe(value)}`);
     const out: Record<string, Json> = {};
     for (const [key, item] of Object.entries(value)) {
       const decoded = this.single(type.map, item, `${path}[${JSON.stringify(key)}]`);

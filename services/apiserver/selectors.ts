@@ -5,7 +5,10 @@
 //   fields:  "metadata.name=x,spec.nodeName!=n1" over the fields a kind
 //            supports (metadata.name, metadata.namespace, spec.nodeName,
 //            status.phase)
-// Parse errors name the offending part. Pure.
+// Parse errors name the offending part. Keys and values follow the label
+// rules of validation.ts. Pure.
+
+import { labelValue, qualifiedName } from './validation.js';
 
 export type Requirement =
   | { readonly key: string; readonly op: 'in' | 'notin'; readonly values: readonly string[] }
@@ -20,16 +23,13 @@ export interface LabelSelectorObject {
   matchExpressions?: ReadonlyArray<{ key?: string | undefined; operator?: string | undefined; values?: readonly string[] | undefined }> | undefined;
 }
 
-const KEY = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-const VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
-
 function checkKey(key: string, whole: string): string {
-  if (!KEY.test(key)) throw new SelectorError(`invalid label key "${key}" in selector "${whole}"`);
+  if (qualifiedName(key, '').length > 0) throw new SelectorError(`invalid label key "${key}" in selector "${whole}"`);
   return key;
 }
 
 function checkValue(value: string, whole: string): string {
-  if (!VALUE.test(value) || value.length > 63) throw new SelectorError(`invalid label value "${value}" in selector "${whole}"`);
+  if (labelValue(value, '').length > 0) throw new SelectorError(`invalid label value "${value}" in selector "${whole}"`);
   return value;
 }
 

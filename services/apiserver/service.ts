@@ -4,7 +4,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import * as api from '../../proto/gen/api.js';
-import { toServiceError } from '../etcdapi/index.js';
+import { toServiceError, unary as etcdUnary } from '../etcdapi/index.js';
 import type { ReplicatedStore } from '../store/index.js';
 import { ApiError, Registry, type ApiObject, type Reason, type RegistryOptions } from './registry.js';
 import { ResourceWatch } from './watch.js';
@@ -50,12 +50,7 @@ function requireKind(kind: string): void {
 }
 
 function unary<Req, Res>(run: (request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    run(call.request).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(statusOf(error)),
-    );
-  };
+  return etcdUnary(run, statusOf);
 }
 
 export function resourceHandlers(store: ReplicatedStore, registry: Registry, options: ResourceServiceOptions): api.ResourcesServer {
@@ -141,6 +136,6 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, opt
 
 export function addResourceService(server: grpc.Server, store: ReplicatedStore, options: ResourceServiceOptions & RegistryOptions): Registry {
   const registry = new Registry(store, options);
-  server.addService(api.ResourcesService, resourceHandlers(store, registry, options) as unknown as grpc.UntypedServiceImplementation);
+  server.addService(api.ResourcesService, resourceHandlers(store, registry, options));
   return registry;
 }

@@ -6,21 +6,20 @@
 // objects in, objects and field errors out. Cluster IPs and node ports are
 // allocated by the registry (allocator.ts), not here.
 
-import type { FieldError, Json } from './schema.js';
+import { isJsonObject, quantityValue, type FieldError, type Json } from './schema.js';
 import { dns1123Label, qualifiedName } from './validation.js';
 import { labelSelectorRequirements, matchesLabels, SelectorError } from './selectors.js';
 
 type Obj = Record<string, Json>;
 
-const isObj = (value: unknown): value is Obj => typeof value === 'object' && value !== null && !Array.isArray(value);
 const objAt = (parent: Obj, key: string): Obj => {
   const value = parent[key];
-  if (isObj(value)) return value;
+  if (isJsonObject(value)) return value;
   const created: Obj = {};
   parent[key] = created;
   return created;
 };
-const listAt = (parent: Obj | undefined, key: string): Obj[] => (parent !== undefined && Array.isArray(parent[key]) ? (parent[key] as Json[]).filter(isObj) : []);
+const listAt = (parent: Obj | undefined, key: string): Obj[] => (parent !== undefined && Array.isArray(parent[key]) ? (parent[key] as Json[]).filter(isJsonObject) : []);
 const setDefault = (target: Obj, key: string, value: Json): void => {
   if (target[key] === undefined) target[key] = value;
 };
@@ -44,7 +43,7 @@ function defaultContainer(container: Obj): void {
   for (const port of listAt(container, 'ports')) setDefault(port, 'protocol', 'TCP');
   for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe']) {
     const value = container[probe];
-    if (!isObj(value)) continue;
+    if (!isJsonObject(value)) continue;
     setDefault(value, 'timeoutSeconds', 1);
     setDefault(value, 'periodSeconds', 10);
     setDefault(value, 'successThreshold', 1);
@@ -71,17 +70,6 @@ function portNumber(value: Json | undefined, path: string, required: boolean): F
   if (value === undefined) return required ? [{ path, message: 'Required value' }] : [];
   if (typeof value !== 'number' || value < 1 || value > 65535) return [{ path, message: `Invalid value: ${JSON.stringify(value)}: must be between 1 and 65535, inclusive` }];
   return [];
-}
-
-/** Kubernetes' quantity → a number in base units (cpu in cores, memory in bytes); undefined when absent. */
-export function quantityValue(text: Json | undefined): number | undefined {
-  if (typeof text !== 'string') return undefined;
-  const match = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/.exec(text);
-  if (match === null) return undefined;
-  const scale: Record<string, number> = { n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
-  const suffix = match[2] ?? '';
-  const factor = suffix === '' ? 1 : /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : scale[suffix]!;
-  return Number(match[1]) * factor;
 }
 
 function validateContainers(spec: Obj, path: string): FieldError[] {
@@ -113,9 +101,9 @@ function validateContainers(spec: Obj, path: string): FieldError[] {
         if (!volumes.has(mount.name as Json)) errors.push({ path: `${at}.volumeMounts[${mountIndex}].name`, message: `Not found: ${JSON.stringify(mount.name ?? null)}: no volume of that name` });
         if (typeof mount.mountPath !== 'string' || mount.mountPath === '') errors.push({ path: `${at}.volumeMounts[${mountIndex}].mountPath`, message: 'Required value' });
       });
-      const resources = isObj(container.resources) ? container.resources : {};
-      const requests = isObj(resources.requests) ? resources.requests : {};
-      const limits = isObj(resources.limits) ? resources.limits : {};
+      const resources = isJsonObject(container.resources) ? container.resources : {};
+      const requests = isJsonObject(resources.requests) ? resources.requests : {};
+      const limits = isJsonObject(resources.limits) ? resources.limits : {};
       for (const [resource, request] of Object.entries(requests)) {
         const limit = quantityValue(limits[resource]);
         const requested = quantityValue(request);
@@ -140,7 +128,7 @@ function validateContainers(spec: Obj, path: string): FieldError[] {
     errors.push(...oneOf(toleration.operator, ['Exists', 'Equal'], `${path}.tolerations[${index}].operator`));
     errors.push(...oneOf(toleration.effect, ['NoSchedule', 'PreferNoSchedule', 'NoExecute'], `${path}.tolerations[${index}].effect`));
   });
-  for (const [key] of Object.entries(isObj(spec.nodeSelector) ? spec.nodeSelector : {})) errors.push(...qualifiedName(key, `${path}.nodeSelector[${JSON.stringify(key)}]`));
+  for (const [key] of Object.entries(isJsonObject(spec.nodeSelector) ? spec.nodeSelector : {})) errors.push(...qualifiedName(key, `${path}.nodeSelector[${JSON.stringify(key)}]`));
   return errors;
 }
 
@@ -164,9 +152,9 @@ function podSpecChanges(next: Obj, current: Obj): FieldError[] {
 
 function validateSelectorMatchesTemplate(spec: Obj, path: string, required: boolean): FieldError[] {
   const selector = spec.selector;
-  const template = isObj(spec.template) ? spec.template : undefined;
-  const templateLabels = isObj(template?.metadata) && isObj(template.metadata.labels) ? (template.metadata.labels as Record<string, string>) : {};
-  if (!isObj(selector)) return required ? [{ path: `${path}.selector`, message: 'Required value' }] : [];
+  const template = isJsonObject(spec.template) ? spec.template : undefined;
+  const templateLabels = isJsonObject(template?.metadata) && isJsonObject(template.metadata.labels) ? (template.metadata.labels as Record<string, string>) : {};
+  if (!isJsonObject(selector)) return required ? [{ path: `${path}.selector`, message: 'Required value' }] : [];
   let requirements;
   try {
     requirements = labelSelectorRequirements(selector as never, `${path}.selector`);
@@ -182,7 +170,7 @@ function validateSelectorMatchesTemplate(spec: Obj, path: string, required: bool
 
 function templateSpec(spec: Obj): Obj | undefined {
   const template = spec.template;
-  return isObj(template) && isObj(template.spec) ? template.spec : undefined;
+  return isJsonObject(template) && isJsonObject(template.spec) ? template.spec : undefined;
 }
 
 function workload(options: { readonly replicas: boolean; readonly extraDefaults?: (spec: Obj) => void; readonly restartPolicies?: readonly string[] }): Strategy {
@@ -198,7 +186,7 @@ function workload(options: { readonly replicas: boolean; readonly extraDefaults?
       }
     },
     validate: (object) => {
-      const spec = isObj(object.spec) ? object.spec : {};
+      const spec = isJsonObject(object.spec) ? object.spec : {};
       const errors = validateSelectorMatchesTemplate(spec, 'spec', true);
       const podSpec = templateSpec(spec);
       if (podSpec === undefined) errors.push({ path: 'spec.template', message: 'Required value' });
@@ -210,7 +198,7 @@ function workload(options: { readonly replicas: boolean; readonly extraDefaults?
       return errors;
     },
     validateUpdate: (next, current) => {
-      const selector = (object: Obj): string => JSON.stringify(isObj(object.spec) ? (object.spec.selector ?? null) : null);
+      const selector = (object: Obj): string => JSON.stringify(isJsonObject(object.spec) ? (object.spec.selector ?? null) : null);
       return selector(next) === selector(current) ? [] : [{ path: 'spec.selector', message: 'Invalid value: field is immutable' }];
     },
   };
@@ -232,7 +220,7 @@ const serviceStrategy: Strategy = {
     if (spec.type === 'NodePort' || spec.type === 'LoadBalancer') setDefault(spec, 'externalTrafficPolicy', 'Cluster');
   },
   validate: (object) => {
-    const spec = isObj(object.spec) ? object.spec : {};
+    const spec = isJsonObject(object.spec) ? object.spec : {};
     const errors: FieldError[] = [...oneOf(spec.type, SERVICE_TYPES, 'spec.type'), ...oneOf(spec.sessionAffinity, ['None', 'ClientIP'], 'spec.sessionAffinity')];
     const ports = listAt(spec, 'ports');
     const headless = spec.clusterIP === 'None';
@@ -254,7 +242,7 @@ const serviceStrategy: Strategy = {
     return errors;
   },
   validateUpdate: (next, current) => {
-    const ip = (object: Obj): Json | undefined => (isObj(object.spec) ? object.spec.clusterIP : undefined);
+    const ip = (object: Obj): Json | undefined => (isJsonObject(object.spec) ? object.spec.clusterIP : undefined);
     // An update that omits the clusterIP keeps it (the registry carries it over); changing it is refused.
     const given = ip(next);
     return given !== undefined && given !== '' && given !== ip(current) ? [{ path: 'spec.clusterIP', message: 'Invalid value: field is immutable' }] : [];
@@ -265,8 +253,8 @@ const serviceStrategy: Strategy = {
 
 const podStrategy: Strategy = {
   defaults: (object) => defaultPodSpec(objAt(object, 'spec')),
-  validate: (object) => (isObj(object.spec) ? validateContainers(object.spec, 'spec') : [{ path: 'spec', message: 'Required value' }]),
-  validateUpdate: (next, current) => podSpecChanges(isObj(next.spec) ? next.spec : {}, isObj(current.spec) ? current.spec : {}),
+  validate: (object) => (isJsonObject(object.spec) ? validateContainers(object.spec, 'spec') : [{ path: 'spec', message: 'Required value' }]),
+  validateUpdate: (next, current) => podSpecChanges(isJsonObject(next.spec) ? next.spec : {}, isJsonObject(current.spec) ? current.spec : {}),
 };
 
 export const STRATEGIES: Readonly<Record<string, Strategy>> = {
@@ -318,7 +306,7 @@ export const STRATEGIES: Readonly<Record<string, Strategy>> = {
   Secret: {
     defaults: (object) => setDefault(object, 'type', 'Opaque'),
     validate: (object) =>
-      Object.entries(isObj(object.data) ? object.data : {})
+      Object.entries(isJsonObject(object.data) ? object.data : {})
         .filter(([, value]) => typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0)
         .map(([key]) => ({ path: `data[${JSON.stringify(key)}]`, message: 'Invalid value: must be base64-encoded' })),
   },

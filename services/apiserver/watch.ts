@@ -5,10 +5,10 @@
 // DELETED, as Kubernetes does, so a client's view of "what matches" stays
 // exact. Events come in revision order, each revision once.
 
-import type { KeyValue, WatchBatch, WatchEvent as KvWatchEvent } from '../../raft/kv/index.js';
+import type { WatchBatch, WatchEvent as KvWatchEvent } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
 import { listPrefix, type KindInfo } from '../client/kinds.js';
-import { ApiError, parseSelectors, type ApiObject, type Registry } from './registry.js';
+import { ApiError, objectFromStored, parseSelectors, prefixEnd, type ApiObject, type Registry } from './registry.js';
 import { matchesFields, matchesLabels, type FieldRequirement, type Requirement } from './selectors.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
@@ -28,13 +28,6 @@ export interface WatchOptions {
   readonly allowBookmarks?: boolean | undefined;
 }
 
-const decoder = new TextDecoder();
-
-function toObject(kv: KeyValue, revision: number): ApiObject {
-  const object = JSON.parse(decoder.decode(kv.value)) as ApiObject;
-  object.metadata.resourceVersion = String(revision);
-  return object;
-}
 
 export class ResourceWatch {
   private cancelHub: (() => void) | undefined;
@@ -70,9 +63,7 @@ export class ResourceWatch {
     }
     watch.lastRevision = from;
     const prefix = listPrefix(info, info.namespaced ? options.namespace : undefined);
-    const end = Buffer.from(prefix);
-    end[end.length - 1]!++;
-    const started = store.watchHub.watch({ key: Buffer.from(prefix), rangeEnd: end, startRevision: from + 1, prevKv: true }, (batch) => watch.deliver(batch));
+    const started = store.watchHub.watch({ key: Buffer.from(prefix), rangeEnd: prefixEnd(prefix), startRevision: from + 1, prevKv: true }, (batch) => watch.deliver(batch));
     if (started.kind === 'compacted') {
       throw new ApiError('Gone', `too old resource version: ${from} (the history before ${started.compactRevision} was compacted); list again`);
     }
@@ -114,13 +105,13 @@ export class ResourceWatch {
 
   private translate(event: KvWatchEvent): ApiWatchEvent | undefined {
     const revision = event.kv.modRevision;
-    const before = event.prevKv !== undefined ? toObject(event.prevKv, event.prevKv.modRevision) : undefined;
+    const before = event.prevKv !== undefined ? objectFromStored(event.prevKv.value, event.prevKv.modRevision) : undefined;
     if (event.type === 'delete') {
       if (before === undefined || !this.matches(before)) return undefined;
       before.metadata.resourceVersion = String(revision);
       return { type: 'DELETED', object: before };
     }
-    const after = toObject(event.kv, revision);
+    const after = objectFromStored(event.kv.value, revision);
     const matchedBefore = this.matches(before);
     const matchesNow = this.matches(after);
     if (matchesNow) return { type: matchedBefore ? 'MODIFIED' : 'ADDED', object: after };

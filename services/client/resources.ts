@@ -53,6 +53,11 @@ function decode(bytes: Uint8Array): KubeObject {
   return JSON.parse(Buffer.from(bytes).toString('utf8')) as KubeObject;
 }
 
+/** A replace pinned to a resourceVersion is safe to repeat: a repeat fails with a conflict instead of applying twice. */
+function pinnedToVersion(object: KubeObject): boolean {
+  return typeof object.metadata?.resourceVersion === 'string' && object.metadata.resourceVersion !== '';
+}
+
 function encode(object: unknown): Buffer {
   return Buffer.from(JSON.stringify(object));
 }
@@ -91,14 +96,11 @@ export class ResourceClient {
   }
 
   update(kind: string, object: KubeObject): Promise<KubeObject> {
-    // Safe to repeat only when pinned to a resourceVersion.
-    const pinned = typeof object.metadata?.resourceVersion === 'string' && object.metadata.resourceVersion !== '';
-    return this.call<api.ObjectResponse>(pinned, (client, options, done) => client.update({ kind, object: encode(object) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(pinnedToVersion(object), (client, options, done) => client.update({ kind, object: encode(object) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
   }
 
   updateStatus(kind: string, object: KubeObject): Promise<KubeObject> {
-    const pinned = typeof object.metadata?.resourceVersion === 'string' && object.metadata.resourceVersion !== '';
-    return this.call<api.ObjectResponse>(pinned, (client, options, done) => client.updateStatus({ kind, object: encode(object) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(pinnedToVersion(object), (client, options, done) => client.updateStatus({ kind, object: encode(object) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
   }
 
   patch(kind: string, namespace: string, name: string, patch: unknown): Promise<KubeObject> {

@@ -24,7 +24,7 @@ import { EtcdClient } from '../client/etcd.js';
 import { KINDS, resolveKind, type KindInfo } from '../client/kinds.js';
 import { ResourceClient, type KubeObject } from '../client/resources.js';
 import { readManifests, ManifestError } from './manifests.js';
-import { printObjects, type PrintOptions } from './printers.js';
+import { formatTable, printObjects, type PrintOptions } from './printers.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -90,8 +90,8 @@ function boolFlag(parsed: Parsed, name: string): boolean {
   return value !== undefined && value !== 'false';
 }
 
-export function mastersFrom(parsed: { flags: Map<string, string[]> } | undefined, env: Readonly<Record<string, string | undefined>>): string[] {
-  const given = parsed === undefined ? undefined : flag(parsed as Parsed, 'server');
+function mastersFrom(parsed: Parsed, env: Readonly<Record<string, string | undefined>>): string[] {
+  const given = flag(parsed, 'server');
   const list = (text: string): string[] => text.split(',').map((part) => part.trim()).filter((part) => part !== '');
   if (given !== undefined) return list(given);
   if (env.MAST_MASTERS !== undefined && env.MAST_MASTERS !== '') return list(env.MAST_MASTERS);
@@ -317,7 +317,7 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
         if (command === 'member' && rest[0] !== 'list') throw new UsageError('usage: mastctl member list');
         etcd = new EtcdClient({ endpoints: masters, timeoutMs: 3000 });
         const members = await etcd.withFailover((connection) => connection.memberList(), Date.now() + 10_000);
-        const rows: string[][] = [];
+        const rows: Array<Record<string, string>> = [];
         let leader = '';
         let revision = '';
         for (const member of members.members) {
@@ -334,13 +334,10 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
               // stays unreachable
             }
           }
-          rows.push([BigInt(member.ID).toString(16), member.name, role, member.clientURLs.join(','), member.peerURLs.join(',')]);
+          rows.push({ ID: BigInt(member.ID).toString(16), NAME: member.name, ROLE: role, 'CLIENT URLS': member.clientURLs.join(','), 'PEER URLS': member.peerURLs.join(',') });
         }
         if (command === 'cluster-info') io.out(`mast control plane: ${members.members.length} masters, leader ${leader || '<none>'}, revision ${revision || '<unknown>'}\nmasters: ${masters.join(', ')}`);
-        const headers = ['ID', 'NAME', 'ROLE', 'CLIENT URLS', 'PEER URLS'];
-        const widths = headers.map((header, index) => Math.max(header.length, ...rows.map((row) => row[index]!.length)));
-        const line = (cells: readonly string[]): string => cells.map((cell, index) => (index === cells.length - 1 ? cell : cell.padEnd(widths[index]! + 3))).join('');
-        io.out([line(headers), ...rows.map(line)].join('\n'));
+        io.out(formatTable(['ID', 'NAME', 'ROLE', 'CLIENT URLS', 'PEER URLS'], rows));
         return 0;
       }
       default:

@@ -57,12 +57,12 @@ export function toServiceError(error: unknown): Partial<grpc.StatusObject> {
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
-/** Run an async handler, answering with its result or the gRPC status its error maps to. */
-export function unary<Req, Res>(run: (request: Req) => Promise<Res>): Unary<Req, Res> {
+/** Run an async handler, answering with its result or the gRPC status its error maps to (by `toStatus`). */
+export function unary<Req, Res>(run: (request: Req) => Promise<Res>, toStatus: (error: unknown) => Partial<grpc.StatusObject> = toServiceError): Unary<Req, Res> {
   return (call, callback) => {
     run(call.request).then(
       (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(error)),
+      (error: unknown) => callback(toStatus(error)),
     );
   };
 }

@@ -7,7 +7,7 @@ import { kvService } from './kv-service.js';
 import { leaseService, type LeaseServiceOptions } from './lease-service.js';
 import { watchService, type WatchServiceOptions } from './watch-service.js';
 
-export { ApiError, toServiceError } from './errors.js';
+export { ApiError, toServiceError, unary } from './errors.js';
 export { ETCD_API_VERSION } from './cluster-service.js';
 
 export type EtcdApiOptions = ClusterServiceOptions & LeaseServiceOptions & WatchServiceOptions;

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { STRATEGIES, quantityValue } from '../../services/apiserver/strategies.js';
+import { STRATEGIES } from '../../services/apiserver/strategies.js';
+import { quantityValue } from '../../services/apiserver/schema.js';
 import { assign, allocationKeys, parseCidr, type AllocatorConfig } from '../../services/apiserver/allocator.js';
 import type { Json } from '../../services/apiserver/schema.js';
 
