@@ -4,4 +4,5 @@ export { ensureNamespaces } from './bootstrap.js';
 export { KINDS, kindInfo, resolveKind, type KindInfo } from '../client/kinds.js';
 export { ApiError, Registry, mergePatch, type ApiObject, type ListOptions, type ObjectList, type Reason } from './registry.js';
 export { addResourceService, resourceHandlers, statusOf, type ResourceServiceOptions } from './service.js';
-export { ResourceWatch, type ApiWatchEvent, type WatchEventType, type WatchOptions } from './watch.js';
+export { startWatch, type WatchHandle, type WatchOptions } from './watch.js';
+export { CachedObject, WatchCache, type CacheWatchEvent, type CacheEventType } from './watch-cache.js';

@@ -20,6 +20,7 @@ import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseL
 import { validateObjectMeta } from './validation.js';
 import { STRATEGIES } from './strategies.js';
 import { allocationKeys, assign, NODE_PORT_PREFIX, SERVICE_IP_PREFIX, type AllocatorConfig } from './allocator.js';
+import type { CachedObject, WatchCache } from './watch-cache.js';
 
 export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge';
 
@@ -362,6 +363,33 @@ export class Registry {
       start = Buffer.from([...last, 0]);
     }
     return { items, resourceVersion: String(revision), continue: nextStart === undefined ? '' : encodeContinue({ rv: revision, start: nextStart }) };
+  }
+
+  /**
+   * A list of the latest state served from the watch cache: the same answer
+   * as list() without reading the store, each item already encoded once.
+   * Undefined when the request needs the store (a continue token or a
+   * resourceVersion to read at).
+   */
+  async listCached(cache: WatchCache, kindName: string, options: ListOptions = {}): Promise<{ items: CachedObject[]; resourceVersion: string; continue: string } | undefined> {
+    const info = Registry.kind(kindName);
+    const { labels, fields } = parseSelectors(info, options.labelSelector, options.fieldSelector);
+    if ((options.continue ?? '') !== '' || !['', '0'].includes(options.resourceVersion ?? '')) return undefined;
+    if ((options.resourceVersion ?? '') === '') await this.store.linearizableBarrier();
+    const limit = options.limit !== undefined && options.limit > 0 ? options.limit : 0;
+    const revision = cache.revision;
+    const items: CachedObject[] = [];
+    const all = cache.list(info, options.namespace);
+    for (let index = 0; index < all.length; index++) {
+      const cached = all[index]!;
+      if (!matchesLabels(labels, cached.object.metadata.labels as Record<string, string> | undefined) || !matchesFields(fields, cached.object)) continue;
+      if (limit > 0 && items.length === limit) {
+        const start = objectKey(info, this.namespaceOf(info, cached.object.metadata.namespace as string | undefined), cached.object.metadata.name as string);
+        return { items, resourceVersion: String(revision), continue: encodeContinue({ rv: revision, start }) };
+      }
+      items.push(cached);
+    }
+    return { items, resourceVersion: String(revision), continue: '' };
   }
 
   // ------------------------------------------------------------------ internals

@@ -7,7 +7,8 @@ import * as api from '../../proto/gen/api.js';
 import { toServiceError, unary as etcdUnary } from '../etcdapi/index.js';
 import type { ReplicatedStore } from '../store/index.js';
 import { ApiError, Registry, type ApiObject, type Reason, type RegistryOptions } from './registry.js';
-import { ResourceWatch } from './watch.js';
+import { startWatch, type WatchHandle } from './watch.js';
+import { WatchCache } from './watch-cache.js';
 
 const REASON_CODES: Readonly<Record<Reason, grpc.status>> = {
   NotFound: grpc.status.NOT_FOUND,
@@ -22,7 +23,12 @@ const REASON_CODES: Readonly<Record<Reason, grpc.status>> = {
 export interface ResourceServiceOptions {
   /** Send a BOOKMARK to a watcher that asked for them after this long without events. */
   readonly bookmarkIntervalMs: number;
+  /** How many recent events the watch cache keeps for watches that resume from the past. */
+  readonly watchCacheEvents?: number;
 }
+
+/** Kubernetes' cacher keeps 100 events per resource by default and grows under load; one window for all kinds here. */
+const DEFAULT_WATCH_CACHE_EVENTS = 10_000;
 
 export function statusOf(error: unknown): Partial<grpc.StatusObject> {
   if (error instanceof ApiError) {
@@ -53,7 +59,7 @@ function unary<Req, Res>(run: (request: Req) => Promise<Res>): grpc.handleUnaryC
   return etcdUnary(run, statusOf);
 }
 
-export function resourceHandlers(store: ReplicatedStore, registry: Registry, options: ResourceServiceOptions): api.ResourcesServer {
+export function resourceHandlers(store: ReplicatedStore, registry: Registry, cache: WatchCache, options: ResourceServiceOptions): api.ResourcesServer {
   return {
     create: unary(async (request: api.CreateRequest) => {
       requireKind(request.kind);
@@ -65,14 +71,17 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, opt
     }),
     list: unary(async (request: api.ListRequest) => {
       requireKind(request.kind);
-      const list = await registry.list(request.kind, {
+      const options = {
         namespace: request.namespace,
         labelSelector: request.labelSelector,
         fieldSelector: request.fieldSelector,
         limit: request.limit,
         continue: request.continue,
         resourceVersion: request.resourceVersion,
-      });
+      };
+      const cached = await registry.listCached(cache, request.kind, options);
+      if (cached !== undefined) return { items: cached.items.map((item) => item.bytes), resourceVersion: cached.resourceVersion, continue: cached.continue };
+      const list = await registry.list(request.kind, options);
       return { items: list.items.map(bytesOf), resourceVersion: list.resourceVersion, continue: list.continue };
     }),
     update: unary(async (request: api.UpdateRequest) => {
@@ -93,7 +102,7 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, opt
     }),
     watch: (call: grpc.ServerWritableStream<api.WatchRequest, api.WatchEvent>) => {
       const request = call.request;
-      let watch: ResourceWatch | undefined;
+      let watch: WatchHandle | undefined;
       let bookmarkTimer: NodeJS.Timeout | undefined;
       let lastSent = performance.now();
       let ended = false;
@@ -107,26 +116,26 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, opt
       };
       call.on('cancelled', () => end());
       call.on('close', () => end());
-      const send = (type: string, object: ApiObject): void => {
+      const send = (type: string, object: Buffer): void => {
         if (ended) return;
         lastSent = performance.now();
-        call.write({ type, object: bytesOf(object) });
+        call.write({ type, object });
       };
       (async () => {
         requireKind(request.kind);
         const info = Registry.kind(request.kind);
-        watch = await ResourceWatch.start(
+        watch = await startWatch(
           store,
-          registry,
+          cache,
           info,
           { namespace: request.namespace, labelSelector: request.labelSelector, fieldSelector: request.fieldSelector, resourceVersion: request.resourceVersion, allowBookmarks: request.allowBookmarks },
-          (event) => send(event.type, event.object),
+          (event) => send(event.type, event.object.bytes),
           (error) => end(error),
         );
         if (ended) watch.cancel();
         else if (request.allowBookmarks) {
           bookmarkTimer = setInterval(() => {
-            if (watch !== undefined && performance.now() - lastSent >= options.bookmarkIntervalMs) watch.bookmark(store.watchHub.progressRevision());
+            if (watch !== undefined && performance.now() - lastSent >= options.bookmarkIntervalMs) watch.bookmark(cache.revision);
           }, Math.max(10, Math.floor(options.bookmarkIntervalMs / 2)));
         }
       })().catch((error: unknown) => end(error));
@@ -134,8 +143,11 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, opt
   };
 }
 
-export function addResourceService(server: grpc.Server, store: ReplicatedStore, options: ResourceServiceOptions & RegistryOptions): Registry {
+/** The Resources service on `server`, with its registry and watch cache (started: it follows the store from now on). */
+export function addResourceService(server: grpc.Server, store: ReplicatedStore, options: ResourceServiceOptions & RegistryOptions): { registry: Registry; cache: WatchCache } {
   const registry = new Registry(store, options);
-  server.addService(api.ResourcesService, resourceHandlers(store, registry, options));
-  return registry;
+  const cache = new WatchCache(store, { historyEvents: options.watchCacheEvents ?? DEFAULT_WATCH_CACHE_EVENTS });
+  cache.start();
+  server.addService(api.ResourcesService, resourceHandlers(store, registry, cache, options));
+  return { registry, cache };
 }

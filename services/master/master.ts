@@ -128,7 +128,7 @@ export class Master {
       minTtlSeconds: Math.max(1, Math.ceil((1.5 * flags.electionTimeoutMs) / 1000)),
       progressNotifyIntervalMs: flags.watchProgressNotifyIntervalMs,
     });
-    const registry = addResourceService(clientServer, store, {
+    const { registry } = addResourceService(clientServer, store, {
       bookmarkIntervalMs: flags.watchBookmarkIntervalMs,
       maxObjectBytes: flags.maxObjectBytes,
       allocator: { serviceCidr: flags.serviceClusterIpRange, nodePortRange: flags.serviceNodePortRange },
