@@ -22,7 +22,30 @@ import { STRATEGIES } from './strategies.js';
 import { allocationKeys, assign, NODE_PORT_PREFIX, SERVICE_IP_PREFIX, type AllocatorConfig } from './allocator.js';
 import type { CachedObject, WatchCache } from './watch-cache.js';
 
-export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge';
+export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge' | 'Fenced';
+
+/**
+ * A write from a leader-elected component carries the fencing token of its
+ * Lease: the resourceVersion of the write that made it the holder. The
+ * write is refused (Fenced) once the Lease has had a newer holder, checked
+ * in the write's own transaction — so a superseded leader that wakes up can
+ * never write, however late its request arrives.
+ */
+export interface Fence {
+  readonly namespace: string;
+  readonly name: string;
+  readonly token: number;
+}
+
+/** Who asks and on whose authority, for writes. */
+export interface WriteContext {
+  readonly fence?: Fence | undefined;
+}
+
+/** Where a Lease's fencing token lives: a key whose mod revision changes only when the holder does. */
+export function fencingKey(namespace: string, name: string): string {
+  return `/registry/fencing/leases/${namespace}/${name}`;
+}
 
 /** A refusal with Kubernetes' reason; the gRPC layer maps reasons to status codes. */
 export class ApiError extends Error {
@@ -37,6 +60,25 @@ export class ApiError extends Error {
 }
 
 export type ApiObject = Record<string, Json> & { metadata: Record<string, Json> };
+
+export interface DeleteOptions extends WriteContext {
+  /** Delete only at this version (Conflict otherwise). */
+  readonly resourceVersion?: string | undefined;
+  /** A pod's grace period, overriding its spec's; 0 deletes at once. */
+  readonly gracePeriodSeconds?: number | undefined;
+}
+
+/** A Lease write that changes its holder moves the fencing key (its new mod revision is the new holder's token). */
+function holderChange(info: KindInfo, before: ApiObject | undefined, after: ApiObject): etcd.RequestOp[] {
+  if (info.kind !== 'Lease') return [];
+  const holder = (object: ApiObject | undefined): string => {
+    const spec = object?.spec;
+    return isJsonObject(spec) && typeof spec.holderIdentity === 'string' ? spec.holderIdentity : '';
+  };
+  const next = holder(after);
+  if (next === holder(before) || (before === undefined && next === '')) return [];
+  return [putOp(fencingKey(after.metadata.namespace as string, after.metadata.name as string), encoder.encode(next))];
+}
 
 export interface ListOptions {
   readonly namespace?: string | undefined;
@@ -220,7 +262,7 @@ export class Registry {
     return found;
   }
 
-  async create(kindName: string, input: unknown): Promise<ApiObject> {
+  async create(kindName: string, input: unknown, context: WriteContext = {}): Promise<ApiObject> {
     const info = Registry.kind(kindName);
     const object = this.decode(info, input);
     const meta = object.metadata;
@@ -251,9 +293,9 @@ export class Registry {
       const claims = allocates ? allocationKeys(candidate) : [];
       const response = await this.txn({
         compare: [createdAt(key, etcd.Compare_CompareResult.EQUAL, 0), ...claims.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0))],
-        success: [putOp(key, this.encode(candidate)), ...claims.map((claim) => putOp(claim, encoder.encode(key)))],
+        success: [putOp(key, this.encode(candidate)), ...claims.map((claim) => putOp(claim, encoder.encode(key))), ...holderChange(info, undefined, candidate)],
         failure: [rangeOp(key)],
-      });
+      }, context.fence);
       if (response.succeeded) return withVersion(candidate, response.revision);
       const exists = response.responses[0]?.kind === 'range' && response.responses[0].response.kvs.length > 0;
       if (exists) throw new ApiError('AlreadyExists', `${info.kind} "${meta.name as string}" already exists${info.namespaced ? ` in namespace "${namespace}"` : ''}`);
@@ -263,17 +305,17 @@ export class Registry {
   }
 
   /** Replace an object (its status is kept when the kind has a status subresource). */
-  update(kindName: string, input: unknown): Promise<ApiObject> {
-    return this.replace(kindName, input, 'main');
+  update(kindName: string, input: unknown, context: WriteContext = {}): Promise<ApiObject> {
+    return this.replace(kindName, input, 'main', context);
   }
 
   /** Replace only an object's status. */
-  updateStatus(kindName: string, input: unknown): Promise<ApiObject> {
-    return this.replace(kindName, input, 'status');
+  updateStatus(kindName: string, input: unknown, context: WriteContext = {}): Promise<ApiObject> {
+    return this.replace(kindName, input, 'status', context);
   }
 
   /** Apply a JSON merge patch to the current object (retried on conflict unless the patch names a resourceVersion). */
-  async patch(kindName: string, namespace: string, name: string, patch: unknown): Promise<ApiObject> {
+  async patch(kindName: string, namespace: string, name: string, patch: unknown, context: WriteContext = {}): Promise<ApiObject> {
     const info = Registry.kind(kindName);
     if (!isJsonObject(patch)) throw new ApiError('BadRequest', 'a merge patch must be a JSON object');
     for (let attempt = 0; ; attempt++) {
@@ -281,7 +323,7 @@ export class Registry {
       const patched = mergePatch(current, patch) as ApiObject;
       const pinned = isJsonObject(patch.metadata) && patch.metadata.resourceVersion !== undefined;
       try {
-        return await this.replace(info.kind, patched, 'main');
+        return await this.replace(info.kind, patched, 'main', context);
       } catch (error) {
         if (!(error instanceof ApiError) || error.reason !== 'Conflict' || pinned || attempt >= 5) throw error;
       }
@@ -296,7 +338,7 @@ export class Registry {
    * with gracePeriodSeconds 0, or the update that removes the last
    * finalizer).
    */
-  async delete(kindName: string, namespace: string, name: string, options: { resourceVersion?: string | undefined; gracePeriodSeconds?: number | undefined } = {}): Promise<ApiObject> {
+  async delete(kindName: string, namespace: string, name: string, options: DeleteOptions = {}): Promise<ApiObject> {
     const info = Registry.kind(kindName);
     const key = objectKey(info, this.namespaceOf(info, namespace), name);
     const expected = parseResourceVersion(options.resourceVersion, 'resourceVersion');
@@ -315,12 +357,12 @@ export class Registry {
       const marked = this.markForDeletion(info, current, options.gracePeriodSeconds);
       if (marked !== undefined) {
         if (marked === current) return current;
-        const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: [putOp(key, this.encode(marked))], failure: [] });
+        const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: [putOp(key, this.encode(marked))], failure: [] }, options.fence);
         if (response.succeeded) return withVersion(marked, response.revision);
         if (expected !== undefined) throw new ApiError('Conflict', `${info.kind} "${name}" changed since you read it (resourceVersion ${expected})`);
         continue;
       }
-      const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: this.removal(info, key, current), failure: [] });
+      const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: this.removal(info, key, current), failure: [] }, options.fence);
       if (response.succeeded) return current;
       if (expected !== undefined) throw new ApiError('Conflict', `${info.kind} "${name}" changed since you read it (resourceVersion ${expected})`);
     }
@@ -394,7 +436,7 @@ export class Registry {
 
   // ------------------------------------------------------------------ internals
 
-  private async replace(kindName: string, input: unknown, part: 'main' | 'status'): Promise<ApiObject> {
+  private async replace(kindName: string, input: unknown, part: 'main' | 'status', context: WriteContext): Promise<ApiObject> {
     const info = Registry.kind(kindName);
     if (part === 'status' && !info.hasStatus) throw new ApiError('NotFound', `${info.kind} has no status subresource`);
     const object = this.decode(info, input);
@@ -439,7 +481,7 @@ export class Registry {
       // The last finalizer of an object being deleted (with no grace left) is gone: the object goes.
       const finalizers = Array.isArray(next.metadata.finalizers) ? next.metadata.finalizers : [];
       if (next.metadata.deletionTimestamp !== undefined && finalizers.length === 0 && (next.metadata.deletionGracePeriodSeconds ?? 0) === 0) {
-        const removed = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: this.removal(info, key, current), failure: [] });
+        const removed = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: this.removal(info, key, current), failure: [] }, context.fence);
         if (removed.succeeded) return withVersion(next, removed.revision);
         if (expected !== undefined) throw modifiedConflict(info, name);
         continue;
@@ -451,9 +493,9 @@ export class Registry {
       }
       const response = await this.txn({
         compare: [modifiedAt(key, currentKv.modRevision), ...claimed.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0))],
-        success: [putOp(key, this.encode(next)), ...claimed.map((claim) => putOp(claim, encoder.encode(key))), ...released.map(deleteOp)],
+        success: [putOp(key, this.encode(next)), ...claimed.map((claim) => putOp(claim, encoder.encode(key))), ...released.map(deleteOp), ...holderChange(info, current, next)],
         failure: [],
-      });
+      }, context.fence);
       if (response.succeeded) return withVersion(next, response.revision);
       // Someone wrote between our read and our write: with a pinned version that is a conflict; otherwise read again.
       if (expected !== undefined) throw modifiedConflict(info, name);
@@ -491,7 +533,8 @@ export class Registry {
 
   /** The operations that remove an object and what it holds (a Service's cluster IP and node ports). */
   private removal(info: KindInfo, key: string, current: ApiObject): etcd.RequestOp[] {
-    return [deleteOp(key), ...(info.kind === 'Service' ? allocationKeys(current) : []).map(deleteOp)];
+    const held = info.kind === 'Service' ? allocationKeys(current) : info.kind === 'Lease' ? [fencingKey(current.metadata.namespace as string, current.metadata.name as string)] : [];
+    return [deleteOp(key), ...held.map(deleteOp)];
   }
 
   /**
@@ -591,10 +634,21 @@ export class Registry {
     return error instanceof Error ? error : new Error(String(error));
   }
 
-  private async txn(request: etcd.TxnRequest): Promise<TxnResponse> {
-    const outcome = await this.store.write({ $case: 'txn', value: request });
+  /** Run a transaction; with a fence, only while the fence's Lease has had no newer holder. */
+  private async txn(request: etcd.TxnRequest, fence?: Fence): Promise<TxnResponse> {
+    const fenced = fence === undefined ? request : { compare: [...request.compare, modifiedAt(fencingKey(fence.namespace, fence.name), fence.token)], success: request.success, failure: [...request.failure, rangeOp(fencingKey(fence.namespace, fence.name))] };
+    const outcome = await this.store.write({ $case: 'txn', value: fenced });
     if (outcome.kind === 'error') throw outcome.error;
     if (outcome.kind !== 'txn') throw new Error(`the store applied ${outcome.kind} where a txn was expected`);
-    return outcome.response;
+    const response = outcome.response;
+    if (fence !== undefined && !response.succeeded) {
+      const last = response.responses[response.responses.length - 1];
+      const holderSince = last?.kind === 'range' ? (last.response.kvs[0]?.modRevision ?? 0) : 0;
+      if (holderSince !== fence.token) {
+        throw new ApiError('Fenced', `Lease ${fence.namespace}/${fence.name} ${holderSince === 0 ? 'has no holder' : `has had a newer holder since revision ${holderSince}`}: this writer's fencing token ${fence.token} is superseded, so it may not write`);
+      }
+      return { ...response, responses: response.responses.slice(0, -1) };
+    }
+    return response;
   }
 }

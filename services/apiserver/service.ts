@@ -4,9 +4,9 @@
 
 import * as grpc from '@grpc/grpc-js';
 import * as api from '../../proto/gen/api.js';
-import { toServiceError, unary as etcdUnary } from '../etcdapi/index.js';
+import { toServiceError } from '../etcdapi/index.js';
 import type { ReplicatedStore } from '../store/index.js';
-import { ApiError, Registry, type ApiObject, type Reason, type RegistryOptions } from './registry.js';
+import { ApiError, Registry, type ApiObject, type Fence, type Reason, type RegistryOptions, type WriteContext } from './registry.js';
 import { startWatch, type WatchHandle } from './watch.js';
 import { WatchCache } from './watch-cache.js';
 
@@ -18,7 +18,24 @@ const REASON_CODES: Readonly<Record<Reason, grpc.status>> = {
   BadRequest: grpc.status.INVALID_ARGUMENT,
   Gone: grpc.status.OUT_OF_RANGE,
   TooLarge: grpc.status.INVALID_ARGUMENT,
+  Fenced: grpc.status.FAILED_PRECONDITION,
 };
+
+/** Request metadata naming the Lease whose fencing token a write carries ("namespace/name"), and the token. */
+export const FENCING_LEASE_METADATA = 'mast-fencing-lease';
+export const FENCING_TOKEN_METADATA = 'mast-fencing-token';
+
+/** The fence a call's metadata carries, if any (BadRequest when half there or malformed). */
+export function fenceOf(metadata: grpc.Metadata): Fence | undefined {
+  const lease = metadata.get(FENCING_LEASE_METADATA)[0];
+  const token = metadata.get(FENCING_TOKEN_METADATA)[0];
+  if (lease === undefined && token === undefined) return undefined;
+  if (lease === undefined || token === undefined) throw new ApiError('BadRequest', `a fenced write needs both ${FENCING_LEASE_METADATA} and ${FENCING_TOKEN_METADATA} metadata`);
+  const match = /^([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9.]*)$/.exec(String(lease));
+  if (match === null) throw new ApiError('BadRequest', `${FENCING_LEASE_METADATA} "${String(lease)}" is not NAMESPACE/NAME`);
+  if (!/^[1-9]\d*$/.test(String(token))) throw new ApiError('BadRequest', `${FENCING_TOKEN_METADATA} "${String(token)}" is not a resourceVersion`);
+  return { namespace: match[1]!, name: match[2]!, token: Number(token) };
+}
 
 export interface ResourceServiceOptions {
   /** Send a BOOKMARK to a watcher that asked for them after this long without events. */
@@ -55,15 +72,27 @@ function requireKind(kind: string): void {
   if (kind === '') throw new ApiError('BadRequest', 'kind is required');
 }
 
-function unary<Req, Res>(run: (request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return etcdUnary(run, statusOf);
+/** A unary handler: `run` gets the request and what the call's metadata says about the writer. */
+function unary<Req, Res>(run: (request: Req, context: WriteContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    let running: Promise<Res>;
+    try {
+      running = run(call.request, { fence: fenceOf(call.metadata) });
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    running.then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(statusOf(error)),
+    );
+  };
 }
 
 export function resourceHandlers(store: ReplicatedStore, registry: Registry, cache: WatchCache, options: ResourceServiceOptions): api.ResourcesServer {
   return {
-    create: unary(async (request: api.CreateRequest) => {
+    create: unary(async (request: api.CreateRequest, context) => {
       requireKind(request.kind);
-      return { object: bytesOf(await registry.create(request.kind, parseJson(request.object, 'object'))) };
+      return { object: bytesOf(await registry.create(request.kind, parseJson(request.object, 'object'), context)) };
     }),
     get: unary(async (request: api.GetRequest) => {
       requireKind(request.kind);
@@ -84,21 +113,21 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
       const list = await registry.list(request.kind, options);
       return { items: list.items.map(bytesOf), resourceVersion: list.resourceVersion, continue: list.continue };
     }),
-    update: unary(async (request: api.UpdateRequest) => {
+    update: unary(async (request: api.UpdateRequest, context) => {
       requireKind(request.kind);
-      return { object: bytesOf(await registry.update(request.kind, parseJson(request.object, 'object'))) };
+      return { object: bytesOf(await registry.update(request.kind, parseJson(request.object, 'object'), context)) };
     }),
-    updateStatus: unary(async (request: api.UpdateRequest) => {
+    updateStatus: unary(async (request: api.UpdateRequest, context) => {
       requireKind(request.kind);
-      return { object: bytesOf(await registry.updateStatus(request.kind, parseJson(request.object, 'object'))) };
+      return { object: bytesOf(await registry.updateStatus(request.kind, parseJson(request.object, 'object'), context)) };
     }),
-    patch: unary(async (request: api.PatchRequest) => {
+    patch: unary(async (request: api.PatchRequest, context) => {
       requireKind(request.kind);
-      return { object: bytesOf(await registry.patch(request.kind, request.namespace, request.name, parseJson(request.patch, 'patch'))) };
+      return { object: bytesOf(await registry.patch(request.kind, request.namespace, request.name, parseJson(request.patch, 'patch'), context)) };
     }),
-    delete: unary(async (request: api.DeleteRequest) => {
+    delete: unary(async (request: api.DeleteRequest, context) => {
       requireKind(request.kind);
-      return { object: bytesOf(await registry.delete(request.kind, request.namespace, request.name, { resourceVersion: request.resourceVersion, gracePeriodSeconds: request.gracePeriodSeconds })) };
+      return { object: bytesOf(await registry.delete(request.kind, request.namespace, request.name, { ...context, resourceVersion: request.resourceVersion, gracePeriodSeconds: request.gracePeriodSeconds })) };
     }),
     watch: (call: grpc.ServerWritableStream<api.WatchRequest, api.WatchEvent>) => {
       const request = call.request;

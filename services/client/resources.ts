@@ -21,6 +21,15 @@ export interface ResourceClientOptions {
   readonly endpoints: readonly string[];
   readonly credentials?: grpc.ChannelCredentials;
   readonly timeoutMs?: number;
+  /** A bearer token sent with every call (the "authorization" metadata). */
+  readonly token?: string;
+}
+
+/** The Lease a leader-elected writer holds, and its fencing token (the resourceVersion at which it became holder). */
+export interface WriteFence {
+  readonly namespace: string;
+  readonly name: string;
+  readonly token: string;
 }
 
 export interface ListResult {
@@ -66,8 +75,9 @@ export class ResourceClient {
   private readonly clients: api.ResourcesClient[];
   private next = 0;
   private readonly timeoutMs: number;
+  private fence: WriteFence | undefined;
 
-  constructor(options: ResourceClientOptions) {
+  constructor(private readonly options: ResourceClientOptions) {
     if (options.endpoints.length === 0) throw new Error('ResourceClient needs at least one endpoint');
     const credentials = options.credentials ?? grpc.credentials.createInsecure();
     this.clients = options.endpoints.map((endpoint) => new api.ResourcesClient(endpoint.replace(/^https?:\/\//, '').replace(/\/$/, ''), credentials, CHANNEL_OPTIONS));
@@ -78,17 +88,35 @@ export class ResourceClient {
     for (const client of this.clients) client.close();
   }
 
+  /**
+   * Fence every later write with a Lease's token (undefined: stop fencing).
+   * The API server refuses them once the Lease has had a newer holder.
+   */
+  setFence(fence: WriteFence | undefined): void {
+    this.fence = fence;
+  }
+
+  private metadata(write = false): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    if (this.options.token !== undefined) metadata.set('authorization', `Bearer ${this.options.token}`);
+    if (write && this.fence !== undefined) {
+      metadata.set('mast-fencing-lease', `${this.fence.namespace}/${this.fence.name}`);
+      metadata.set('mast-fencing-token', this.fence.token);
+    }
+    return metadata;
+  }
+
   create(kind: string, object: unknown): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(false, (client, options, done) => client.create({ kind, object: encode(object) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(false, (client, options, done) => client.create({ kind, object: encode(object) }, this.metadata(true), options, done)).then((response) => decode(response.object));
   }
 
   get(kind: string, namespace: string, name: string): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(true, (client, options, done) => client.get({ kind, namespace, name }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(true, (client, options, done) => client.get({ kind, namespace, name }, this.metadata(), options, done)).then((response) => decode(response.object));
   }
 
   list(kind: string, params: { namespace?: string; labelSelector?: string; fieldSelector?: string; limit?: number; continue?: string; resourceVersion?: string } = {}): Promise<ListResult> {
     const request = api.ListRequest.fromPartial({ kind, ...params });
-    return this.call<api.ListResponse>(true, (client, options, done) => client.list(request, new grpc.Metadata(), options, done)).then((response) => ({
+    return this.call<api.ListResponse>(true, (client, options, done) => client.list(request, this.metadata(), options, done)).then((response) => ({
       items: response.items.map(decode),
       resourceVersion: response.resourceVersion,
       continue: response.continue,
@@ -96,20 +124,20 @@ export class ResourceClient {
   }
 
   update(kind: string, object: KubeObject): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(pinnedToVersion(object), (client, options, done) => client.update({ kind, object: encode(object) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(pinnedToVersion(object), (client, options, done) => client.update({ kind, object: encode(object) }, this.metadata(true), options, done)).then((response) => decode(response.object));
   }
 
   updateStatus(kind: string, object: KubeObject): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(pinnedToVersion(object), (client, options, done) => client.updateStatus({ kind, object: encode(object) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(pinnedToVersion(object), (client, options, done) => client.updateStatus({ kind, object: encode(object) }, this.metadata(true), options, done)).then((response) => decode(response.object));
   }
 
   patch(kind: string, namespace: string, name: string, patch: unknown): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(false, (client, options, done) => client.patch({ kind, namespace, name, patch: encode(patch) }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(false, (client, options, done) => client.patch({ kind, namespace, name, patch: encode(patch) }, this.metadata(true), options, done)).then((response) => decode(response.object));
   }
 
   /** Delete (or, for objects with finalizers and pods in their grace period, mark for deletion: the answer shows which). */
   delete(kind: string, namespace: string, name: string, resourceVersion = '', gracePeriodSeconds?: number): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(resourceVersion !== '', (client, options, done) => client.delete({ kind, namespace, name, resourceVersion, gracePeriodSeconds }, new grpc.Metadata(), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(resourceVersion !== '', (client, options, done) => client.delete({ kind, namespace, name, resourceVersion, gracePeriodSeconds }, this.metadata(true), options, done)).then((response) => decode(response.object));
   }
 
   /**
@@ -129,7 +157,7 @@ export class ResourceClient {
       // Bookmarks are always asked for: they move the resume point forward
       // (the first marks the end of the initial ADDED events). The caller sees
       // them only if it asked.
-      const current = client.watch(api.WatchRequest.fromPartial({ kind, ...params, resourceVersion, allowBookmarks: true }));
+      const current = client.watch(api.WatchRequest.fromPartial({ kind, ...params, resourceVersion, allowBookmarks: true }), this.metadata());
       stream = current;
       // One reconnect per stream, however it ends ('error' and 'end' can both come).
       const reconnect = (): void => {

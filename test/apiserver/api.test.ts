@@ -151,4 +151,22 @@ describe('resource API on 3 masters', function () {
     expect(bookmark.kind).to.equal('Secret');
     expect(bookmark.metadata?.resourceVersion).to.match(/^\d+$/);
   });
+
+  it('refuses a write whose fencing token was superseded, with FAILED_PRECONDITION', async function () {
+    const lease = (holderIdentity: string): KubeObject => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'fence-test', namespace: 'default' }, spec: { holderIdentity, leaseDurationSeconds: 1 } });
+    const held = await client.create('Lease', lease('one'));
+    const writer = new ResourceClient({ endpoints: cluster.endpoints });
+    try {
+      writer.setFence({ namespace: 'default', name: 'fence-test', token: held.metadata!.resourceVersion! });
+      await writer.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fenced-ok', namespace: 'default' } });
+      await client.update('Lease', { ...held, spec: { holderIdentity: 'two', leaseDurationSeconds: 1 } });
+      const refused = await failure(writer.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fenced-late', namespace: 'default' } }));
+      expect(refused.code).to.equal(grpc.status.FAILED_PRECONDITION);
+      expect(refused.metadata.get('mast-reason')).to.deep.equal(['Fenced']);
+      expect(refused.details).to.match(/^Lease default\/fence-test has had a newer holder since revision \d+: this writer's fencing token \d+ is superseded, so it may not write$/);
+      expect((await failure(client.get('ConfigMap', 'default', 'fenced-late'))).code).to.equal(grpc.status.NOT_FOUND);
+    } finally {
+      writer.close();
+    }
+  });
 });

@@ -232,4 +232,37 @@ describe('apiserver: the resource registry on a replicated store', function () {
     expect((await refusal(registry.get('ConfigMap', 'default', 'doomed'))).message).to.equal('ConfigMap "doomed" not found in namespace "default"');
     expect((await refusal(registry.delete('ConfigMap', 'default', 'doomed'))).reason).to.equal('NotFound');
   });
+
+  it('fences writes with a Lease token: a superseded holder can never write', async function () {
+    const lease = (holderIdentity: string, renewTime = '2026-11-25T12:00:00.000000Z'): object => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'scheduler', namespace: 'default' }, spec: { holderIdentity, leaseDurationSeconds: 2, renewTime } });
+    const acquiredByA = await registry.create('Lease', lease('a'));
+    const tokenA = Number(acquiredByA.metadata.resourceVersion);
+    const fenceA = { namespace: 'default', name: 'scheduler', token: tokenA };
+    const written = await registry.create('ConfigMap', configMap('fenced', { by: 'a' }), { fence: fenceA });
+    // B takes the lease: from then on A's token is refused, in every kind of write.
+    const acquiredByB = await registry.update('Lease', { ...acquiredByA, spec: { holderIdentity: 'b', leaseDurationSeconds: 2, renewTime: '2026-11-25T12:00:05.000000Z' } });
+    const fenceB = { namespace: 'default', name: 'scheduler', token: Number(acquiredByB.metadata.resourceVersion) };
+    const before = store.kv.revision;
+    for (const attempt of [
+      () => registry.create('ConfigMap', configMap('late', {}), { fence: fenceA }),
+      () => registry.update('ConfigMap', { ...written, data: { by: 'stale a' } }, { fence: fenceA }),
+      () => registry.patch('ConfigMap', 'default', 'fenced', { data: { by: 'stale a' } }, { fence: fenceA }),
+      () => registry.delete('ConfigMap', 'default', 'fenced', { fence: fenceA }),
+    ]) {
+      const refused = await refusal(attempt());
+      expect(refused.reason).to.equal('Fenced');
+      expect(refused.message).to.equal(`Lease default/scheduler has had a newer holder since revision ${fenceB.token}: this writer's fencing token ${tokenA} is superseded, so it may not write`);
+    }
+    expect(store.kv.revision).to.equal(before);
+    // B renews (same holder): its token stays good.
+    const renewed = await registry.update('Lease', { ...acquiredByB, spec: { holderIdentity: 'b', leaseDurationSeconds: 2, renewTime: '2026-11-25T12:00:07.000000Z' } });
+    expect(Number(renewed.metadata.resourceVersion)).to.be.greaterThan(fenceB.token);
+    const byB = await registry.update('ConfigMap', { ...written, data: { by: 'b' } }, { fence: fenceB });
+    expect(byB.data).to.deep.equal({ by: 'b' });
+    // A fenced write that loses an ordinary race is a Conflict, not Fenced.
+    expect((await refusal(registry.update('ConfigMap', { ...written, data: { by: 'b again' } }, { fence: fenceB }))).reason).to.equal('Conflict');
+    // Without the Lease nobody holds it.
+    await registry.delete('Lease', 'default', 'scheduler');
+    expect((await refusal(registry.delete('ConfigMap', 'default', 'fenced', { fence: fenceB }))).message).to.equal(`Lease default/scheduler has no holder: this writer's fencing token ${fenceB.token} is superseded, so it may not write`);
+  });
 });
