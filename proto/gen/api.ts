@@ -98,7 +98,17 @@ export interface DeleteRequest {
    * answered as it now is; it goes when its finalizers are removed and its
    * grace period is 0.
    */
-  gracePeriodSeconds?: number | undefined;
+  gracePeriodSeconds?:
+    | number
+    | undefined;
+  /**
+   * What becomes of the object's dependents (objects whose ownerReferences
+   * name it): "Background" (default: the object goes now, the garbage
+   * collector removes its dependents after), "Foreground" (dependents
+   * first: the object waits with the foregroundDeletion finalizer), or
+   * "Orphan" (dependents stay, without the reference).
+   */
+  propagationPolicy: string;
 }
 
 export interface WatchRequest {
@@ -859,7 +869,14 @@ export const PatchRequest: MessageFns<PatchRequest> = {
 };
 
 function createBaseDeleteRequest(): DeleteRequest {
-  return { kind: "", namespace: "", name: "", resourceVersion: "", gracePeriodSeconds: undefined };
+  return {
+    kind: "",
+    namespace: "",
+    name: "",
+    resourceVersion: "",
+    gracePeriodSeconds: undefined,
+    propagationPolicy: "",
+  };
 }
 
 export const DeleteRequest: MessageFns<DeleteRequest> = {
@@ -878,6 +895,9 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
     }
     if (message.gracePeriodSeconds !== undefined) {
       writer.uint32(40).int64(message.gracePeriodSeconds);
+    }
+    if (message.propagationPolicy !== "") {
+      writer.uint32(50).string(message.propagationPolicy);
     }
     return writer;
   },
@@ -935,6 +955,14 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
             message.gracePeriodSeconds = longToNumber(reader.int64());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.propagationPolicy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -962,6 +990,11 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
         : isSet(object.grace_period_seconds)
         ? globalThis.Number(object.grace_period_seconds)
         : undefined,
+      propagationPolicy: isSet(object.propagationPolicy)
+        ? globalThis.String(object.propagationPolicy)
+        : isSet(object.propagation_policy)
+        ? globalThis.String(object.propagation_policy)
+        : "",
     };
   },
 
@@ -982,6 +1015,9 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
     if (message.gracePeriodSeconds !== undefined) {
       obj.gracePeriodSeconds = Math.round(message.gracePeriodSeconds);
     }
+    if (message.propagationPolicy !== "") {
+      obj.propagationPolicy = message.propagationPolicy;
+    }
     return obj;
   },
 
@@ -995,6 +1031,7 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
     message.name = object.name ?? "";
     message.resourceVersion = object.resourceVersion ?? "";
     message.gracePeriodSeconds = object.gracePeriodSeconds ?? undefined;
+    message.propagationPolicy = object.propagationPolicy ?? "";
     return message;
   },
 };

@@ -2,7 +2,8 @@
 // validation, the registry on the replicated store, watches, gRPC service.
 export { ensureNamespaces } from './bootstrap.js';
 export { KINDS, kindInfo, resolveKind, type KindInfo } from '../client/kinds.js';
-export { ApiError, Registry, mergePatch, type ApiObject, type ListOptions, type ObjectList, type Reason } from './registry.js';
+export { ApiError, Registry, fencingKey, mergePatch, FOREGROUND_FINALIZER, ORPHAN_FINALIZER, type DeleteOptions, type Fence, type WriteContext, type ApiObject, type ListOptions, type ObjectList, type Reason } from './registry.js';
 export { addResourceService, resourceHandlers, statusOf, type ResourceServiceOptions } from './service.js';
 export { startWatch, type WatchHandle, type WatchOptions } from './watch.js';
 export { CachedObject, WatchCache, type CacheWatchEvent, type CacheEventType } from './watch-cache.js';
+export { GarbageCollector, type GarbageCollectorOptions } from './garbage-collector.js';

@@ -20,7 +20,6 @@ import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseL
 import { validateObjectMeta } from './validation.js';
 import { STRATEGIES } from './strategies.js';
 import { allocationKeys, assign, NODE_PORT_PREFIX, SERVICE_IP_PREFIX, type AllocatorConfig } from './allocator.js';
-import type { CachedObject, WatchCache } from './watch-cache.js';
 
 export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge' | 'Fenced';
 
@@ -66,6 +65,31 @@ export interface DeleteOptions extends WriteContext {
   readonly resourceVersion?: string | undefined;
   /** A pod's grace period, overriding its spec's; 0 deletes at once. */
   readonly gracePeriodSeconds?: number | undefined;
+  /**
+   * What happens to the object's dependents (objects whose ownerReferences
+   * name it): Background (the default) deletes the object now and the
+   * garbage collector its dependents after; Foreground deletes the
+   * dependents first; Orphan keeps them, without the reference.
+   */
+  readonly propagationPolicy?: string | undefined;
+}
+
+/** The finalizers through which the garbage collector carries out Orphan and Foreground deletions (Kubernetes' names). */
+export const ORPHAN_FINALIZER = 'orphan';
+export const FOREGROUND_FINALIZER = 'foregroundDeletion';
+
+function policyFinalizer(policy: string | undefined): string | undefined {
+  switch (policy ?? '') {
+    case '':
+    case 'Background':
+      return undefined;
+    case 'Orphan':
+      return ORPHAN_FINALIZER;
+    case 'Foreground':
+      return FOREGROUND_FINALIZER;
+    default:
+      throw new ApiError('BadRequest', `propagationPolicy "${policy}" is not one of Orphan, Background, Foreground`);
+  }
 }
 
 /** A Lease write that changes its holder moves the fencing key (its new mod revision is the new holder's token). */
@@ -186,12 +210,12 @@ function desiredState(object: ApiObject): Json {
   return rest;
 }
 
-interface ContinueToken {
+export interface ContinueToken {
   readonly rv: number;
   readonly start: string;
 }
 
-function encodeContinue(token: ContinueToken): string {
+export function encodeContinue(token: ContinueToken): string {
   return Buffer.from(JSON.stringify(token)).toString('base64url');
 }
 
@@ -342,6 +366,7 @@ export class Registry {
     const info = Registry.kind(kindName);
     const key = objectKey(info, this.namespaceOf(info, namespace), name);
     const expected = parseResourceVersion(options.resourceVersion, 'resourceVersion');
+    const finalizer = policyFinalizer(options.propagationPolicy);
     // The first attempt reads this master's state; the transaction's compare
     // makes that safe. Only a refusal needs the up-to-date view first.
     for (let attempt = 0; ; attempt++) {
@@ -354,7 +379,9 @@ export class Registry {
         throw new ApiError('Conflict', `${info.kind} "${name}" is at resourceVersion ${currentKv.modRevision}, not ${expected}: it changed since you read it`);
       }
       const current = objectFromStored(currentKv.value, currentKv.modRevision);
-      const marked = this.markForDeletion(info, current, options.gracePeriodSeconds);
+      const finalizers = Array.isArray(current.metadata.finalizers) ? current.metadata.finalizers : [];
+      const withPolicy = finalizer === undefined || finalizers.includes(finalizer) ? current : { ...current, metadata: { ...current.metadata, finalizers: [...finalizers, finalizer] } };
+      const marked = this.markForDeletion(info, withPolicy, options.gracePeriodSeconds);
       if (marked !== undefined) {
         if (marked === current) return current;
         const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: [putOp(key, this.encode(marked))], failure: [] }, options.fence);
@@ -405,33 +432,6 @@ export class Registry {
       start = Buffer.from([...last, 0]);
     }
     return { items, resourceVersion: String(revision), continue: nextStart === undefined ? '' : encodeContinue({ rv: revision, start: nextStart }) };
-  }
-
-  /**
-   * A list of the latest state served from the watch cache: the same answer
-   * as list() without reading the store, each item already encoded once.
-   * Undefined when the request needs the store (a continue token or a
-   * resourceVersion to read at).
-   */
-  async listCached(cache: WatchCache, kindName: string, options: ListOptions = {}): Promise<{ items: CachedObject[]; resourceVersion: string; continue: string } | undefined> {
-    const info = Registry.kind(kindName);
-    const { labels, fields } = parseSelectors(info, options.labelSelector, options.fieldSelector);
-    if ((options.continue ?? '') !== '' || !['', '0'].includes(options.resourceVersion ?? '')) return undefined;
-    if ((options.resourceVersion ?? '') === '') await this.store.linearizableBarrier();
-    const limit = options.limit !== undefined && options.limit > 0 ? options.limit : 0;
-    const revision = cache.revision;
-    const items: CachedObject[] = [];
-    const all = cache.list(info, options.namespace);
-    for (let index = 0; index < all.length; index++) {
-      const cached = all[index]!;
-      if (!matchesLabels(labels, cached.object.metadata.labels as Record<string, string> | undefined) || !matchesFields(fields, cached.object)) continue;
-      if (limit > 0 && items.length === limit) {
-        const start = objectKey(info, this.namespaceOf(info, cached.object.metadata.namespace as string | undefined), cached.object.metadata.name as string);
-        return { items, resourceVersion: String(revision), continue: encodeContinue({ rv: revision, start }) };
-      }
-      items.push(cached);
-    }
-    return { items, resourceVersion: String(revision), continue: '' };
   }
 
   // ------------------------------------------------------------------ internals

@@ -7,7 +7,7 @@ import * as api from '../../proto/gen/api.js';
 import { toServiceError } from '../etcdapi/index.js';
 import type { ReplicatedStore } from '../store/index.js';
 import { ApiError, Registry, type ApiObject, type Fence, type Reason, type RegistryOptions, type WriteContext } from './registry.js';
-import { startWatch, type WatchHandle } from './watch.js';
+import { listCached, startWatch, type WatchHandle } from './watch.js';
 import { WatchCache } from './watch-cache.js';
 
 const REASON_CODES: Readonly<Record<Reason, grpc.status>> = {
@@ -108,7 +108,7 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
         continue: request.continue,
         resourceVersion: request.resourceVersion,
       };
-      const cached = await registry.listCached(cache, request.kind, options);
+      const cached = await listCached(store, cache, request.kind, options);
       if (cached !== undefined) return { items: cached.items.map((item) => item.bytes), resourceVersion: cached.resourceVersion, continue: cached.continue };
       const list = await registry.list(request.kind, options);
       return { items: list.items.map(bytesOf), resourceVersion: list.resourceVersion, continue: list.continue };
@@ -127,7 +127,7 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
     }),
     delete: unary(async (request: api.DeleteRequest, context) => {
       requireKind(request.kind);
-      return { object: bytesOf(await registry.delete(request.kind, request.namespace, request.name, { ...context, resourceVersion: request.resourceVersion, gracePeriodSeconds: request.gracePeriodSeconds })) };
+      return { object: bytesOf(await registry.delete(request.kind, request.namespace, request.name, { ...context, resourceVersion: request.resourceVersion, gracePeriodSeconds: request.gracePeriodSeconds, propagationPolicy: request.propagationPolicy })) };
     }),
     watch: (call: grpc.ServerWritableStream<api.WatchRequest, api.WatchEvent>) => {
       const request = call.request;

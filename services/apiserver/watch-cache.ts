@@ -139,6 +139,9 @@ export function translateChange(filter: CacheWatchFilter, type: 'put' | 'delete'
   return matchedBefore ? { type: 'DELETED', object: after! } : undefined;
 }
 
+/** A change of one object: `after` undefined for a delete; all undefined for a reset of the whole cache. */
+export type ChangeListener = (key: string | undefined, before: CachedObject | undefined, after: CachedObject | undefined) => void;
+
 export interface WatchCacheOptions {
   /** How many recent events the cache keeps for watches that start in the past. */
   readonly historyEvents: number;
@@ -155,6 +158,7 @@ export class WatchCache {
   private servableFrom = 0;
   private cachedRevision = 0;
   private cancelStoreWatch: (() => void) | undefined;
+  private readonly changeListeners = new Set<ChangeListener>();
 
   constructor(
     private readonly store: ReplicatedStore,
@@ -187,6 +191,21 @@ export class WatchCache {
     for (const set of this.watchers.values()) for (const watcher of set) watcher.cancel();
   }
 
+  /**
+   * Be told of every change to every object (after the cache has it), and
+   * of a reset (`key` undefined: everything may have changed). Returns the
+   * unsubscribe function.
+   */
+  onChange(listener: ChangeListener): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** Every object of every kind (for listeners that index them all). */
+  *all(): IterableIterator<[string, CachedObject]> {
+    for (const bucket of this.objects.values()) yield* bucket;
+  }
+
   /** The revision the cache is exactly up to date with. */
   get revision(): number {
     return Math.max(this.cachedRevision, this.store.kv.revision);
@@ -215,6 +234,12 @@ export class WatchCache {
   /** One object by key, if present. */
   get(info: KindInfo, key: string): CachedObject | undefined {
     return this.objects.get(listPrefix(info, undefined))?.get(key);
+  }
+
+  /** One object by storage key alone. */
+  getKey(key: string): CachedObject | undefined {
+    const prefix = kindPrefixOf(key);
+    return prefix === undefined ? undefined : this.objects.get(prefix)?.get(key);
   }
 
   /**
@@ -260,6 +285,7 @@ export class WatchCache {
         watcher.cancelled = true;
         watcher.fail(error);
       }
+      for (const listener of this.changeListeners) listener(undefined, undefined, undefined);
       return;
     }
     const touched = new Set<string>();
@@ -270,6 +296,7 @@ export class WatchCache {
       touched.add(prefix);
       const set = this.watchers.get(prefix);
       if (set !== undefined) for (const watcher of set) watcher.offer(event);
+      for (const listener of this.changeListeners) listener(event.key, event.before, event.after);
     }
     if (batch.revision > this.cachedRevision) this.cachedRevision = batch.revision;
     for (const prefix of touched) {

@@ -11,8 +11,8 @@
 
 import type { WatchBatch, WatchEvent as KvWatchEvent } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
-import { listPrefix, type KindInfo } from '../client/kinds.js';
-import { ApiError, objectFromStored, parseSelectors, prefixEnd } from './registry.js';
+import { listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
+import { ApiError, encodeContinue, objectFromStored, parseSelectors, prefixEnd, Registry, type ListOptions } from './registry.js';
 import { CachedObject, matchesFilter, translateChange, type CacheWatchEvent, type CacheWatchFilter, type WatchCache } from './watch-cache.js';
 
 export interface WatchOptions {
@@ -65,6 +65,32 @@ export async function startWatch(
   const from = Number(given);
   if (cache.canServeFrom(from)) return cache.watch(filter, from, emit, fail);
   return StoreWatch.start(store, filter, from, emit, fail);
+}
+
+/**
+ * A list of the latest state served from the watch cache: the same answer
+ * as Registry.list() without reading the store, each item already encoded.
+ * Undefined when the request needs the store (a continue token or a
+ * resourceVersion to read at).
+ */
+export async function listCached(store: ReplicatedStore, cache: WatchCache, kindName: string, options: ListOptions = {}): Promise<{ items: CachedObject[]; resourceVersion: string; continue: string } | undefined> {
+  const info = Registry.kind(kindName);
+  const { labels, fields } = parseSelectors(info, options.labelSelector, options.fieldSelector);
+  if ((options.continue ?? '') !== '' || !['', '0'].includes(options.resourceVersion ?? '')) return undefined;
+  if ((options.resourceVersion ?? '') === '') await store.linearizableBarrier();
+  const filter: CacheWatchFilter = { info, namespace: options.namespace, labels, fields };
+  const limit = options.limit !== undefined && options.limit > 0 ? options.limit : 0;
+  const revision = cache.revision;
+  const items: CachedObject[] = [];
+  for (const cached of cache.list(info, options.namespace)) {
+    if (!matchesFilter(filter, cached)) continue;
+    if (limit > 0 && items.length === limit) {
+      const start = objectKey(info, (cached.object.metadata.namespace as string | undefined) ?? '', cached.object.metadata.name as string);
+      return { items, resourceVersion: String(revision), continue: encodeContinue({ rv: revision, start }) };
+    }
+    items.push(cached);
+  }
+  return { items, resourceVersion: String(revision), continue: '' };
 }
 
 /** A watch on the store's history, for versions older than the cache's window. */

@@ -44,6 +44,14 @@ export interface WatchHandlers {
   readonly onError?: (error: grpc.ServiceError) => void;
 }
 
+export interface DeleteParams {
+  /** Only if the object is still at this version. */
+  readonly resourceVersion?: string;
+  readonly gracePeriodSeconds?: number;
+  /** Background (default), Foreground or Orphan: what becomes of the object's dependents. */
+  readonly propagationPolicy?: string;
+}
+
 export interface WatchParams {
   readonly namespace?: string;
   readonly labelSelector?: string;
@@ -136,8 +144,9 @@ export class ResourceClient {
   }
 
   /** Delete (or, for objects with finalizers and pods in their grace period, mark for deletion: the answer shows which). */
-  delete(kind: string, namespace: string, name: string, resourceVersion = '', gracePeriodSeconds?: number): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(resourceVersion !== '', (client, options, done) => client.delete({ kind, namespace, name, resourceVersion, gracePeriodSeconds }, this.metadata(true), options, done)).then((response) => decode(response.object));
+  delete(kind: string, namespace: string, name: string, params: DeleteParams = {}): Promise<KubeObject> {
+    const request = api.DeleteRequest.fromPartial({ kind, namespace, name, ...params });
+    return this.call<api.ObjectResponse>(request.resourceVersion !== '', (client, options, done) => client.delete(request, this.metadata(true), options, done)).then((response) => decode(response.object));
   }
 
   /**

@@ -80,6 +80,22 @@ function parseArgs(args: readonly string[]): Parsed {
   return { positional, flags };
 }
 
+/** kubectl's --cascade: background (default, also "true"), foreground, orphan (also "false"). */
+function cascadePolicy(value: string | undefined): string {
+  switch (value ?? 'background') {
+    case 'background':
+    case 'true':
+      return 'Background';
+    case 'foreground':
+      return 'Foreground';
+    case 'orphan':
+    case 'false':
+      return 'Orphan';
+    default:
+      throw new UsageError(`--cascade must be background, foreground or orphan, not "${value}"`);
+  }
+}
+
 function flag(parsed: Parsed, name: string): string | undefined {
   const values = parsed.flags.get(name);
   return values === undefined ? undefined : values[values.length - 1];
@@ -246,8 +262,11 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
           const info = kindOrThrow(kindName);
           for (const name of names) targets.push({ info, namespace: namespace ?? 'default', name });
         }
+        const propagationPolicy = cascadePolicy(flag(parsed, 'cascade'));
+        const grace = flag(parsed, 'grace-period');
+        if (grace !== undefined && !/^\d+$/.test(grace)) throw new UsageError(`--grace-period must be a whole number of seconds, not "${grace}"`);
         for (const target of targets) {
-          await client.delete(target.info.kind, target.info.namespaced ? target.namespace : '', target.name);
+          await client.delete(target.info.kind, target.info.namespaced ? target.namespace : '', target.name, { propagationPolicy, ...(grace === undefined ? {} : { gracePeriodSeconds: Number(grace) }) });
           io.out(`${qualifiedName(target.info)} "${target.name}" deleted`);
         }
         return 0;
@@ -437,7 +456,7 @@ const USAGE = `mastctl controls a mast cluster.
   get KIND[,KIND...]|all [NAME...] [-n NS | -A] [-o wide|yaml|json|name] [-l SELECTOR] [--field-selector SEL] [--show-labels]
   apply -f FILE|DIR|-           create or update the objects in the manifests (multi-document YAML, JSON)
   create -f FILE|DIR|-
-  delete KIND NAME... | -f FILE|DIR|-
+  delete KIND NAME... | -f FILE|DIR|-  [--cascade=background|foreground|orphan] [--grace-period=SECONDS]
   label KIND NAME key=value... [key-] [--overwrite]
   annotate KIND NAME key=value... [key-] [--overwrite]
   scale KIND NAME --replicas=N

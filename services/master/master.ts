@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { PEER_CHANNEL_OPTIONS, addressOf, disableNagle, raftTransportHandlers, raftWire } from '../../raft/transport/index.js';
 import { addEtcdServices } from '../etcdapi/index.js';
-import { addResourceService, ensureNamespaces } from '../apiserver/index.js';
+import { addResourceService, ensureNamespaces, GarbageCollector } from '../apiserver/index.js';
 import { ReplicatedStore, formatId, parseInitialCluster, type StoreLogger } from '../store/index.js';
 import type { MasterFlags } from './flags.js';
 
@@ -51,6 +51,7 @@ export class Master {
   private peerServer: grpc.Server | undefined;
   private clientServer: grpc.Server | undefined;
   private stopping: Promise<void> | undefined;
+  private garbageCollector: GarbageCollector | undefined;
 
   private constructor(
     readonly flags: MasterFlags,
@@ -128,13 +129,23 @@ export class Master {
       minTtlSeconds: Math.max(1, Math.ceil((1.5 * flags.electionTimeoutMs) / 1000)),
       progressNotifyIntervalMs: flags.watchProgressNotifyIntervalMs,
     });
-    const { registry } = addResourceService(clientServer, store, {
+    const { registry, cache } = addResourceService(clientServer, store, {
       bookmarkIntervalMs: flags.watchBookmarkIntervalMs,
       maxObjectBytes: flags.maxObjectBytes,
       allocator: { serviceCidr: flags.serviceClusterIpRange, nodePortRange: flags.serviceNodePortRange },
     });
     // The namespaces every cluster has; whichever member gets there first creates them.
     ensureNamespaces(registry, ['default', 'kube-system', 'kube-public'], (message) => this.logger.warn(message));
+    // Every master keeps the collector's indexes; only the Raft leader acts.
+    let leading = false;
+    const collector = new GarbageCollector(cache, registry, { isActive: () => leading, log: (message) => this.logger.info(message) });
+    store.onLeaderChange((leader) => {
+      const was = leading;
+      leading = leader === store.memberId;
+      if (leading && !was) collector.resync();
+    });
+    collector.start();
+    this.garbageCollector = collector;
     this.clientServer = clientServer;
     for (const url of flags.listenClientUrls) {
       await bind(clientServer, url, serverCredentials(url, flags.certFile, flags.keyFile, flags.trustedCaFile, flags.clientCertAuth));
@@ -187,6 +198,7 @@ export class Master {
 
   private async shutdown(): Promise<void> {
     await this.handOverLeadership(400);
+    this.garbageCollector?.stop();
     this.clientServer?.forceShutdown();
     await this.store.stop();
     this.peerServer?.forceShutdown();

@@ -75,7 +75,7 @@ describe('resource API on 3 masters', function () {
       expect(listed.items.map((item) => item.metadata?.name), info.kind).to.include(name);
       const updated = await client.update(info.kind, { ...got, metadata: { ...got.metadata, labels: { test: 'crud', updated: 'yes' } } });
       expect(Number(updated.metadata?.resourceVersion)).to.be.greaterThan(Number(created.metadata?.resourceVersion));
-      await client.delete(info.kind, info.namespaced ? 'default' : '', name, updated.metadata?.resourceVersion as string);
+      await client.delete(info.kind, info.namespaced ? 'default' : '', name, { resourceVersion: updated.metadata?.resourceVersion as string });
       expect((await failure(client.get(info.kind, info.namespaced ? 'default' : '', name))).code, info.kind).to.equal(grpc.status.NOT_FOUND);
     }
   });

@@ -167,7 +167,7 @@ describe('resource API fuzz on 3 masters', function () {
               client.patch({ kind, namespace, name, patch: gen.chance(10) ? Buffer.from('[1,2]') : Buffer.from(JSON.stringify(gen.junk())) }, metadata, options, finish);
               break;
             case 'delete':
-              client.delete({ kind, namespace, name, resourceVersion: gen.version() }, metadata, options, finish);
+              client.delete(api.DeleteRequest.fromPartial({ kind, namespace, name, resourceVersion: gen.version() }), metadata, options, finish);
               break;
             case 'get':
               client.get({ kind, namespace, name }, metadata, options, finish);

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { kindInfo } from '../../services/client/kinds.js';
 import { Registry } from '../../services/apiserver/registry.js';
 import { WatchCache, type CacheWatchEvent } from '../../services/apiserver/watch-cache.js';
-import { startWatch, type WatchHandle } from '../../services/apiserver/watch.js';
+import { listCached, startWatch, type WatchHandle } from '../../services/apiserver/watch.js';
 import { ApiError } from '../../services/apiserver/registry.js';
 import type { ReplicatedStore } from '../../services/store/index.js';
 import { openSingleStore } from '../support/single-store.js';
@@ -63,7 +63,7 @@ describe('apiserver: the watch cache', function () {
     await registry.create('ConfigMap', configMap('c', { app: 'web' }));
     for (const options of [{}, { labelSelector: 'app=web' }, { labelSelector: 'app=web', limit: 1 }, { fieldSelector: 'metadata.name!=a' }]) {
       const fromStore = await registry.list('ConfigMap', options);
-      const fromCache = (await registry.listCached(cache, 'ConfigMap', options))!;
+      const fromCache = (await listCached(store, cache, 'ConfigMap', options))!;
       expect(fromCache.items.map((item) => item.object)).to.deep.equal(fromStore.items);
       expect(fromCache.resourceVersion).to.equal(fromStore.resourceVersion);
       expect(fromCache.continue === '').to.equal(fromStore.continue === '');
@@ -76,7 +76,7 @@ describe('apiserver: the watch cache', function () {
       }
     }
     // A continue token or a pinned version needs the store.
-    expect(await registry.listCached(cache, 'ConfigMap', { resourceVersion: '3' })).to.equal(undefined);
+    expect(await listCached(store, cache, 'ConfigMap', { resourceVersion: '3' })).to.equal(undefined);
   });
 
   it('feeds any number of watchers from one store watch, encoding each object once', async function () {
