@@ -14,14 +14,27 @@ import { nanoid } from 'nanoid';
 import * as etcd from '../../proto/gen/etcd/rpc.js';
 import { KvError, type RangeResponse, type TxnResponse } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
-import { kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
+import { KINDS, kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
 import { decodeStrict, isJsonObject, type FieldError, type Json } from './schema.js';
 import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.js';
 import { validateObjectMeta } from './validation.js';
 import { STRATEGIES } from './strategies.js';
 import { allocationKeys, assign, NODE_PORT_PREFIX, SERVICE_IP_PREFIX, type AllocatorConfig } from './allocator.js';
+import { applyUsage, constrains, countName, exceededMessage, hardLimits, usageOf, usedJson, usedOf, type Usage } from './quota.js';
 
-export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge' | 'Fenced';
+/** Compares and operations a write adds to its transaction. */
+interface TxnPart {
+  readonly compare: etcd.Compare[];
+  readonly success: etcd.RequestOp[];
+}
+
+const QUOTA_INFO = kindInfo('ResourceQuota')!;
+/** Quota names that pods use (the rest are object counts). */
+const POD_RESOURCES = new Set(['pods', 'cpu', 'memory', 'requests.cpu', 'requests.memory', 'limits.cpu', 'limits.memory']);
+/** How often a write retries when quotas it charges keep changing under it. */
+const MAX_WRITE_ATTEMPTS = 20;
+
+export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge' | 'Fenced' | 'Forbidden';
 
 /**
  * A write from a leader-elected component carries the fencing token of its
@@ -315,15 +328,17 @@ export class Registry {
       const candidate = allocates ? structuredClone(object) : object;
       if (allocates) this.check(info, candidate, assign(candidate, this.allocator, this.allocationsInUse()));
       const claims = allocates ? allocationKeys(candidate) : [];
+      const counted = info.kind === 'ResourceQuota' ? this.countUsage(candidate, namespace) : { compare: [], success: [] };
+      const charged = this.chargeQuotas(info, namespace, candidate, 1);
       const response = await this.txn({
-        compare: [createdAt(key, etcd.Compare_CompareResult.EQUAL, 0), ...claims.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0))],
-        success: [putOp(key, this.encode(candidate)), ...claims.map((claim) => putOp(claim, encoder.encode(key))), ...holderChange(info, undefined, candidate)],
+        compare: [createdAt(key, etcd.Compare_CompareResult.EQUAL, 0), ...claims.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0)), ...counted.compare, ...charged.compare],
+        success: [putOp(key, this.encode(candidate)), ...claims.map((claim) => putOp(claim, encoder.encode(key))), ...holderChange(info, undefined, candidate), ...charged.success],
         failure: [rangeOp(key)],
       }, context.fence);
       if (response.succeeded) return withVersion(candidate, response.revision);
       const exists = response.responses[0]?.kind === 'range' && response.responses[0].response.kvs.length > 0;
       if (exists) throw new ApiError('AlreadyExists', `${info.kind} "${meta.name as string}" already exists${info.namespaced ? ` in namespace "${namespace}"` : ''}`);
-      if (attempt >= 10) throw new ApiError('Conflict', `${info.kind} "${meta.name as string}": could not allocate its addresses (other creates kept taking them); retry`);
+      if (attempt >= MAX_WRITE_ATTEMPTS) throw new ApiError('Conflict', `${info.kind} "${meta.name as string}": other writes kept taking its addresses or changing its namespace's quotas; retry`);
       await this.store.linearizableBarrier();
     }
   }
@@ -389,9 +404,11 @@ export class Registry {
         if (expected !== undefined) throw new ApiError('Conflict', `${info.kind} "${name}" changed since you read it (resourceVersion ${expected})`);
         continue;
       }
-      const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: this.removal(info, key, current), failure: [] }, options.fence);
+      const removal = this.removal(info, key, current);
+      const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision), ...removal.compare], success: removal.success, failure: [] }, options.fence);
       if (response.succeeded) return current;
-      if (expected !== undefined) throw new ApiError('Conflict', `${info.kind} "${name}" changed since you read it (resourceVersion ${expected})`);
+      // The next attempt reads again: a Conflict if the object changed, another try if only its quotas did.
+      if (attempt >= MAX_WRITE_ATTEMPTS) throw new ApiError('Conflict', `${info.kind} "${name}": other writes kept changing it or its namespace's quotas; retry`);
     }
   }
 
@@ -471,6 +488,8 @@ export class Registry {
         const generation = typeof current.metadata.generation === 'number' ? current.metadata.generation : 1;
         next.metadata.generation = jsonEqual(desiredState(current), desiredState(next)) ? generation : generation + 1;
       }
+      // A quota's status follows its spec: counted afresh whenever the spec is written.
+      const counted = info.kind === 'ResourceQuota' && part === 'main' ? this.countUsage(next, namespace) : { compare: [], success: [] };
       const claims = info.kind === 'Service' ? allocationKeys(next) : [];
       const claimed = claims.filter((claim) => !held.includes(claim));
       const released = held.filter((claim) => !claims.includes(claim));
@@ -481,9 +500,10 @@ export class Registry {
       // The last finalizer of an object being deleted (with no grace left) is gone: the object goes.
       const finalizers = Array.isArray(next.metadata.finalizers) ? next.metadata.finalizers : [];
       if (next.metadata.deletionTimestamp !== undefined && finalizers.length === 0 && (next.metadata.deletionGracePeriodSeconds ?? 0) === 0) {
-        const removed = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: this.removal(info, key, current), failure: [] }, context.fence);
+        const removal = this.removal(info, key, current);
+        const removed = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision), ...removal.compare], success: removal.success, failure: [] }, context.fence);
         if (removed.succeeded) return withVersion(next, removed.revision);
-        if (expected !== undefined) throw modifiedConflict(info, name);
+        if (attempt >= MAX_WRITE_ATTEMPTS) throw modifiedConflict(info, name);
         continue;
       }
       if (current.metadata.deletionTimestamp !== undefined) {
@@ -492,13 +512,13 @@ export class Registry {
         if (newFinalizers.length > 0) this.check(info, next, [{ path: 'metadata.finalizers', message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(newFinalizers)}` }]);
       }
       const response = await this.txn({
-        compare: [modifiedAt(key, currentKv.modRevision), ...claimed.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0))],
+        compare: [modifiedAt(key, currentKv.modRevision), ...claimed.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0)), ...counted.compare],
         success: [putOp(key, this.encode(next)), ...claimed.map((claim) => putOp(claim, encoder.encode(key))), ...released.map(deleteOp), ...holderChange(info, current, next)],
         failure: [],
       }, context.fence);
       if (response.succeeded) return withVersion(next, response.revision);
-      // Someone wrote between our read and our write: with a pinned version that is a conflict; otherwise read again.
-      if (expected !== undefined) throw modifiedConflict(info, name);
+      // Someone wrote between our read and our write: read again (with a pinned version, that answers Conflict if it was this object).
+      if (attempt >= MAX_WRITE_ATTEMPTS) throw modifiedConflict(info, name);
     }
   }
 
@@ -532,9 +552,63 @@ export class Registry {
   }
 
   /** The operations that remove an object and what it holds (a Service's cluster IP and node ports). */
-  private removal(info: KindInfo, key: string, current: ApiObject): etcd.RequestOp[] {
+  /** What removes an object: its key, what it holds (a Service's addresses, a Lease's fencing key), and its charge to quotas. */
+  private removal(info: KindInfo, key: string, current: ApiObject): TxnPart {
     const held = info.kind === 'Service' ? allocationKeys(current) : info.kind === 'Lease' ? [fencingKey(current.metadata.namespace as string, current.metadata.name as string)] : [];
-    return [deleteOp(key), ...held.map(deleteOp)];
+    const released = this.chargeQuotas(info, String(current.metadata.namespace ?? ''), current, -1);
+    return { compare: released.compare, success: [deleteOp(key), ...held.map(deleteOp), ...released.success] };
+  }
+
+  /**
+   * Charge (sign 1) or release (sign -1) an object's usage to the quotas of
+   * its namespace, read from this master's state: the transaction compares
+   * each quota's version, and that no quota newer than what was read exists,
+   * so a stale read fails the write (and it tries again) instead of
+   * slipping past a quota. Forbidden when a charge exceeds a quota.
+   */
+  private chargeQuotas(info: KindInfo, namespace: string, object: ApiObject, sign: 1 | -1): TxnPart {
+    if (!info.namespaced) return { compare: [], success: [] };
+    const prefix = listPrefix(QUOTA_INFO, namespace);
+    const page = this.store.kv.range({ key: encoder.encode(prefix), rangeEnd: prefixEnd(prefix) });
+    const compare: etcd.Compare[] = [{ key: encoder.encode(prefix), rangeEnd: prefixEnd(prefix), target: etcd.Compare_CompareTarget.CREATE, result: etcd.Compare_CompareResult.LESS, targetUnion: { $case: 'createRevision', value: page.revision + 1 } }];
+    const success: etcd.RequestOp[] = [];
+    const usage = usageOf(info, object);
+    for (const kv of page.kvs) {
+      const quota = objectFromStored(kv.value, kv.modRevision);
+      const hard = hardLimits(quota);
+      if (!constrains(hard, usage)) continue;
+      const used = usedOf(quota);
+      const next = applyUsage(hard, used, usage, sign);
+      if (next.exceeded.length > 0) throw new ApiError('Forbidden', `${info.resource} "${String(object.metadata.name)}" is forbidden: ${exceededMessage(String(quota.metadata.name), next.exceeded, usage, used, hard)}`);
+      const status = isJsonObject(quota.status) ? quota.status : {};
+      compare.push(modifiedAt(decoder.decode(kv.key), kv.modRevision));
+      success.push(putOp(decoder.decode(kv.key), this.encode({ ...quota, status: { ...status, hard: (quota.spec as Record<string, Json>).hard ?? {}, used: usedJson(next.used) } })));
+    }
+    return { compare, success };
+  }
+
+  /**
+   * A quota's status from what its namespace holds now (set on `quota`),
+   * with compares that fail the write if an object of a counted kind was
+   * created or changed since.
+   */
+  private countUsage(quota: ApiObject, namespace: string): TxnPart {
+    const hard = hardLimits(quota);
+    const used: Usage = new Map([...hard.keys()].map((name) => [name, 0]));
+    const compare: etcd.Compare[] = [];
+    for (const info of KINDS) {
+      if (!info.namespaced || info.kind === 'ResourceQuota') continue;
+      const relevant = [...hard.keys()].some((name) => name === countName(info) || name === info.resource || (info.kind === 'Pod' && POD_RESOURCES.has(name)));
+      if (!relevant) continue;
+      const prefix = listPrefix(info, namespace);
+      const page = this.store.kv.range({ key: encoder.encode(prefix), rangeEnd: prefixEnd(prefix) });
+      for (const kv of page.kvs) {
+        for (const [name, amount] of usageOf(info, objectFromStored(kv.value, kv.modRevision))) if (used.has(name)) used.set(name, used.get(name)! + amount);
+      }
+      compare.push({ key: encoder.encode(prefix), rangeEnd: prefixEnd(prefix), target: etcd.Compare_CompareTarget.MOD, result: etcd.Compare_CompareResult.LESS, targetUnion: { $case: 'modRevision', value: page.revision + 1 } });
+    }
+    quota.status = { hard: (quota.spec as Record<string, Json> | undefined)?.hard ?? {}, used: usedJson(used) };
+    return { compare, success: [] };
   }
 
   /**

@@ -19,6 +19,7 @@ const REASON_CODES: Readonly<Record<Reason, grpc.status>> = {
   Gone: grpc.status.OUT_OF_RANGE,
   TooLarge: grpc.status.INVALID_ARGUMENT,
   Fenced: grpc.status.FAILED_PRECONDITION,
+  Forbidden: grpc.status.PERMISSION_DENIED,
 };
 
 /** Request metadata naming the Lease whose fencing token a write carries ("namespace/name"), and the token. */
