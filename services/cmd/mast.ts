@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `mast`: the server-side command. `mast master ...` runs one master.
+// `mast`: the server-side command. `mast master ...` runs one master;
+// `mast init ...` writes a new cluster's CA, certificates and tokens.
 
 import { FlagError, masterUsage, parseMasterFlags } from '../master/flags.js';
 import { Master, jsonLogger } from '../master/master.js';
@@ -10,6 +11,7 @@ const USAGE = `usage: mast COMMAND [flags]
 
 commands:
   master    run one master (a Raft member serving the etcd v3 API); mast master --help
+  init      write a new cluster's CA, certificates, tokens and mastctl config; mast init --help
 `;
 
 async function runMaster(argv: readonly string[]): Promise<void> {
@@ -39,6 +41,12 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'master':
       await runMaster(rest);
       return;
+    case 'init': {
+      // Loaded only here: `mast master` need not load the X.509 code.
+      const { runInit } = await import('./init.js');
+      await runInit(rest);
+      return;
+    }
     case undefined:
     case '--help':
     case '-h':
