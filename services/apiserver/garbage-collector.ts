@@ -15,6 +15,7 @@ import { kindInfo, objectKey, type KindInfo } from '../client/kinds.js';
 import { isJsonObject, type Json } from './schema.js';
 import { ApiError, FOREGROUND_FINALIZER, ORPHAN_FINALIZER, type ApiObject, type Registry } from './registry.js';
 import type { CachedObject, WatchCache } from './watch-cache.js';
+import type { EventRecorder } from '../client/events.js';
 
 interface OwnerReference {
   readonly apiVersion: string;
@@ -30,6 +31,8 @@ export interface GarbageCollectorOptions {
   readonly log: (message: string) => void;
   /** An item that failed is looked at again after this long. */
   readonly retryDelayMs?: number;
+  /** Events about what it did (on the dependents it deleted or orphaned). */
+  readonly events?: EventRecorder;
 }
 
 /** A failing item is logged from this attempt on (it keeps being retried). */
@@ -53,6 +56,10 @@ function finalizersOf(object: ApiObject): string[] {
 
 function kindOfKey(key: string, object: ApiObject): KindInfo | undefined {
   return typeof object.kind === 'string' && key.startsWith('/registry/') ? kindInfo(object.kind) : undefined;
+}
+
+function involved(info: KindInfo, object: ApiObject): { apiVersion: string; kind: string; namespace: string; name: string; uid: string } {
+  return { apiVersion: info.apiVersion, kind: info.kind, namespace: String(object.metadata.namespace ?? ''), name: String(object.metadata.name), uid: String(object.metadata.uid) };
 }
 
 export class GarbageCollector {
@@ -240,7 +247,9 @@ export class GarbageCollector {
     }
     if (present.length === 0) {
       if (object.metadata.deletionTimestamp !== undefined) return;
+      const owners = references.map((reference) => `${reference.kind} ${reference.name}`).join(', ');
       this.options.log(`garbage collector: deleting ${info.kind} ${namespace === '' ? '' : `${namespace}/`}${name}: its owners are gone`);
+      void this.options.events?.record(involved(info, object), 'Normal', 'GarbageCollected', `Deleting: its owner${references.length > 1 ? 's' : ''} ${owners} ${references.length > 1 ? 'are' : 'is'} gone`);
       await this.deleteQuietly(info, namespace, name, object, 'Background');
       return;
     }
@@ -253,7 +262,10 @@ export class GarbageCollector {
     const uid = String(owner.metadata.uid);
     for (const key of [...(this.dependents.get(uid) ?? [])]) {
       const dependent = this.lookup(key);
-      if (dependent !== undefined) await this.rewriteReferences(dependent.info, dependent.object, (reference) => reference.uid !== uid);
+      if (dependent === undefined) continue;
+      if (await this.rewriteReferences(dependent.info, dependent.object, (reference) => reference.uid !== uid)) {
+        void this.options.events?.record(involved(dependent.info, dependent.object), 'Normal', 'Orphaned', `Its owner ${info.kind} ${String(owner.metadata.name)} was deleted with propagationPolicy Orphan; the reference to it was removed`);
+      }
     }
     await this.removeFinalizer(info, owner, ORPHAN_FINALIZER);
   }
@@ -285,13 +297,15 @@ export class GarbageCollector {
     }
   }
 
-  private async rewriteReferences(info: KindInfo, object: ApiObject, keep: (reference: Record<string, Json>) => boolean): Promise<void> {
+  /** Drop the references `keep` refuses; whether there were any. */
+  private async rewriteReferences(info: KindInfo, object: ApiObject, keep: (reference: Record<string, Json>) => boolean): Promise<boolean> {
     const references = (Array.isArray(object.metadata.ownerReferences) ? object.metadata.ownerReferences : []).filter(isJsonObject);
     const kept = references.filter(keep);
-    if (kept.length === references.length) return;
+    if (kept.length === references.length) return false;
     const metadata: Record<string, Json> = { ...object.metadata, ownerReferences: kept };
     if (kept.length === 0) delete metadata.ownerReferences;
     await this.updateQuietly(info, { ...object, metadata });
+    return true;
   }
 
   private async removeFinalizer(info: KindInfo, object: ApiObject, finalizer: string): Promise<void> {

@@ -14,6 +14,8 @@ import { nanoid } from 'nanoid';
 import * as etcd from '../../proto/gen/etcd/rpc.js';
 import { KvError, type RangeResponse, type TxnResponse } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
+import type { Context, Tracer } from '@opentelemetry/api';
+import { endSpan, startSpan, type ActiveSpan } from '../telemetry/index.js';
 import { KINDS, kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
 import { decodeStrict, isJsonObject, type FieldError, type Json } from './schema.js';
 import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.js';
@@ -34,7 +36,7 @@ const POD_RESOURCES = new Set(['pods', 'cpu', 'memory', 'requests.cpu', 'request
 /** How often a write retries when quotas it charges keep changing under it. */
 const MAX_WRITE_ATTEMPTS = 20;
 
-export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge' | 'Fenced' | 'Forbidden';
+export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Invalid' | 'BadRequest' | 'Gone' | 'TooLarge' | 'Fenced' | 'Forbidden' | 'Unauthorized';
 
 /**
  * A write from a leader-elected component carries the fencing token of its
@@ -52,6 +54,8 @@ export interface Fence {
 /** Who asks and on whose authority, for writes. */
 export interface WriteContext {
   readonly fence?: Fence | undefined;
+  /** The request's span: the write's propose/commit and apply become its children. */
+  readonly trace?: { readonly tracer: Tracer; readonly parent: Context } | undefined;
 }
 
 /** Where a Lease's fencing token lives: a key whose mod revision changes only when the holder does. */
@@ -334,7 +338,7 @@ export class Registry {
         compare: [createdAt(key, etcd.Compare_CompareResult.EQUAL, 0), ...claims.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0)), ...counted.compare, ...charged.compare],
         success: [putOp(key, this.encode(candidate)), ...claims.map((claim) => putOp(claim, encoder.encode(key))), ...holderChange(info, undefined, candidate), ...charged.success],
         failure: [rangeOp(key)],
-      }, context.fence);
+      }, context);
       if (response.succeeded) return withVersion(candidate, response.revision);
       const exists = response.responses[0]?.kind === 'range' && response.responses[0].response.kvs.length > 0;
       if (exists) throw new ApiError('AlreadyExists', `${info.kind} "${meta.name as string}" already exists${info.namespaced ? ` in namespace "${namespace}"` : ''}`);
@@ -399,13 +403,13 @@ export class Registry {
       const marked = this.markForDeletion(info, withPolicy, options.gracePeriodSeconds);
       if (marked !== undefined) {
         if (marked === current) return current;
-        const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: [putOp(key, this.encode(marked))], failure: [] }, options.fence);
+        const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision)], success: [putOp(key, this.encode(marked))], failure: [] }, options);
         if (response.succeeded) return withVersion(marked, response.revision);
         if (expected !== undefined) throw new ApiError('Conflict', `${info.kind} "${name}" changed since you read it (resourceVersion ${expected})`);
         continue;
       }
       const removal = this.removal(info, key, current);
-      const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision), ...removal.compare], success: removal.success, failure: [] }, options.fence);
+      const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision), ...removal.compare], success: removal.success, failure: [] }, options);
       if (response.succeeded) return current;
       // The next attempt reads again: a Conflict if the object changed, another try if only its quotas did.
       if (attempt >= MAX_WRITE_ATTEMPTS) throw new ApiError('Conflict', `${info.kind} "${name}": other writes kept changing it or its namespace's quotas; retry`);
@@ -501,7 +505,7 @@ export class Registry {
       const finalizers = Array.isArray(next.metadata.finalizers) ? next.metadata.finalizers : [];
       if (next.metadata.deletionTimestamp !== undefined && finalizers.length === 0 && (next.metadata.deletionGracePeriodSeconds ?? 0) === 0) {
         const removal = this.removal(info, key, current);
-        const removed = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision), ...removal.compare], success: removal.success, failure: [] }, context.fence);
+        const removed = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision), ...removal.compare], success: removal.success, failure: [] }, context);
         if (removed.succeeded) return withVersion(next, removed.revision);
         if (attempt >= MAX_WRITE_ATTEMPTS) throw modifiedConflict(info, name);
         continue;
@@ -515,7 +519,7 @@ export class Registry {
         compare: [modifiedAt(key, currentKv.modRevision), ...claimed.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0)), ...counted.compare],
         success: [putOp(key, this.encode(next)), ...claimed.map((claim) => putOp(claim, encoder.encode(key))), ...released.map(deleteOp), ...holderChange(info, current, next)],
         failure: [],
-      }, context.fence);
+      }, context);
       if (response.succeeded) return withVersion(next, response.revision);
       // Someone wrote between our read and our write: read again (with a pinned version, that answers Conflict if it was this object).
       if (attempt >= MAX_WRITE_ATTEMPTS) throw modifiedConflict(info, name);
@@ -668,6 +672,28 @@ export class Registry {
     return value as ApiObject;
   }
 
+  /** A store write, as two spans under the request's when it is traced: propose until committed, then apply. */
+  private async write(op: Parameters<ReplicatedStore['write']>[0], context: WriteContext): ReturnType<ReplicatedStore['write']> {
+    const trace = context.trace;
+    if (trace === undefined) return this.store.write(op);
+    const propose = startSpan(trace.tracer, 'raft.propose', {}, trace.parent);
+    let apply: ActiveSpan | undefined;
+    try {
+      const result = await this.store.write(op, {
+        committed: () => {
+          endSpan(propose.span);
+          apply = startSpan(trace.tracer, 'store.apply', {}, trace.parent);
+        },
+      });
+      if (apply === undefined) endSpan(propose.span);
+      else endSpan(apply.span);
+      return result;
+    } catch (error) {
+      endSpan(apply?.span ?? propose.span, error);
+      throw error;
+    }
+  }
+
   private encode(object: ApiObject): Buffer {
     const { metadata } = object;
     const storedMeta: Record<string, Json> = { ...metadata };
@@ -709,9 +735,10 @@ export class Registry {
   }
 
   /** Run a transaction; with a fence, only while the fence's Lease has had no newer holder. */
-  private async txn(request: etcd.TxnRequest, fence?: Fence): Promise<TxnResponse> {
+  private async txn(request: etcd.TxnRequest, context: WriteContext = {}): Promise<TxnResponse> {
+    const fence = context.fence;
     const fenced = fence === undefined ? request : { compare: [...request.compare, modifiedAt(fencingKey(fence.namespace, fence.name), fence.token)], success: request.success, failure: [...request.failure, rangeOp(fencingKey(fence.namespace, fence.name))] };
-    const outcome = await this.store.write({ $case: 'txn', value: fenced });
+    const outcome = await this.write({ $case: 'txn', value: fenced }, context);
     if (outcome.kind === 'error') throw outcome.error;
     if (outcome.kind !== 'txn') throw new Error(`the store applied ${outcome.kind} where a txn was expected`);
     const response = outcome.response;

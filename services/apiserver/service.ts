@@ -8,7 +8,13 @@ import { toServiceError } from '../etcdapi/index.js';
 import type { ReplicatedStore } from '../store/index.js';
 import { ApiError, Registry, type ApiObject, type Fence, type Reason, type RegistryOptions, type WriteContext } from './registry.js';
 import { listCached, startWatch, type WatchHandle } from './watch.js';
-import { WatchCache } from './watch-cache.js';
+import type { WatchCache } from './watch-cache.js';
+import type { Access } from './access.js';
+import type { UserInfo } from './rbac.js';
+import { isJsonObject } from './schema.js';
+import { objectKey, type KindInfo } from '../client/kinds.js';
+import { endSpan, startSpan, type MasterMetrics } from '../telemetry/index.js';
+import type { Tracer } from '@opentelemetry/api';
 
 const REASON_CODES: Readonly<Record<Reason, grpc.status>> = {
   NotFound: grpc.status.NOT_FOUND,
@@ -20,6 +26,7 @@ const REASON_CODES: Readonly<Record<Reason, grpc.status>> = {
   TooLarge: grpc.status.INVALID_ARGUMENT,
   Fenced: grpc.status.FAILED_PRECONDITION,
   Forbidden: grpc.status.PERMISSION_DENIED,
+  Unauthorized: grpc.status.UNAUTHENTICATED,
 };
 
 /** Request metadata naming the Lease whose fencing token a write carries ("namespace/name"), and the token. */
@@ -41,12 +48,14 @@ export function fenceOf(metadata: grpc.Metadata): Fence | undefined {
 export interface ResourceServiceOptions {
   /** Send a BOOKMARK to a watcher that asked for them after this long without events. */
   readonly bookmarkIntervalMs: number;
-  /** How many recent events the watch cache keeps for watches that resume from the past. */
-  readonly watchCacheEvents?: number;
+  /** Requests and watches are counted here when given. */
+  readonly metrics?: MasterMetrics;
+  /** Each request is a span (its writes' propose and apply are children) when given. */
+  readonly tracer?: Tracer;
 }
 
 /** Kubernetes' cacher keeps 100 events per resource by default and grows under load; one window for all kinds here. */
-const DEFAULT_WATCH_CACHE_EVENTS = 10_000;
+export const DEFAULT_WATCH_CACHE_EVENTS = 10_000;
 
 export function statusOf(error: unknown): Partial<grpc.StatusObject> {
   if (error instanceof ApiError) {
@@ -73,34 +82,73 @@ function requireKind(kind: string): void {
   if (kind === '') throw new ApiError('BadRequest', 'kind is required');
 }
 
-/** A unary handler: `run` gets the request and what the call's metadata says about the writer. */
-function unary<Req, Res>(run: (request: Req, context: WriteContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    let running: Promise<Res>;
-    try {
-      running = run(call.request, { fence: fenceOf(call.metadata) });
-    } catch (error) {
-      running = Promise.reject(error);
-    }
-    running.then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(statusOf(error)),
-    );
-  };
+/** What a handler knows about its caller. */
+interface Caller {
+  readonly user: UserInfo;
+  readonly context: WriteContext;
 }
 
-export function resourceHandlers(store: ReplicatedStore, registry: Registry, cache: WatchCache, options: ResourceServiceOptions): api.ResourcesServer {
+/** The object a create or update carries: its kind's info, namespace and name (for authorization, before validation). */
+function target(kind: string, object: unknown): { info: KindInfo; namespace: string; name: string } {
+  const info = Registry.kind(kind);
+  const meta = isJsonObject(object) && isJsonObject(object.metadata) ? object.metadata : {};
+  const namespace = info.namespaced ? (typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default') : '';
+  return { info, namespace, name: typeof meta.name === 'string' ? meta.name : '' };
+}
+
+function namespaceOf(info: KindInfo, namespace: string): string {
+  return info.namespaced ? (namespace === '' ? 'default' : namespace) : '';
+}
+
+function codeName(code: grpc.status | undefined): string {
+  return grpc.status[code ?? grpc.status.OK] ?? String(code);
+}
+
+export function resourceHandlers(store: ReplicatedStore, registry: Registry, cache: WatchCache, access: Access, options: ResourceServiceOptions): api.ResourcesServer {
+  const metrics = options.metrics;
+  /** A unary handler: authenticates the caller, runs `run`, answers with its result or its error as a status, and counts it. */
+  const unary = <Req extends { kind: string }, Res>(verb: string, run: (request: Req, caller: Caller) => Promise<Res>): grpc.handleUnaryCall<Req, Res> => {
+    return (call, callback) => {
+      const started = performance.now();
+      const tracer = options.tracer;
+      const span = tracer === undefined ? undefined : startSpan(tracer, `mast.api/${verb}`, { 'mast.kind': call.request.kind });
+      const finish = (error: Partial<grpc.StatusObject> | null, response?: Res): void => {
+        metrics?.recordApiRequest({ verb, kind: call.request.kind, code: codeName(error?.code), durationMs: performance.now() - started });
+        if (span !== undefined) endSpan(span.span, error === null ? undefined : new Error(error.details ?? codeName(error.code)));
+        if (error === null) callback(null, response);
+        else callback(error);
+      };
+      let running: Promise<Res>;
+      try {
+        if (call.request.kind === '') throw new ApiError('BadRequest', 'kind is required');
+        const user = access.authenticate(call.metadata, call.getAuthContext());
+        running = run(call.request, { user, context: { fence: fenceOf(call.metadata), trace: tracer === undefined || span === undefined ? undefined : { tracer, parent: span.context } } });
+      } catch (error) {
+        running = Promise.reject(error);
+      }
+      running.then(
+        (response) => finish(null, response),
+        (error: unknown) => finish(statusOf(error)),
+      );
+    };
+  };
+  const current = (info: KindInfo, namespace: string, name: string): ApiObject | undefined => cache.get(info, objectKey(info, namespace, name))?.object;
+
   return {
-    create: unary(async (request: api.CreateRequest, context) => {
-      requireKind(request.kind);
-      return { object: bytesOf(await registry.create(request.kind, parseJson(request.object, 'object'), context)) };
+    create: unary('create', async (request: api.CreateRequest, { user, context }) => {
+      const object = parseJson(request.object, 'object');
+      const { info, namespace, name } = target(request.kind, object);
+      access.authorize(user, { verb: 'create', info, namespace, name });
+      return { object: bytesOf(await registry.create(request.kind, object, context)) };
     }),
-    get: unary(async (request: api.GetRequest) => {
-      requireKind(request.kind);
+    get: unary('get', async (request: api.GetRequest, { user }) => {
+      const info = Registry.kind(request.kind);
+      access.authorize(user, { verb: 'get', info, namespace: namespaceOf(info, request.namespace), name: request.name });
       return { object: bytesOf(await registry.get(request.kind, request.namespace, request.name)) };
     }),
-    list: unary(async (request: api.ListRequest) => {
-      requireKind(request.kind);
+    list: unary('list', async (request: api.ListRequest, { user }) => {
+      const info = Registry.kind(request.kind);
+      access.authorize(user, { verb: 'list', info, namespace: request.namespace });
       const options = {
         namespace: request.namespace,
         labelSelector: request.labelSelector,
@@ -114,20 +162,28 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
       const list = await registry.list(request.kind, options);
       return { items: list.items.map(bytesOf), resourceVersion: list.resourceVersion, continue: list.continue };
     }),
-    update: unary(async (request: api.UpdateRequest, context) => {
-      requireKind(request.kind);
-      return { object: bytesOf(await registry.update(request.kind, parseJson(request.object, 'object'), context)) };
+    update: unary('update', async (request: api.UpdateRequest, { user, context }) => {
+      const object = parseJson(request.object, 'object');
+      const { info, namespace, name } = target(request.kind, object);
+      access.authorize(user, { verb: 'update', info, namespace, name, current: current(info, namespace, name) });
+      return { object: bytesOf(await registry.update(request.kind, object, context)) };
     }),
-    updateStatus: unary(async (request: api.UpdateRequest, context) => {
-      requireKind(request.kind);
-      return { object: bytesOf(await registry.updateStatus(request.kind, parseJson(request.object, 'object'), context)) };
+    updateStatus: unary('update', async (request: api.UpdateRequest, { user, context }) => {
+      const object = parseJson(request.object, 'object');
+      const { info, namespace, name } = target(request.kind, object);
+      access.authorize(user, { verb: 'update', info, namespace, name, subresource: 'status', current: current(info, namespace, name) });
+      return { object: bytesOf(await registry.updateStatus(request.kind, object, context)) };
     }),
-    patch: unary(async (request: api.PatchRequest, context) => {
-      requireKind(request.kind);
+    patch: unary('patch', async (request: api.PatchRequest, { user, context }) => {
+      const info = Registry.kind(request.kind);
+      const namespace = namespaceOf(info, request.namespace);
+      access.authorize(user, { verb: 'patch', info, namespace, name: request.name, current: current(info, namespace, request.name) });
       return { object: bytesOf(await registry.patch(request.kind, request.namespace, request.name, parseJson(request.patch, 'patch'), context)) };
     }),
-    delete: unary(async (request: api.DeleteRequest, context) => {
-      requireKind(request.kind);
+    delete: unary('delete', async (request: api.DeleteRequest, { user, context }) => {
+      const info = Registry.kind(request.kind);
+      const namespace = namespaceOf(info, request.namespace);
+      access.authorize(user, { verb: 'delete', info, namespace, name: request.name, current: current(info, namespace, request.name) });
       return { object: bytesOf(await registry.delete(request.kind, request.namespace, request.name, { ...context, resourceVersion: request.resourceVersion, gracePeriodSeconds: request.gracePeriodSeconds, propagationPolicy: request.propagationPolicy })) };
     }),
     watch: (call: grpc.ServerWritableStream<api.WatchRequest, api.WatchEvent>) => {
@@ -136,9 +192,11 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
       let bookmarkTimer: NodeJS.Timeout | undefined;
       let lastSent = performance.now();
       let ended = false;
+      let counted = false;
       const end = (error?: unknown): void => {
         if (ended) return;
         ended = true;
+        if (counted) metrics?.watchEnded(request.kind);
         watch?.cancel();
         if (bookmarkTimer !== undefined) clearInterval(bookmarkTimer);
         if (error === undefined) call.end();
@@ -150,10 +208,12 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
         if (ended) return;
         lastSent = performance.now();
         call.write({ type, object });
+        metrics?.watchEventsSent(request.kind, type, 1);
       };
       (async () => {
         requireKind(request.kind);
         const info = Registry.kind(request.kind);
+        access.authorize(access.authenticate(call.metadata, call.getAuthContext()), { verb: 'watch', info, namespace: request.namespace });
         watch = await startWatch(
           store,
           cache,
@@ -162,8 +222,13 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
           (event) => send(event.type, event.object.bytes),
           (error) => end(error),
         );
-        if (ended) watch.cancel();
-        else if (request.allowBookmarks) {
+        if (ended) {
+          watch.cancel();
+          return;
+        }
+        metrics?.watchStarted(request.kind);
+        counted = true;
+        if (request.allowBookmarks) {
           bookmarkTimer = setInterval(() => {
             if (watch !== undefined && performance.now() - lastSent >= options.bookmarkIntervalMs) watch.bookmark(cache.revision);
           }, Math.max(10, Math.floor(options.bookmarkIntervalMs / 2)));
@@ -173,11 +238,9 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
   };
 }
 
-/** The Resources service on `server`, with its registry and watch cache (started: it follows the store from now on). */
-export function addResourceService(server: grpc.Server, store: ReplicatedStore, options: ResourceServiceOptions & RegistryOptions): { registry: Registry; cache: WatchCache } {
+/** The Resources service on `server`, with its registry, over a started watch cache and access control. */
+export function addResourceService(server: grpc.Server, store: ReplicatedStore, cache: WatchCache, access: Access, options: ResourceServiceOptions & RegistryOptions): Registry {
   const registry = new Registry(store, options);
-  const cache = new WatchCache(store, { historyEvents: options.watchCacheEvents ?? DEFAULT_WATCH_CACHE_EVENTS });
-  cache.start();
-  server.addService(api.ResourcesService, resourceHandlers(store, registry, cache, options));
-  return { registry, cache };
+  server.addService(api.ResourcesService, resourceHandlers(store, registry, cache, access, options));
+  return registry;
 }

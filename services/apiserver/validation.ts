@@ -54,6 +54,17 @@ export function labelValue(value: string, path: string): FieldError[] {
   return [];
 }
 
+/** Kinds whose names need only be a path segment, as in Kubernetes (RBAC names such as "system:node"). */
+const PATH_SEGMENT_NAMED = new Set(['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding']);
+
+/** Kubernetes' path segment names: anything but "." and "..", without "/" or "%", at most 253 characters. */
+export function pathSegmentName(value: string, path: string): FieldError[] {
+  if (value === '.' || value === '..') return [{ path, message: `"${value}" may not be "." or ".."` }];
+  if (/[/%]/.test(value)) return [{ path, message: `"${value}" may not contain "/" or "%"` }];
+  if (value.length > 253) return [{ path, message: `must be no more than 253 characters` }];
+  return [];
+}
+
 export interface MetaLike {
   name?: string | undefined;
   generateName?: string | undefined;
@@ -69,7 +80,7 @@ export function validateObjectMeta(info: KindInfo, object: { apiVersion?: unknow
   if (object.apiVersion !== info.apiVersion) errors.push({ path: 'apiVersion', message: `must be "${info.apiVersion}" for ${info.kind}, not ${JSON.stringify(object.apiVersion ?? null)}` });
   const meta = object.metadata;
   if (meta === undefined) return [...errors, { path: 'metadata', message: 'is required' }];
-  const nameCheck = LABEL_NAMED.has(info.kind) ? dns1123Label : dns1123Subdomain;
+  const nameCheck = LABEL_NAMED.has(info.kind) ? dns1123Label : PATH_SEGMENT_NAMED.has(info.kind) ? pathSegmentName : dns1123Subdomain;
   if (meta.name !== undefined && meta.name !== '') errors.push(...nameCheck(meta.name, 'metadata.name'));
   else if (meta.generateName === undefined || meta.generateName === '') errors.push({ path: 'metadata.name', message: 'name or generateName is required' });
   else errors.push(...nameCheck(`${meta.generateName}x`, 'metadata.generateName').map((error) => ({ ...error, message: `prefix "${meta.generateName}" cannot start a valid name` })));

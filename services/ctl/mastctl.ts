@@ -12,12 +12,14 @@
 //   mastctl cluster-info | member list
 //
 // Masters: --server URL[,URL...], else $MAST_MASTERS, else the config file
-// ($MASTCONFIG or ~/.mast/config: YAML with `masters: [URL, ...]`). Errors
-// print as one line on stderr with a non-zero exit code.
+// ($MASTCONFIG or ~/.mast/config: YAML with `masters: [URL, ...]` and, for
+// a secure cluster, certificateAuthority and token or clientCertificate +
+// clientKey — `mast init` writes it). Errors print as one line on stderr
+// with a non-zero exit code.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { EtcdClient } from '../client/etcd.js';
@@ -106,16 +108,71 @@ function boolFlag(parsed: Parsed, name: string): boolean {
   return value !== undefined && value !== 'false';
 }
 
-function mastersFrom(parsed: Parsed, env: Readonly<Record<string, string | undefined>>): string[] {
-  const given = flag(parsed, 'server');
+interface ClientConfig {
+  readonly masters: string[];
+  readonly credentials?: grpc.ChannelCredentials;
+}
+
+/**
+ * Masters and credentials: flags (--server, --certificate-authority,
+ * --client-certificate, --client-key, --token, kubectl's names), else
+ * $MAST_MASTERS, else the config file ($MASTCONFIG or ~/.mast/config, YAML:
+ * masters, certificateAuthority, clientCertificate, clientKey, token —
+ * relative paths are relative to the file; `mast init` writes one).
+ */
+function clientConfigFrom(parsed: Parsed, env: Readonly<Record<string, string | undefined>>): ClientConfig {
   const list = (text: string): string[] => text.split(',').map((part) => part.trim()).filter((part) => part !== '');
-  if (given !== undefined) return list(given);
-  if (env.MAST_MASTERS !== undefined && env.MAST_MASTERS !== '') return list(env.MAST_MASTERS);
   const path = env.MASTCONFIG ?? join(env.HOME ?? homedir(), '.mast', 'config');
-  if (!existsSync(path)) throw new UsageError(`no masters given: use --server URL[,URL...], set MAST_MASTERS, or write ${path} (masters: [URL, ...])`);
-  const config = parseYaml(readFileSync(path, 'utf8')) as { masters?: unknown } | null;
-  if (config === null || !Array.isArray(config.masters) || config.masters.length === 0) throw new UsageError(`${path}: expected "masters:" with a list of URLs`);
-  return config.masters.map(String);
+  let file: Record<string, unknown> = {};
+  if (existsSync(path)) {
+    const parsedFile = parseYaml(readFileSync(path, 'utf8')) as unknown;
+    if (parsedFile !== null && (typeof parsedFile !== 'object' || Array.isArray(parsedFile))) throw new UsageError(`${path}: expected a YAML mapping with "masters:"`);
+    file = (parsedFile ?? {}) as Record<string, unknown>;
+  }
+  const fromFile = (key: string): string | undefined => {
+    const value = file[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'string') throw new UsageError(`${path}: "${key}" must be a string`);
+    return value;
+  };
+  const filePath = (key: string): string | undefined => {
+    const value = fromFile(key);
+    return value === undefined ? undefined : resolve(dirname(path), value);
+  };
+  let masters: string[];
+  const given = flag(parsed, 'server');
+  if (given !== undefined) masters = list(given);
+  else if (env.MAST_MASTERS !== undefined && env.MAST_MASTERS !== '') masters = list(env.MAST_MASTERS);
+  else {
+    if (!existsSync(path)) throw new UsageError(`no masters given: use --server URL[,URL...], set MAST_MASTERS, or write ${path} (masters: [URL, ...])`);
+    if (!Array.isArray(file.masters) || file.masters.length === 0) throw new UsageError(`${path}: expected "masters:" with a list of URLs`);
+    masters = file.masters.map(String);
+  }
+  const caFile = flag(parsed, 'certificate-authority') ?? filePath('certificateAuthority');
+  const certFile = flag(parsed, 'client-certificate') ?? filePath('clientCertificate');
+  const keyFile = flag(parsed, 'client-key') ?? filePath('clientKey');
+  const token = flag(parsed, 'token') ?? fromFile('token');
+  if (!masters.some((url) => url.startsWith('https://'))) return { masters };
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('a client certificate needs both --client-certificate and --client-key (clientCertificate and clientKey in the config)');
+  const read = (file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new UsageError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+  };
+  let credentials = grpc.credentials.createSsl(caFile === undefined ? null : read(caFile), keyFile === undefined ? null : read(keyFile), certFile === undefined ? null : read(certFile));
+  if (token !== undefined) {
+    credentials = grpc.credentials.combineChannelCredentials(
+      credentials,
+      grpc.credentials.createFromMetadataGenerator((_, callback) => {
+        const metadata = new grpc.Metadata();
+        metadata.set('authorization', `Bearer ${token}`);
+        callback(null, metadata);
+      }),
+    );
+  }
+  return { masters, credentials };
 }
 
 function kindOrThrow(name: string): KindInfo {
@@ -234,8 +291,8 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
   let client: ResourceClient | undefined;
   let etcd: EtcdClient | undefined;
   try {
-    const masters = mastersFrom(parsed, io.env);
-    client = new ResourceClient({ endpoints: masters, timeoutMs: 10_000 });
+    const { masters, credentials } = clientConfigFrom(parsed, io.env);
+    client = new ResourceClient({ endpoints: masters, timeoutMs: 10_000, ...(credentials === undefined ? {} : { credentials }) });
     const namespace = flag(parsed, 'namespace');
     switch (command) {
       case 'get':
@@ -334,7 +391,7 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
       case 'cluster-info':
       case 'member': {
         if (command === 'member' && rest[0] !== 'list') throw new UsageError('usage: mastctl member list');
-        etcd = new EtcdClient({ endpoints: masters, timeoutMs: 3000 });
+        etcd = new EtcdClient({ endpoints: masters, timeoutMs: 3000, ...(credentials === undefined ? {} : { credentials }) });
         const members = await etcd.withFailover((connection) => connection.memberList(), Date.now() + 10_000);
         const rows: Array<Record<string, string>> = [];
         let leader = '';
@@ -465,4 +522,6 @@ const USAGE = `mastctl controls a mast cluster.
   cluster-info                  masters, leader, revision
   member list
 
-Masters: --server URL[,URL...], else $MAST_MASTERS, else $MASTCONFIG or ~/.mast/config (masters: [URL, ...]).`;
+Masters: --server URL[,URL...], else $MAST_MASTERS, else $MASTCONFIG or ~/.mast/config (masters: [URL, ...]).
+Credentials: --certificate-authority FILE, --token TOKEN or --client-certificate FILE --client-key FILE,
+else the config file's certificateAuthority, token, clientCertificate, clientKey (mast init writes them).`;

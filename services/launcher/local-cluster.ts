@@ -27,6 +27,11 @@ export interface LocalClusterOptions {
   readonly nodeArgs?: readonly string[];
   /** Serve clients and peers over TLS with these PEM files (one certificate for every member). */
   readonly tls?: { readonly caFile: string; readonly certFile: string; readonly keyFile: string };
+  /**
+   * Authenticate and authorize clients (needs tls) with this token file; without
+   * it mast members run --insecure (every client an admin), as etcd does by default.
+   */
+  readonly tokenAuthFile?: string;
   /** The etcd binary, for flavor 'etcd'. */
   readonly etcdBinary?: string;
 }
@@ -153,6 +158,7 @@ export class LocalCluster {
             `--peer-trusted-ca-file=${this.options.tls.caFile}`,
             '--peer-client-cert-auth',
           ]),
+      ...(this.flavor !== 'mast' ? [] : this.options.tokenAuthFile === undefined ? ['--insecure'] : [`--token-auth-file=${this.options.tokenAuthFile}`]),
       ...(this.options.flags ?? []),
     ];
   }

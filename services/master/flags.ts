@@ -34,6 +34,14 @@ export interface MasterFlags {
   readonly peerKeyFile: string;
   readonly peerTrustedCaFile: string;
   readonly peerClientCertAuth: boolean;
+  /** Kubernetes' static token file; empty: no bearer tokens. */
+  readonly tokenAuthFile: string;
+  /** No authentication or authorization at all (every client is an admin). */
+  readonly insecure: boolean;
+  /** Where Prometheus metrics are served (at most one URL). */
+  readonly listenMetricsUrls: readonly string[];
+  readonly tracesExporter: 'none' | 'console' | 'otlp';
+  readonly otlpTracesEndpoint: string;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly autoCompactionMode: 'periodic' | 'revision';
   /** Milliseconds (periodic) or revisions (revision); 0: off. */
@@ -75,6 +83,11 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'peer-key-file': { kind: 'string', help: 'TLS key for https:// peer URLs' },
   'peer-trusted-ca-file': { kind: 'string', help: 'CA bundle to verify other masters' },
   'peer-client-cert-auth': { kind: 'bool', help: 'require other masters to present a certificate signed by --peer-trusted-ca-file' },
+  'token-auth-file': { kind: 'string', help: 'bearer tokens of users: CSV lines token,user,uid[,"group1,group2"] (Kubernetes\' format; mast init writes one)' },
+  insecure: { kind: 'bool', help: 'no authentication or authorization: every client is a cluster admin (for local tries; required to serve http:// client URLs)' },
+  'listen-metrics-urls': { kind: 'string', help: 'http://HOST:PORT to serve Prometheus metrics at /metrics (default: none)' },
+  'traces-exporter': { kind: 'string', help: 'where OpenTelemetry spans go: none, console or otlp (default none)' },
+  'otlp-traces-endpoint': { kind: 'string', help: 'OTLP/HTTP URL for --traces-exporter=otlp (default http://127.0.0.1:4318/v1/traces)' },
   'log-level': { kind: 'string', help: 'debug, info, warn or error (default info)' },
   'auto-compaction-mode': { kind: 'string', help: '"periodic" (keep a span of time) or "revision" (keep a number of revisions) (default periodic)' },
   'auto-compaction-retention': { kind: 'string', help: 'periodic: a duration such as 30m or 1h (a bare number is hours); revision: a count; 0 turns it off (default 0)' },
@@ -197,6 +210,11 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     peerKeyFile: text('peer-key-file', ''),
     peerTrustedCaFile: text('peer-trusted-ca-file', ''),
     peerClientCertAuth: bool('peer-client-cert-auth'),
+    tokenAuthFile: text('token-auth-file', ''),
+    insecure: bool('insecure'),
+    listenMetricsUrls: urls('listen-metrics-urls', []),
+    tracesExporter: tracesExporter(text('traces-exporter', 'none')),
+    otlpTracesEndpoint: text('otlp-traces-endpoint', 'http://127.0.0.1:4318/v1/traces'),
     logLevel,
     autoCompactionMode: compactionMode,
     autoCompactionRetention,
@@ -206,7 +224,21 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
   if (tlsUrl(flags.listenPeerUrls) && (flags.peerCertFile === '' || flags.peerKeyFile === '')) throw new FlagError('https:// peer URLs need --peer-cert-file and --peer-key-file');
   if (flags.clientCertAuth && flags.trustedCaFile === '') throw new FlagError('--client-cert-auth needs --trusted-ca-file');
   if (flags.peerClientCertAuth && flags.peerTrustedCaFile === '') throw new FlagError('--peer-client-cert-auth needs --peer-trusted-ca-file');
+  if (!flags.insecure) {
+    // Secure by default: clients are authenticated over TLS, by certificate or bearer token.
+    const plain = flags.listenClientUrls.filter((url) => !url.startsWith('https://'));
+    if (plain.length > 0) {
+      throw new FlagError(`client URL ${plain[0]} is plain http: clients must be authenticated over TLS. Use https:// URLs with --cert-file/--key-file, --trusted-ca-file and --token-auth-file (mast init writes them), or pass --insecure for a local try`);
+    }
+    if (flags.trustedCaFile === '' && flags.tokenAuthFile === '') throw new FlagError('no way to authenticate clients: give --trusted-ca-file (client certificates) and/or --token-auth-file (bearer tokens), or pass --insecure for a local try');
+  }
+  if (flags.listenMetricsUrls.length > 1) throw new FlagError('--listen-metrics-urls takes one URL');
   return flags;
+}
+
+function tracesExporter(value: string): 'none' | 'console' | 'otlp' {
+  if (value === 'none' || value === 'console' || value === 'otlp') return value;
+  throw new FlagError(`--traces-exporter must be none, console or otlp, not ${JSON.stringify(value)}`);
 }
 
 function parseRetention(mode: 'periodic' | 'revision', value: string): number {

@@ -6,7 +6,25 @@ import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { PEER_CHANNEL_OPTIONS, addressOf, disableNagle, raftTransportHandlers, raftWire } from '../../raft/transport/index.js';
 import { addEtcdServices } from '../etcdapi/index.js';
-import { addResourceService, ensureNamespaces, GarbageCollector } from '../apiserver/index.js';
+import {
+  Access,
+  addResourceService,
+  adminOnlyInterceptor,
+  BOOTSTRAP_CLUSTER_ROLE_BINDINGS,
+  BOOTSTRAP_CLUSTER_ROLES,
+  DEFAULT_WATCH_CACHE_EVENTS,
+  ensureCreated,
+  ensureNamespaces,
+  EventRecorder,
+  GarbageCollector,
+  registryEventSink,
+  NODE_LEASE_NAMESPACE,
+  statusOf,
+  WatchCache,
+  type TokenUser,
+} from '../apiserver/index.js';
+import { parseTokenFile } from '../pki/index.js';
+import { startTelemetry, type Telemetry } from '../telemetry/index.js';
 import { ReplicatedStore, formatId, parseInitialCluster, type StoreLogger } from '../store/index.js';
 import type { MasterFlags } from './flags.js';
 
@@ -32,6 +50,25 @@ function serverCredentials(url: string, certFile: string, keyFile: string, caFil
   return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: readFileSync(certFile), private_key: readFileSync(keyFile) }], requireClientCert);
 }
 
+/**
+ * Client-facing TLS: with a CA, client certificates are asked for but not
+ * required (token users have none); those presented are verified against
+ * the CA, and only verified ones identify a caller. Files are re-read when
+ * they change, so certificates can be rotated without a restart.
+ */
+function clientServerCredentials(url: string, flags: MasterFlags): grpc.ServerCredentials {
+  if (!url.startsWith('https://') || flags.trustedCaFile === '') return serverCredentials(url, flags.certFile, flags.keyFile, flags.trustedCaFile, flags.clientCertAuth);
+  const refreshIntervalMs = 60_000;
+  const identity = new grpc.experimental.FileWatcherCertificateProvider({ certificateFile: flags.certFile, privateKeyFile: flags.keyFile, refreshIntervalMs });
+  const ca = new grpc.experimental.FileWatcherCertificateProvider({ caCertificateFile: flags.trustedCaFile, refreshIntervalMs });
+  return grpc.experimental.createCertificateProviderServerCredentials(identity, ca, flags.clientCertAuth);
+}
+
+function readTokens(file: string): Map<string, TokenUser> {
+  if (file === '') return new Map();
+  return parseTokenFile(readFileSync(file, 'utf8'), file);
+}
+
 function channelCredentials(tls: boolean, certFile: string, keyFile: string, caFile: string): grpc.ChannelCredentials {
   if (!tls) return grpc.credentials.createInsecure();
   return grpc.credentials.createSsl(
@@ -52,6 +89,8 @@ export class Master {
   private clientServer: grpc.Server | undefined;
   private stopping: Promise<void> | undefined;
   private garbageCollector: GarbageCollector | undefined;
+  private watchCache: WatchCache | undefined;
+  private telemetry: Telemetry | undefined;
 
   private constructor(
     readonly flags: MasterFlags,
@@ -115,12 +154,40 @@ export class Master {
     // Raft's small messages must not wait for delayed ACKs. (Client sockets keep
     // Nagle: it coalesces a response's frames, which measured better for throughput.)
     disableNagle(peerServer, this.logger);
+    const telemetry = await startTelemetry({
+      serviceName: 'mast-master',
+      instanceId: flags.name,
+      ...(flags.listenMetricsUrls[0] === undefined ? {} : { metricsUrl: flags.listenMetricsUrls[0] }),
+      tracesExporter: flags.tracesExporter,
+      otlpEndpoint: flags.otlpTracesEndpoint,
+    });
+    this.telemetry = telemetry;
+    let leaderChanges = 0;
+    let leading = false;
+    store.onLeaderChange((leader) => {
+      if (leader !== 0) leaderChanges++;
+    });
+    telemetry.metrics.observeRaft({
+      term: () => store.raftStatus().term,
+      commitIndex: () => store.raftStatus().commit,
+      appliedIndex: () => store.raftStatus().applied,
+      isLeader: () => leading,
+      hasLeader: () => store.raftStatus().leader !== 0,
+      leaderChanges: () => leaderChanges,
+      revision: () => store.kv.revision,
+    });
+    const cache = new WatchCache(store, { historyEvents: DEFAULT_WATCH_CACHE_EVENTS });
+    cache.start();
+    this.watchCache = cache;
+    const access = new Access(cache, { insecure: flags.insecure, tokens: readTokens(flags.tokenAuthFile) });
     const clientServer = new grpc.Server({
       // etcd allows requests up to --max-request-bytes plus 512 KiB of gRPC overhead.
       'grpc.max_receive_message_length': flags.maxRequestBytes + 512 * 1024,
       'grpc.max_send_message_length': 2 ** 31 - 1,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5000,
+      // Once auth is on, raw key-value access is for cluster admins (as with etcd's own auth).
+      interceptors: [adminOnlyInterceptor(access, ['/etcdserverpb.', '/v3electionpb.', '/v3lockpb.'], statusOf)],
     });
     const clientTls = flags.advertiseClientUrls.some((url) => url.startsWith('https://'));
     addEtcdServices(clientServer, store, {
@@ -129,16 +196,20 @@ export class Master {
       minTtlSeconds: Math.max(1, Math.ceil((1.5 * flags.electionTimeoutMs) / 1000)),
       progressNotifyIntervalMs: flags.watchProgressNotifyIntervalMs,
     });
-    const { registry, cache } = addResourceService(clientServer, store, {
+    const registry = addResourceService(clientServer, store, cache, access, {
       bookmarkIntervalMs: flags.watchBookmarkIntervalMs,
       maxObjectBytes: flags.maxObjectBytes,
       allocator: { serviceCidr: flags.serviceClusterIpRange, nodePortRange: flags.serviceNodePortRange },
+      metrics: telemetry.metrics,
+      ...(flags.tracesExporter === 'none' ? {} : { tracer: telemetry.tracer }),
     });
-    // The namespaces every cluster has; whichever member gets there first creates them.
-    ensureNamespaces(registry, ['default', 'kube-system', 'kube-public'], (message) => this.logger.warn(message));
+    // What every cluster has; whichever member gets there first creates it.
+    const warn = (message: string): void => this.logger.warn(message);
+    ensureNamespaces(registry, ['default', 'kube-system', 'kube-public', NODE_LEASE_NAMESPACE], warn);
+    ensureCreated(registry, [...BOOTSTRAP_CLUSTER_ROLES, ...BOOTSTRAP_CLUSTER_ROLE_BINDINGS], warn);
     // Every master keeps the collector's indexes; only the Raft leader acts.
-    let leading = false;
-    const collector = new GarbageCollector(cache, registry, { isActive: () => leading, log: (message) => this.logger.info(message) });
+    const events = new EventRecorder(registryEventSink(registry), { component: 'garbage-collector', host: flags.name, log: warn });
+    const collector = new GarbageCollector(cache, registry, { isActive: () => leading, log: (message) => this.logger.info(message), events });
     store.onLeaderChange((leader) => {
       const was = leading;
       leading = leader === store.memberId;
@@ -148,7 +219,7 @@ export class Master {
     this.garbageCollector = collector;
     this.clientServer = clientServer;
     for (const url of flags.listenClientUrls) {
-      await bind(clientServer, url, serverCredentials(url, flags.certFile, flags.keyFile, flags.trustedCaFile, flags.clientCertAuth));
+      await bind(clientServer, url, clientServerCredentials(url, flags));
     }
   }
 
@@ -199,9 +270,11 @@ export class Master {
   private async shutdown(): Promise<void> {
     await this.handOverLeadership(400);
     this.garbageCollector?.stop();
+    this.watchCache?.stop();
     this.clientServer?.forceShutdown();
     await this.store.stop();
     this.peerServer?.forceShutdown();
+    await this.telemetry?.shutdown();
     this.logger.info(`member ${this.flags.name} stopped`);
   }
 }

@@ -35,6 +35,8 @@ export interface MemberInfo {
 
 export interface StateListener {
   /** A command was applied; `requestId` lets its proposer answer the client. */
+  /** A command is committed and about to be applied (for tracing the two apart). */
+  committed(requestId: string): void;
   applied(requestId: string, outcome: Outcome, index: LogIndex): void;
   /** A lease was granted or renewed: restart its countdown. */
   leaseRenewed(id: number, ttlSeconds: number): void;
@@ -108,6 +110,7 @@ export class StoreStateMachine {
       if (this.isRecent(command.requestId)) return; // re-proposed after a leader change; applied once already
       this.remember(command.requestId);
     }
+    if (command.requestId !== '') this.listener.committed(command.requestId);
     const outcome = this.execute(command, entry.index);
     this.listener.applied(command.requestId, outcome, entry.index);
   }

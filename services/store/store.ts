@@ -73,6 +73,12 @@ interface PendingWrite {
   readonly resolve: (outcome: Outcome) => void;
   readonly reject: (error: Error) => void;
   readonly timer: NodeJS.Timeout;
+  readonly observer: WriteObserver | undefined;
+}
+
+/** Told when a write this member proposed is committed (before it is applied here). */
+export interface WriteObserver {
+  committed(): void;
 }
 
 interface Waiter {
@@ -252,7 +258,7 @@ export class ReplicatedStore implements StateListener {
   // ------------------------------------------------------------ writes
 
   /** Propose a command and resolve with its outcome once applied here. */
-  write(op: CommandOp): Promise<Outcome> {
+  write(op: CommandOp, observer?: WriteObserver): Promise<Outcome> {
     if (this.stopped) return Promise.reject(this.stoppedError());
     const requestId = `${this.requestPrefix}${(++this.requestSequence).toString(36)}`;
     const data = storepb.Command.encode({ requestId, op }).finish();
@@ -264,7 +270,7 @@ export class ReplicatedStore implements StateListener {
         this.pending.delete(requestId);
         reject(new StoreError('timeout', 'etcdserver: request timed out'));
       }, this.options.requestTimeoutMs);
-      const pending: PendingWrite = { data, resolve, reject, timer };
+      const pending: PendingWrite = { data, resolve, reject, timer, observer };
       this.pending.set(requestId, pending);
       this.submit(requestId, pending);
     });
@@ -451,6 +457,10 @@ export class ReplicatedStore implements StateListener {
       this.published = false;
       this.options.logger.warn(`publishing this member's client URLs failed: ${String(error)}; will retry at the next leader change`);
     });
+  }
+
+  committed(requestId: string): void {
+    this.pending.get(requestId)?.observer?.committed();
   }
 
   applied(requestId: string, outcome: Outcome, _index: LogIndex): void {

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as api from '../../proto/gen/api.js';
 import { KINDS } from '../../services/client/kinds.js';
-import { LocalCluster } from '../../services/launcher/local-cluster.js';
+import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
+import { BOOTSTRAP_CLUSTER_ROLE_BINDINGS } from '../../services/apiserver/rbac.js';
 import { Prng } from '../simulation/prng.js';
 
 const REQUESTS = 10_000;
@@ -142,7 +143,23 @@ describe('resource API fuzz on 3 masters', function () {
       clients[0]!.create({ kind: 'Namespace', object: Buffer.from(JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'fuzz' } })) }, (error, response) => (error ? reject(error) : resolve(response))),
     );
     model.set(keyOf(JSON.parse(ns.object.toString())), '');
-    for (const name of ['default', 'kube-system', 'kube-public']) model.set(`Namespace//${name}`, '');
+    // What the masters make at startup (namespaces, the bootstrap RBAC policy) is there before the fuzz starts.
+    const listAll = async (): Promise<Map<string, string>> => {
+      const stored = new Map<string, string>();
+      for (const info of KINDS) {
+        const list = await new Promise<api.ListResponse>((resolve, reject) => clients[0]!.list(api.ListRequest.fromPartial({ kind: info.kind }), (error, response) => (error ? reject(error) : resolve(response))));
+        for (const item of list.items) {
+          const object = JSON.parse(item.toString()) as { kind?: string; metadata?: { namespace?: string; name?: string; resourceVersion?: string } };
+          stored.set(keyOf(object), object.metadata?.resourceVersion ?? '');
+        }
+      }
+      return stored;
+    };
+    const startup = await waitFor('the startup objects', async () => {
+      const stored = await listAll();
+      return [...stored.keys()].filter((key) => key.startsWith('ClusterRoleBinding/')).length >= BOOTSTRAP_CLUSTER_ROLE_BINDINGS.length && stored.has('Namespace//kube-node-lease') ? stored : undefined;
+    }, 60_000, 100);
+    for (const [key, version] of startup) if (!model.has(key)) model.set(key, version);
     try {
       for (let index = 0; index < REQUESTS; index++) {
         const client = gen.pick(clients);
@@ -206,14 +223,7 @@ describe('resource API fuzz on 3 masters', function () {
       expect(bad, `seed ${seed}; answers: ${JSON.stringify(Object.fromEntries(counts))}`).to.deep.equal([]);
       expect(cluster.running()).to.have.length(3);
       // The store holds exactly what accepted requests made.
-      const stored = new Map<string, string>();
-      for (const info of KINDS) {
-        const list = await new Promise<api.ListResponse>((resolve, reject) => clients[0]!.list(api.ListRequest.fromPartial({ kind: info.kind }), (error, response) => (error ? reject(error) : resolve(response))));
-        for (const item of list.items) {
-          const object = JSON.parse(item.toString()) as { kind?: string; metadata?: { namespace?: string; name?: string; resourceVersion?: string } };
-          stored.set(keyOf(object), object.metadata?.resourceVersion ?? '');
-        }
-      }
+      const stored = await listAll();
       // Namespaces made at startup (and the test's own) are compared by presence only.
       for (const key of model.keys()) if (key.startsWith('Namespace/')) model.set(key, stored.get(key) ?? 'missing');
       expect([...stored.entries()].sort()).to.deep.equal([...model.entries()].sort());

@@ -5,6 +5,8 @@ import { expect } from 'chai';
 import { GarbageCollector } from '../../services/apiserver/garbage-collector.js';
 import { ApiError, Registry, type ApiObject } from '../../services/apiserver/registry.js';
 import { WatchCache } from '../../services/apiserver/watch-cache.js';
+import { EventRecorder } from '../../services/client/events.js';
+import { registryEventSink } from '../../services/apiserver/bootstrap.js';
 import { waitFor } from '../../services/launcher/local-cluster.js';
 import type { ReplicatedStore } from '../../services/store/index.js';
 import { openSingleStore } from '../support/single-store.js';
@@ -40,7 +42,8 @@ describe('apiserver: the garbage collector', function () {
     await registry.create('Namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
     cache = new WatchCache(store, { historyEvents: 100 });
     cache.start();
-    collector = new GarbageCollector(cache, registry, { isActive: () => active, log: (message) => logged.push(message), retryDelayMs: 20 });
+    const events = new EventRecorder(registryEventSink(registry), { component: 'garbage-collector', host: 'test' });
+    collector = new GarbageCollector(cache, registry, { isActive: () => active, log: (message) => logged.push(message), retryDelayMs: 20, events });
     collector.start();
   });
 
@@ -65,6 +68,9 @@ describe('apiserver: the garbage collector', function () {
     }, 10_000, 10);
     expect(shared.metadata.ownerReferences).to.deep.equal(ownedBy(other));
     expect(logged.some((line) => line === 'garbage collector: deleting ConfigMap default/bg-child: its owners are gone')).to.equal(true);
+    const recorded = await waitFor('the event', async () => (await registry.list('Event', { namespace: 'default', fieldSelector: 'involvedObject.name=bg-child' })).items[0], 10_000, 10);
+    expect(recorded).to.deep.include({ reason: 'GarbageCollected', message: 'Deleting: its owner ConfigMap bg-owner is gone', type: 'Normal', count: 1 });
+    expect(recorded.involvedObject).to.deep.include({ kind: 'ConfigMap', name: 'bg-child', namespace: 'default' });
   });
 
   it('Orphan: the owner goes and its dependents stay, without the reference', async function () {
@@ -77,6 +83,8 @@ describe('apiserver: the garbage collector', function () {
     const child = await exists('or-child');
     expect(child).to.not.equal(undefined);
     expect(child!.metadata.ownerReferences).to.equal(undefined);
+    const recorded = await waitFor('the event', async () => (await registry.list('Event', { namespace: 'default', fieldSelector: 'involvedObject.name=or-child' })).items[0], 10_000, 10);
+    expect(recorded).to.deep.include({ reason: 'Orphaned', message: 'Its owner ConfigMap or-owner was deleted with propagationPolicy Orphan; the reference to it was removed' });
   });
 
   it('Foreground: dependents (and theirs) go first, then the owner', async function () {

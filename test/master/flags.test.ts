@@ -6,7 +6,7 @@ import { InitialClusterError, memberIdOf, parseInitialCluster } from '../../serv
 
 describe('mast master flags', function () {
   it('reads etcd-style flags in both --flag=value and --flag value forms, with etcd-like defaults', function () {
-    const flags = parseMasterFlags(['--name', 'm1', '--listen-peer-urls=http://127.0.0.1:2380', '--initial-cluster', 'm1=http://127.0.0.1:2380', '--client-cert-auth=false']);
+    const flags = parseMasterFlags(['--name', 'm1', '--listen-peer-urls=http://127.0.0.1:2380', '--initial-cluster', 'm1=http://127.0.0.1:2380', '--client-cert-auth=false', '--insecure']);
     expect(flags.name).to.equal('m1');
     expect(flags.dataDir).to.equal('m1.mast');
     expect(flags.initialAdvertisePeerUrls).to.deep.equal(['http://127.0.0.1:2380']);
@@ -16,15 +16,15 @@ describe('mast master flags', function () {
     expect(flags.electionTimeoutMs).to.equal(250);
     expect(flags.maxRequestBytes).to.equal(1_572_864);
     expect(flags.autoCompactionRetention).to.equal(0);
-    expect(parseMasterFlags(['--auto-compaction-retention=30m']).autoCompactionRetention).to.equal(1_800_000);
-    expect(parseMasterFlags(['--auto-compaction-retention=1']).autoCompactionRetention).to.equal(3_600_000);
-    expect(parseMasterFlags(['--auto-compaction-mode=revision', '--auto-compaction-retention=1000']).autoCompactionRetention).to.equal(1000);
+    expect(parseMasterFlags(['--auto-compaction-retention=30m', '--insecure']).autoCompactionRetention).to.equal(1_800_000);
+    expect(parseMasterFlags(['--auto-compaction-retention=1', '--insecure']).autoCompactionRetention).to.equal(3_600_000);
+    expect(parseMasterFlags(['--auto-compaction-mode=revision', '--auto-compaction-retention=1000', '--insecure']).autoCompactionRetention).to.equal(1000);
   });
 
   it('names what is wrong', function () {
-    const failure = (argv: string[]): string => {
+    const failure = (argv: string[], insecure = true): string => {
       try {
-        parseMasterFlags(argv);
+        parseMasterFlags(insecure ? ['--insecure', ...argv] : argv);
       } catch (error) {
         expect(error).to.be.instanceOf(FlagError);
         return (error as Error).message;
@@ -38,11 +38,31 @@ describe('mast master flags', function () {
     expect(failure(['--snapshot-count', 'many'])).to.contain('not a whole number');
     expect(failure(['--service-cluster-ip-range', '10.96.0.0'])).to.equal('--service-cluster-ip-range: "10.96.0.0" is not an IPv4 CIDR with a prefix of /8 to /30');
     expect(failure(['--service-node-port-range', '32767-30000'])).to.equal('--service-node-port-range: "32767-30000" is not LOW-HIGH within 1-65535');
-    expect(parseMasterFlags(['--service-node-port-range', '31000-31099']).serviceNodePortRange).to.deep.equal([31000, 31099]);
+    expect(parseMasterFlags(['--service-node-port-range', '31000-31099', '--insecure']).serviceNodePortRange).to.deep.equal([31000, 31099]);
     expect(failure(['--initial-cluster-state', 'old'])).to.contain('"new" or "existing"');
     expect(failure(['--name'])).to.contain('needs a value');
     expect(failure(['--auto-compaction-mode=revision', '--auto-compaction-retention=1h'])).to.contain('not a number of revisions');
     expect(failure(['--auto-compaction-retention=soon'])).to.contain('not a duration');
+    expect(failure(['--traces-exporter=jaeger'])).to.equal('--traces-exporter must be none, console or otlp, not "jaeger"');
+  });
+
+  it('is secure by default: authenticated TLS clients, or an explicit --insecure', function () {
+    const failure = (argv: string[]): string => {
+      try {
+        parseMasterFlags(argv);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error('expected a FlagError');
+    };
+    expect(failure([])).to.equal(
+      'client URL http://localhost:2379 is plain http: clients must be authenticated over TLS. Use https:// URLs with --cert-file/--key-file, --trusted-ca-file and --token-auth-file (mast init writes them), or pass --insecure for a local try',
+    );
+    expect(failure(['--listen-client-urls=https://127.0.0.1:2379', '--cert-file=m.crt', '--key-file=m.key'])).to.contain('no way to authenticate clients');
+    const secure = parseMasterFlags(['--listen-client-urls=https://127.0.0.1:2379', '--cert-file=m.crt', '--key-file=m.key', '--trusted-ca-file=ca.crt', '--token-auth-file=tokens.csv']);
+    expect(secure.insecure).to.equal(false);
+    expect(secure.tokenAuthFile).to.equal('tokens.csv');
+    expect(parseMasterFlags(['--insecure']).insecure).to.equal(true);
   });
 
   it('parses --initial-cluster into members with ids derived from peer URLs and the token', function () {

@@ -14,6 +14,10 @@ class Recorder implements StateListener {
   readonly renewed: Array<[number, number]> = [];
   readonly removed: number[] = [];
   memberChanges = 0;
+  readonly committedIds: string[] = [];
+  committed(requestId: string): void {
+    this.committedIds.push(requestId);
+  }
   applied(requestId: string, outcome: Outcome, index: number): void {
     this.outcomes.push({ requestId, outcome, index });
   }
@@ -54,6 +58,8 @@ describe('store state machine', function () {
     machine.apply(log.entry('r1', put('/k', 'v1'))); // the same request proposed again after a leader change
     machine.apply(log.entry('r2', put('/k', 'v2')));
     expect(recorder.outcomes.map((entry) => entry.requestId)).to.deep.equal(['r1', 'r2']);
+    // Each is announced as committed once, before it is applied (the repeat is not).
+    expect(recorder.committedIds).to.deep.equal(['r1', 'r2']);
     const latest = machine.kv.range({ key: Buffer.from('/k') }).kvs[0]!;
     expect(Buffer.from(latest.value).toString()).to.equal('v2');
     expect(latest.version).to.equal(2);

@@ -1,0 +1,197 @@
+// Who is asking, and may they: authentication, RBAC authorization and node
+// restriction for the resource API, and the admin-only rule for the raw
+// etcd API. As Kubernetes does it:
+//
+// - Authentication: a bearer token from the static token file
+//   (--token-auth-file), else a client certificate verified against the
+//   cluster CA (CN is the user, each O a group). No credentials, or a token
+//   nobody has, is UNAUTHENTICATED. Everyone authenticated is also in
+//   system:authenticated.
+// - Authorization: RBAC over the Roles and bindings in the watch cache.
+//   system:masters may do anything.
+// - Node restriction: an agent (user system:node:NAME in system:nodes) may
+//   only write its own Node and node Lease, and only the status of pods
+//   bound to it (and delete them).
+//
+// With --insecure there is none of this: every caller is an admin.
+
+import * as grpc from '@grpc/grpc-js';
+import { kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
+import { ApiError, type ApiObject } from './registry.js';
+import { authorize, forbiddenMessage, NODES_GROUP, SUPERUSER_GROUP, type ClusterRole, type ClusterRoleBinding, type RbacSource, type RequestAttributes, type Role, type RoleBinding, type UserInfo } from './rbac.js';
+import type { WatchCache } from './watch-cache.js';
+
+export interface TokenUser {
+  readonly name: string;
+  readonly uid: string;
+  readonly groups: readonly string[];
+}
+
+/** Where node agents keep their heartbeat Leases (Kubernetes' namespace). */
+export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
+const NODE_USER_PREFIX = 'system:node:';
+const AUTHENTICATED_GROUP = 'system:authenticated';
+
+/** The caller of an --insecure master: an admin. */
+const INSECURE_USER: UserInfo = { name: 'system:admin', groups: [SUPERUSER_GROUP, AUTHENTICATED_GROUP] };
+
+/** One request to the resource API, as authorization sees it. */
+export interface AccessRequest {
+  readonly verb: 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
+  readonly info: KindInfo;
+  readonly namespace: string;
+  readonly name?: string;
+  readonly subresource?: 'status';
+  /** For writes: the object as it is stored now (node restriction looks at a pod's node). */
+  readonly current?: ApiObject | undefined;
+}
+
+function apiGroupOf(info: KindInfo): string {
+  return info.apiVersion.includes('/') ? info.apiVersion.split('/')[0]! : '';
+}
+
+function subjectNames(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+/** RBAC objects read from the watch cache. */
+class CachedRbac implements RbacSource {
+  constructor(private readonly cache: WatchCache) {}
+
+  clusterRole(name: string): ClusterRole | undefined {
+    const info = kindInfo('ClusterRole')!;
+    return this.cache.get(info, objectKey(info, '', name))?.object as unknown as ClusterRole | undefined;
+  }
+
+  role(namespace: string, name: string): Role | undefined {
+    const info = kindInfo('Role')!;
+    return this.cache.get(info, objectKey(info, namespace, name))?.object as unknown as Role | undefined;
+  }
+
+  clusterRoleBindings(): Iterable<ClusterRoleBinding> {
+    return this.cache.list(kindInfo('ClusterRoleBinding')!, undefined).map((cached) => cached.object as unknown as ClusterRoleBinding);
+  }
+
+  roleBindings(namespace: string): Iterable<RoleBinding> {
+    const info = kindInfo('RoleBinding')!;
+    if (listPrefix(info, namespace) === listPrefix(info, undefined)) return [];
+    return this.cache.list(info, namespace).map((cached) => cached.object as unknown as RoleBinding);
+  }
+}
+
+export interface AccessOptions {
+  readonly insecure: boolean;
+  /** Bearer token → user (from the token file). */
+  readonly tokens: ReadonlyMap<string, TokenUser>;
+}
+
+export class Access {
+  private readonly rbac: CachedRbac;
+
+  constructor(
+    cache: WatchCache,
+    private readonly options: AccessOptions,
+  ) {
+    this.rbac = new CachedRbac(cache);
+  }
+
+  get insecure(): boolean {
+    return this.options.insecure;
+  }
+
+  /** The caller of a gRPC call (ApiError Unauthorized without valid credentials). */
+  authenticate(metadata: grpc.Metadata, authContext: ReturnType<grpc.ServerInterceptingCallInterface['getAuthContext']> | null): UserInfo {
+    if (this.options.insecure) return INSECURE_USER;
+    const header = metadata.get('authorization')[0];
+    if (header !== undefined) {
+      const match = /^Bearer\s+(\S+)$/i.exec(String(header));
+      if (match === null) throw new ApiError('Unauthorized', 'the authorization metadata is not "Bearer TOKEN"');
+      const user = this.options.tokens.get(match[1]!);
+      if (user === undefined) throw new ApiError('Unauthorized', 'invalid bearer token');
+      return { name: user.name, uid: user.uid, groups: [...user.groups, AUTHENTICATED_GROUP] };
+    }
+    const certificate = authContext?.sslPeerCertificate;
+    if (certificate !== undefined) {
+      // grpc-js hands over only certificates the TLS handshake verified against the cluster CA.
+      const [name] = subjectNames(certificate.subject.CN);
+      if (name !== undefined && name !== '') return { name, groups: [...subjectNames(certificate.subject.O), AUTHENTICATED_GROUP] };
+    }
+    throw new ApiError('Unauthorized', 'no credentials: present a client certificate signed by the cluster CA or a bearer token (mastctl reads them from its config)');
+  }
+
+  /** Refuse (Forbidden) what RBAC or node restriction does not allow. */
+  authorize(user: UserInfo, request: AccessRequest): void {
+    if (this.options.insecure) return;
+    const attributes: RequestAttributes = {
+      user,
+      verb: request.verb,
+      apiGroup: apiGroupOf(request.info),
+      resource: request.info.resource,
+      ...(request.subresource === undefined ? {} : { subresource: request.subresource }),
+      namespace: request.info.namespaced ? request.namespace : '',
+      ...(request.name === undefined || request.name === '' ? {} : { name: request.name }),
+    };
+    const decision = authorize(this.rbac, attributes);
+    if (!decision.allowed) throw new ApiError('Forbidden', forbiddenMessage(attributes, decision.reason));
+    const restricted = nodeRestriction(user, request);
+    if (restricted !== undefined) throw new ApiError('Forbidden', `${forbiddenMessage(attributes)}: ${restricted}`);
+  }
+
+  /** The raw etcd API is for cluster admins only once auth is on (as with etcd's own auth). */
+  requireAdmin(user: UserInfo): void {
+    if (this.options.insecure || user.groups.includes(SUPERUSER_GROUP)) return;
+    throw new ApiError('Forbidden', `User "${user.name}" cannot use the etcd API: raw key-value access is for cluster admins (group ${SUPERUSER_GROUP}); use the resource API`);
+  }
+}
+
+/** The node an agent's user is (system:node:NAME in system:nodes), if it is one. */
+export function nodeNameOf(user: UserInfo): string | undefined {
+  if (!user.name.startsWith(NODE_USER_PREFIX) || !user.groups.includes(NODES_GROUP)) return undefined;
+  return user.name.slice(NODE_USER_PREFIX.length);
+}
+
+/** Why a node may not make this write (undefined: it may, or the caller is not a node). */
+export function nodeRestriction(user: UserInfo, request: AccessRequest): string | undefined {
+  const node = nodeNameOf(user);
+  if (node === undefined || request.verb === 'get' || request.verb === 'list' || request.verb === 'watch') return undefined;
+  switch (request.info.kind) {
+    case 'Node':
+      return request.name === node ? undefined : `node "${node}" can only modify its own Node object`;
+    case 'Lease':
+      return request.namespace === NODE_LEASE_NAMESPACE && request.name === node ? undefined : `node "${node}" can only modify its own Lease, ${NODE_LEASE_NAMESPACE}/${node}`;
+    case 'Pod': {
+      const spec = request.current?.spec;
+      const boundHere = typeof spec === 'object' && spec !== null && !Array.isArray(spec) && spec.nodeName === node;
+      if (request.verb === 'create') return `node "${node}" cannot create pods`;
+      if (request.verb === 'delete') return boundHere ? undefined : `node "${node}" can only delete pods bound to it`;
+      if (request.subresource === 'status') return boundHere ? undefined : `node "${node}" can only update the status of pods with spec.nodeName set to itself`;
+      return `node "${node}" can only update the status of pods, not their spec`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A server interceptor that lets only cluster admins call the etcd API
+ * (every service whose path starts with one of `prefixes`); the rest pass.
+ */
+export function adminOnlyInterceptor(access: Access, prefixes: readonly string[], toStatus: (error: unknown) => Partial<grpc.StatusObject>): grpc.ServerInterceptor {
+  return (method, call) => {
+    if (access.insecure || !prefixes.some((prefix) => method.path.startsWith(prefix))) return new grpc.ServerInterceptingCall(call);
+    const listener = new grpc.ServerListenerBuilder()
+      .withOnReceiveMetadata((metadata, next) => {
+        try {
+          access.requireAdmin(access.authenticate(metadata, call.getAuthContext()));
+        } catch (error) {
+          const status = toStatus(error);
+          call.sendStatus({ code: status.code ?? grpc.status.PERMISSION_DENIED, details: status.details ?? 'forbidden', metadata: status.metadata ?? new grpc.Metadata() });
+          return;
+        }
+        next(metadata);
+      })
+      .build();
+    return new grpc.ServerInterceptingCall(call, new grpc.ResponderBuilder().withStart((next) => next(listener)).build());
+  };
+}
