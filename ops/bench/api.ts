@@ -33,9 +33,10 @@ function configMap(name: string, namespace: string, data: Record<string, string>
 }
 
 /** Run `operation` from `concurrency` workers, offered at `rate` per second overall (0: as fast as possible). */
-async function load(concurrency: number, seconds: number, rate: number, operation: (sequence: number) => Promise<unknown>): Promise<{ latencies: number[]; errors: number; elapsed: number }> {
+async function load(concurrency: number, seconds: number, rate: number, operation: (sequence: number) => Promise<unknown>): Promise<{ latencies: number[]; errors: number; errorKinds: Record<string, number>; elapsed: number }> {
   const latencies: number[] = [];
   let errors = 0;
+  const errorKinds: Record<string, number> = {};
   let sequence = 0;
   const started = performance.now();
   const end = started + seconds * 1000;
@@ -53,13 +54,15 @@ async function load(concurrency: number, seconds: number, rate: number, operatio
       try {
         await operation(index);
         latencies.push(performance.now() - begin);
-      } catch {
+      } catch (error) {
         errors++;
+        const kind = `${(error as { code?: number }).code ?? '?'} ${String((error as { details?: string }).details ?? error).slice(0, 60)}`;
+        errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
       }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return { latencies, errors, elapsed: (performance.now() - started) / 1000 };
+  return { latencies, errors, errorKinds, elapsed: (performance.now() - started) / 1000 };
 }
 
 export async function benchApi(options: ApiBenchOptions, log: (line: string) => void): Promise<Record<string, unknown>> {
@@ -88,7 +91,7 @@ export async function benchApi(options: ApiBenchOptions, log: (line: string) => 
       }
     });
     const writeOps = writes.latencies.length / writes.elapsed;
-    log(`writes: ${writeOps.toFixed(0)}/s offered ${options.rate}/s, p50 ${percentile(writes.latencies, 0.5).toFixed(1)} ms, p99 ${percentile(writes.latencies, 0.99).toFixed(1)} ms, errors ${writes.errors}`);
+    log(`writes: ${writeOps.toFixed(0)}/s offered ${options.rate}/s, p50 ${percentile(writes.latencies, 0.5).toFixed(1)} ms, p99 ${percentile(writes.latencies, 0.99).toFixed(1)} ms, errors ${writes.errors}${writes.errors > 0 ? ` ${JSON.stringify(writes.errorKinds)}` : ''}`);
 
     const gets = await load(100, options.seconds, 0, (index) => pick(index).get('ConfigMap', 'bench', created[index % created.length]!));
     log(`gets: ${(gets.latencies.length / gets.elapsed).toFixed(0)}/s, p99 ${percentile(gets.latencies, 0.99).toFixed(1)} ms, errors ${gets.errors}`);

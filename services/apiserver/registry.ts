@@ -716,10 +716,11 @@ export class Registry {
   }
 
   private async requireNamespace(namespace: string): Promise<void> {
-    const key = objectKey(Registry.kind('Namespace'), '', namespace);
-    if (this.read(key) !== undefined) return;
+    const key = encoder.encode(objectKey(Registry.kind('Namespace'), '', namespace));
+    const exists = (): boolean => this.store.kv.range({ key, countOnly: true }).count > 0;
+    if (exists()) return;
     await this.store.linearizableBarrier();
-    if (this.read(key) === undefined) {
+    if (!exists()) {
       throw new ApiError('NotFound', `namespace "${namespace}" not found`);
     }
   }
