@@ -169,4 +169,24 @@ describe('resource API on 3 masters', function () {
       writer.close();
     }
   });
+
+  it('holds a ResourceQuota against creates racing through every master', async function () {
+    await client.create('Namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'quota' } });
+    await client.create('ResourceQuota', { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'pods', namespace: 'quota' }, spec: { hard: { pods: '2' } } });
+    const perMaster = cluster.endpoints.map((endpoint) => new ResourceClient({ endpoints: [endpoint] }));
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 6 }, (_, index) => perMaster[index % perMaster.length]!.create('Pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${index}`, namespace: 'quota' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } })),
+      );
+      const refused = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected').map((result) => result.reason as grpc.ServiceError);
+      expect(results.filter((result) => result.status === 'fulfilled')).to.have.length(2);
+      expect(refused.map((error) => error.code)).to.deep.equal(Array(4).fill(grpc.status.PERMISSION_DENIED));
+      expect(refused[0]!.details).to.match(/^pods "p\d" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=2, limited: pods=2$/);
+      expect((await client.list('Pod', { namespace: 'quota' })).items).to.have.length(2);
+      const quota = await client.get('ResourceQuota', 'quota', 'pods');
+      expect(quota.status).to.deep.equal({ hard: { pods: '2' }, used: { pods: '2' } });
+    } finally {
+      for (const one of perMaster) one.close();
+    }
+  });
 });
