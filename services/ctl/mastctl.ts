@@ -26,7 +26,7 @@ import { EtcdClient } from '../client/etcd.js';
 import { KINDS, resolveKind, type KindInfo } from '../client/kinds.js';
 import { ResourceClient, type KubeObject } from '../client/resources.js';
 import { readManifests, ManifestError } from './manifests.js';
-import { formatTable, printObjects, type PrintOptions } from './printers.js';
+import { describeEvents, formatTable, printObjects, type PrintOptions } from './printers.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -375,7 +375,13 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
         const ns = info.namespaced ? (namespace ?? 'default') : '';
         const objects = names.length > 0 ? await Promise.all(names.map((name) => client!.get(info.kind, ns, name))) : (await client.list(info.kind, { namespace: ns, labelSelector: flag(parsed, 'selector') ?? '' })).items;
         if (objects.length === 0) io.out(`No resources found${info.namespaced ? ` in ${ns} namespace` : ''}.`);
-        io.out(objects.map((object) => describeObject(info, object)).join('\n\n'));
+        const described: string[] = [];
+        for (const object of objects) {
+          // Events about it live in its namespace (cluster-scoped objects' in default), as Kubernetes keeps them.
+          const events = await client.list('Event', { namespace: ns === '' ? 'default' : ns, fieldSelector: `involvedObject.kind=${info.kind},involvedObject.name=${String(object.metadata?.name)}` });
+          described.push(`${describeObject(info, object)}\n${describeEvents(events.items, io.now())}`);
+        }
+        io.out(described.join('\n\n'));
         return 0;
       }
       case 'scale': {

@@ -138,3 +138,23 @@ export function printObjects(kind: string, objects: readonly KubeObject[], optio
     }
   }
 }
+
+/** kubectl describe's Events section for an object's events, oldest first. */
+export function describeEvents(events: readonly KubeObject[], now: Date): string {
+  if (events.length === 0) return 'Events:  <none>';
+  const sorted = [...events].sort((a, b) => String(a.lastTimestamp ?? '').localeCompare(String(b.lastTimestamp ?? '')));
+  const rows = sorted.map((event) => {
+    const count = typeof event.count === 'number' ? event.count : 1;
+    const last = age(event.lastTimestamp, now);
+    const source = event.source as { component?: string; host?: string } | undefined;
+    return {
+      Type: String(event.type ?? ''),
+      Reason: String(event.reason ?? ''),
+      Age: count > 1 ? `${last} (x${count} over ${age(event.firstTimestamp, now)})` : last,
+      From: [source?.component, source?.host].filter((part) => part !== undefined && part !== '').join(', '),
+      Message: String(event.message ?? ''),
+    };
+  });
+  const table = formatTable(['Type', 'Reason', 'Age', 'From', 'Message'], [{ Type: '----', Reason: '------', Age: '----', From: '----', Message: '-------' }, ...rows]);
+  return `Events:\n${table.split('\n').map((line) => `  ${line}`).join('\n')}`;
+}

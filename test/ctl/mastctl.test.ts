@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
-import { age, formatTable, printObjects } from '../../services/ctl/printers.js';
+import { age, describeEvents, formatTable, printObjects } from '../../services/ctl/printers.js';
 import { parseManifests, ManifestError } from '../../services/ctl/manifests.js';
 
 const MASTCTL = fileURLToPath(new URL('../../services/cmd/mastctl.js', import.meta.url));
@@ -29,6 +29,24 @@ describe('mastctl printers and manifests', function () {
     expect(printObjects('Pod', [pod], { output: 'table', withNamespace: false, showLabels: false, now })).to.equal('NAME    READY   STATUS             RESTARTS   AGE\nweb-1   1/2     CrashLoopBackOff   3          60m');
     expect(printObjects('Pod', [pod], { output: 'wide', withNamespace: false, showLabels: false, now }).split('\n')[0]).to.equal('NAME    READY   STATUS             RESTARTS   AGE   IP         NODE');
     expect(printObjects('Pod', [pod], { output: 'name', withNamespace: false, showLabels: false, now })).to.equal('pod/web-1');
+    expect(describeEvents([], now)).to.equal('Events:  <none>');
+    expect(
+      describeEvents(
+        [
+          { type: 'Warning', reason: 'BackOff', message: 'Back-off restarting failed container', count: 4, firstTimestamp: '2026-11-25T11:58:00Z', lastTimestamp: '2026-11-25T11:59:50Z', source: { component: 'kubelet', host: 'n1' } },
+          { type: 'Normal', reason: 'Scheduled', message: 'Successfully assigned default/web-1 to n1', count: 1, firstTimestamp: '2026-11-25T11:57:00Z', lastTimestamp: '2026-11-25T11:57:00Z', source: { component: 'default-scheduler' } },
+        ],
+        now,
+      ),
+    ).to.equal(
+      [
+        'Events:',
+        '  Type      Reason      Age                From                Message',
+        '  ----      ------      ----               ----                -------',
+        '  Normal    Scheduled   3m                 default-scheduler   Successfully assigned default/web-1 to n1',
+        '  Warning   BackOff     10s (x4 over 2m)   kubelet, n1         Back-off restarting failed container',
+      ].join('\n'),
+    );
   });
 
   it('reads multi-document YAML and Lists, and names the document that is wrong', function () {
@@ -113,6 +131,7 @@ describe('mastctl against 3 masters', function () {
     const described = await mastctl('describe', 'deployment', 'hello');
     expect(described.out).to.match(/^Name:\s+hello\nNamespace:\s+default\nLabels:\s+app=hello\n/);
     expect(described.out).to.contain('Spec:\n  replicas: 2').and.contain('image: busybox:1.36').and.contain('containerPort: 8080');
+    expect(described.out).to.match(/\nEvents:  <none>$/);
     expect((await mastctl('run', 'nameless')).out).to.equal('error: run needs NAME --image=IMAGE [--replicas=N] [--port=P]');
     // get -w: the table, then a row per change, until interrupted.
     const watcher = spawn(process.execPath, [MASTCTL, 'get', 'configmaps', '-w'], { env });
