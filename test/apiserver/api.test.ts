@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { KINDS } from '../../services/client/kinds.js';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
+import { typed, TYPED_KINDS } from '../../services/client/typed.js';
 import { isRetriable } from '../../services/client/etcd.js';
 import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
 
@@ -188,5 +189,18 @@ describe('resource API on 3 masters', function () {
     } finally {
       for (const one of perMaster) one.close();
     }
+  });
+
+  it('has typed wrappers for every kind it serves', async function () {
+    expect(Object.keys(TYPED_KINDS).sort()).to.deep.equal(KINDS.map((info) => info.kind).sort());
+    const pods = typed(client, 'Pod');
+    const created = await pods.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'typed', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } });
+    expect(created.spec?.containers?.[0]?.image).to.equal('busybox:1.36');
+    expect(created.spec?.restartPolicy).to.equal('Always');
+    const listed = await pods.list({ namespace: 'default', fieldSelector: 'metadata.name=typed' });
+    expect(listed.items.map((pod) => pod.metadata?.name)).to.deep.equal(['typed']);
+    const bound = await pods.update({ ...created, spec: { ...created.spec, nodeName: 'n1' } });
+    expect(bound.spec?.nodeName).to.equal('n1');
+    await pods.delete('default', 'typed', { gracePeriodSeconds: 0 });
   });
 });
