@@ -13,15 +13,7 @@ import { ResourceClient, type KubeObject } from '../../services/client/resources
 import { typed, TYPED_KINDS } from '../../services/client/typed.js';
 import { isRetriable } from '../../services/client/etcd.js';
 import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
-
-async function failure(promise: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as grpc.ServiceError;
-  }
-  throw new Error('expected the call to fail');
-}
+import { failure } from '../support/refusals.js';
 
 describe('resource API on 3 masters', function () {
   this.timeout(180_000);

@@ -13,15 +13,7 @@ import { ResourceClient, type KubeObject } from '../../services/client/resources
 import { runCtl } from '../../services/ctl/mastctl.js';
 import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
 import { createCertificateAuthority, formatTokenFile, issueCertificate, issueNodeCredentials } from '../../services/pki/index.js';
-
-async function failure(promise: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as grpc.ServiceError;
-  }
-  throw new Error('expected the call to fail');
-}
+import { failure } from '../support/refusals.js';
 
 const TOKENS = { admin: 'admin-token-0123456789', alice: 'alice-token-0123456789' };
 

@@ -4,10 +4,12 @@
 
 import { expect } from 'chai';
 import { kindInfo } from '../../services/client/kinds.js';
-import { ApiError, Registry, type ApiObject } from '../../services/apiserver/registry.js';
+import type { ApiError} from '../../services/apiserver/registry.js';
+import { Registry, type ApiObject } from '../../services/apiserver/registry.js';
 import { applyUsage, exceededMessage, formatQuantity, usageOf } from '../../services/apiserver/quota.js';
 import type { ReplicatedStore } from '../../services/store/index.js';
 import { openSingleStore } from '../support/single-store.js';
+import { refusal } from '../support/refusals.js';
 
 const pod = (name: string, cpu: string, memory: string, namespace = 'limited'): object => ({
   apiVersion: 'v1',
@@ -15,16 +17,6 @@ const pod = (name: string, cpu: string, memory: string, namespace = 'limited'): 
   metadata: { name, namespace },
   spec: { containers: [{ name: 'app', image: 'busybox', resources: { requests: { cpu, memory }, limits: { cpu, memory } } }] },
 });
-
-async function refusal(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof ApiError) return error;
-    throw error;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('apiserver: ResourceQuota', function () {
   describe('usage arithmetic', function () {

@@ -1,17 +1,8 @@
 import { expect } from 'chai';
-import { ApiError, Registry, mergePatch, type ApiObject } from '../../services/apiserver/registry.js';
+import { Registry, mergePatch, type ApiObject } from '../../services/apiserver/registry.js';
 import type { ReplicatedStore } from '../../services/store/index.js';
 import { openSingleStore } from '../support/single-store.js';
-
-async function refusal(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof ApiError) return error;
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
+import { refusal } from '../support/refusals.js';
 
 const namespace = (name: string): object => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
 const configMap = (name: string, data: Record<string, string>, extra: object = {}): object => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'default', ...extra }, data });
