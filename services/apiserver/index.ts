@@ -11,3 +11,4 @@ export { CachedObject, WatchCache, type CacheWatchEvent, type CacheEventType } f
 export { GarbageCollector, type GarbageCollectorOptions } from './garbage-collector.js';
 export { EventRecorder, type EventObject, type EventSink } from '../client/events.js';
 export { registryEventSink } from './bootstrap.js';
+export { expiredEvents, sweepEvents, type EventExpiryOptions } from './event-ttl.js';

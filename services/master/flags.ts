@@ -34,6 +34,8 @@ export interface MasterFlags {
   readonly peerKeyFile: string;
   readonly peerTrustedCaFile: string;
   readonly peerClientCertAuth: boolean;
+  /** How long Events are kept after they last happened. */
+  readonly eventTtlMs: number;
   /** Kubernetes' static token file; empty: no bearer tokens. */
   readonly tokenAuthFile: string;
   /** No authentication or authorization at all (every client is an admin). */
@@ -83,6 +85,7 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'peer-key-file': { kind: 'string', help: 'TLS key for https:// peer URLs' },
   'peer-trusted-ca-file': { kind: 'string', help: 'CA bundle to verify other masters' },
   'peer-client-cert-auth': { kind: 'bool', help: 'require other masters to present a certificate signed by --peer-trusted-ca-file' },
+  'event-ttl': { kind: 'string', help: 'resource API: how long Events are kept after they last happened, e.g. 30m, 1h (default 1h)' },
   'token-auth-file': { kind: 'string', help: 'bearer tokens of users: CSV lines token,user,uid[,"group1,group2"] (Kubernetes\' format; mast init writes one)' },
   insecure: { kind: 'bool', help: 'no authentication or authorization: every client is a cluster admin (for local tries; required to serve http:// client URLs)' },
   'listen-metrics-urls': { kind: 'string', help: 'http://HOST:PORT to serve Prometheus metrics at /metrics (default: none)' },
@@ -210,6 +213,7 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     peerKeyFile: text('peer-key-file', ''),
     peerTrustedCaFile: text('peer-trusted-ca-file', ''),
     peerClientCertAuth: bool('peer-client-cert-auth'),
+    eventTtlMs: duration('event-ttl', text('event-ttl', '1h')),
     tokenAuthFile: text('token-auth-file', ''),
     insecure: bool('insecure'),
     listenMetricsUrls: urls('listen-metrics-urls', []),
@@ -234,6 +238,14 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
   }
   if (flags.listenMetricsUrls.length > 1) throw new FlagError('--listen-metrics-urls takes one URL');
   return flags;
+}
+
+/** A positive duration such as 90s, 30m or 1h. */
+function duration(name: string, value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
+  const milliseconds = match === null ? Number.NaN : Math.round(Number(match[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h']));
+  if (!(milliseconds > 0)) throw new FlagError(`--${name}: ${JSON.stringify(value)} is not a duration such as 90s, 30m or 1h`);
+  return milliseconds;
 }
 
 function tracesExporter(value: string): 'none' | 'console' | 'otlp' {

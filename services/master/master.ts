@@ -18,6 +18,7 @@ import {
   EventRecorder,
   GarbageCollector,
   registryEventSink,
+  sweepEvents,
   NODE_LEASE_NAMESPACE,
   statusOf,
   WatchCache,
@@ -89,6 +90,7 @@ export class Master {
   private clientServer: grpc.Server | undefined;
   private stopping: Promise<void> | undefined;
   private garbageCollector: GarbageCollector | undefined;
+  private eventSweeper: NodeJS.Timeout | undefined;
   private watchCache: WatchCache | undefined;
   private telemetry: Telemetry | undefined;
 
@@ -217,6 +219,14 @@ export class Master {
     });
     collector.start();
     this.garbageCollector = collector;
+    // Events expire (--event-ttl); the leader sweeps a few times per TTL, at least once a minute.
+    let sweeping = false;
+    this.eventSweeper = setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      void sweepEvents(cache, registry, { ttlMs: flags.eventTtlMs, isActive: () => leading, log: warn }).finally(() => (sweeping = false));
+    }, Math.min(60_000, Math.max(1000, Math.floor(flags.eventTtlMs / 4))));
+    this.eventSweeper.unref();
     this.clientServer = clientServer;
     for (const url of flags.listenClientUrls) {
       await bind(clientServer, url, clientServerCredentials(url, flags));
@@ -270,6 +280,7 @@ export class Master {
   private async shutdown(): Promise<void> {
     await this.handOverLeadership(400);
     this.garbageCollector?.stop();
+    if (this.eventSweeper !== undefined) clearInterval(this.eventSweeper);
     this.watchCache?.stop();
     this.clientServer?.forceShutdown();
     await this.store.stop();

@@ -44,6 +44,9 @@ describe('mast master flags', function () {
     expect(failure(['--auto-compaction-mode=revision', '--auto-compaction-retention=1h'])).to.contain('not a number of revisions');
     expect(failure(['--auto-compaction-retention=soon'])).to.contain('not a duration');
     expect(failure(['--traces-exporter=jaeger'])).to.equal('--traces-exporter must be none, console or otlp, not "jaeger"');
+    expect(failure(['--event-ttl=soon'])).to.equal('--event-ttl: "soon" is not a duration such as 90s, 30m or 1h');
+    expect(parseMasterFlags(['--insecure']).eventTtlMs).to.equal(3_600_000);
+    expect(parseMasterFlags(['--insecure', '--event-ttl=90s']).eventTtlMs).to.equal(90_000);
   });
 
   it('is secure by default: authenticated TLS clients, or an explicit --insecure', function () {
