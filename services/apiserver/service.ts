@@ -1,6 +1,9 @@
-// The Resources gRPC service (proto/api.proto) over the registry. Objects
-// in and out are JSON bytes; refusals become gRPC statuses with the
-// Kubernetes reason in the "mast-reason" trailer.
+// The Resources gRPC service (proto/api.proto) over the registry. Every call
+// is authenticated and authorized (access.ts) before the registry sees it;
+// lists and watches are served from the watch cache where they can be;
+// writes may carry a fence (a Lease's token) and a trace parent. Objects in
+// and out are JSON bytes; refusals become gRPC statuses with the Kubernetes
+// reason in the "mast-reason" trailer; each call is counted in the metrics.
 
 import * as grpc from '@grpc/grpc-js';
 import * as api from '../../proto/gen/api.js';
@@ -12,7 +15,7 @@ import type { WatchCache } from './watch-cache.js';
 import type { Access } from './access.js';
 import type { UserInfo } from './rbac.js';
 import { isJsonObject } from './schema.js';
-import { objectKey, type KindInfo } from '../client/kinds.js';
+import { kindInfo, objectKey, type KindInfo } from '../client/kinds.js';
 import { endSpan, startSpan, type MasterMetrics } from '../telemetry/index.js';
 import type { Tracer } from '@opentelemetry/api';
 
@@ -100,6 +103,11 @@ function namespaceOf(info: KindInfo, namespace: string): string {
   return info.namespaced ? (namespace === '' ? 'default' : namespace) : '';
 }
 
+/** The kind as a metric label: only served kinds, so random requests cannot grow the label set. */
+function kindLabel(kind: string): string {
+  return kindInfo(kind) === undefined ? 'unknown' : kind;
+}
+
 function codeName(code: grpc.status | undefined): string {
   return grpc.status[code ?? grpc.status.OK] ?? String(code);
 }
@@ -111,9 +119,10 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
     return (call, callback) => {
       const started = performance.now();
       const tracer = options.tracer;
-      const span = tracer === undefined ? undefined : startSpan(tracer, `mast.api/${verb}`, { 'mast.kind': call.request.kind });
+      const kind = kindLabel(call.request.kind);
+      const span = tracer === undefined ? undefined : startSpan(tracer, `mast.api/${verb}`, { 'mast.kind': kind });
       const finish = (error: Partial<grpc.StatusObject> | null, response?: Res): void => {
-        metrics?.recordApiRequest({ verb, kind: call.request.kind, code: codeName(error?.code), durationMs: performance.now() - started });
+        metrics?.recordApiRequest({ verb, kind, code: codeName(error?.code), durationMs: performance.now() - started });
         if (span !== undefined) endSpan(span.span, error === null ? undefined : new Error(error.details ?? codeName(error.code)));
         if (error === null) callback(null, response);
         else callback(error);
@@ -196,7 +205,7 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
       const end = (error?: unknown): void => {
         if (ended) return;
         ended = true;
-        if (counted) metrics?.watchEnded(request.kind);
+        if (counted) metrics?.watchEnded(kindLabel(request.kind));
         watch?.cancel();
         if (bookmarkTimer !== undefined) clearInterval(bookmarkTimer);
         if (error === undefined) call.end();
@@ -208,7 +217,7 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
         if (ended) return;
         lastSent = performance.now();
         call.write({ type, object });
-        metrics?.watchEventsSent(request.kind, type, 1);
+        metrics?.watchEventsSent(kindLabel(request.kind), type, 1);
       };
       (async () => {
         requireKind(request.kind);
@@ -226,7 +235,7 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
           watch.cancel();
           return;
         }
-        metrics?.watchStarted(request.kind);
+        metrics?.watchStarted(kindLabel(request.kind));
         counted = true;
         if (request.allowBookmarks) {
           bookmarkTimer = setInterval(() => {

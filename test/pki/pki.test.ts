@@ -3,7 +3,7 @@
 // the token file it writes, and `mast init` as a process.
 
 import { expect } from 'chai';
-import '../../services/pki/reflect-metadata.js';
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync, spawnSync } from 'node:child_process';
