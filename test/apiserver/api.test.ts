@@ -43,7 +43,7 @@ describe('resource API on 3 masters', function () {
     );
   });
 
-  it('creates, reads, lists, updates and deletes every kind', async function () {
+  it('creates, reads, lists, updates, deletes and watches every kind', async function () {
     const pod = { containers: [{ name: 'c', image: 'busybox:1.36' }] };
     const template = { metadata: { labels: { app: 'crud' } }, spec: pod };
     const workload = { selector: { matchLabels: { app: 'crud' } }, template };
@@ -60,6 +60,10 @@ describe('resource API on 3 masters', function () {
     for (const info of KINDS) {
       const name = `crud-${info.resource}`;
       const metadata = info.namespaced ? { name, namespace: 'default', labels: { test: 'crud' } } : { name, labels: { test: 'crud' } };
+      // A watch of the kind sees the three changes, each at its version.
+      const seen: string[] = [];
+      const start = await client.list(info.kind, { labelSelector: 'test=crud' });
+      const stopWatch = client.watch(info.kind, { labelSelector: 'test=crud', resourceVersion: start.resourceVersion }, { onEvent: (type, object) => seen.push(`${type} ${object.metadata?.name} ${object.metadata?.resourceVersion}`) });
       const created = await client.create(info.kind, { apiVersion: info.apiVersion, kind: info.kind, metadata, ...minimal[info.kind] });
       expect(created.metadata?.resourceVersion, info.kind).to.match(/^\d+$/);
       const got = await client.get(info.kind, info.namespaced ? 'default' : '', name);
@@ -70,6 +74,15 @@ describe('resource API on 3 masters', function () {
       expect(Number(updated.metadata?.resourceVersion)).to.be.greaterThan(Number(created.metadata?.resourceVersion));
       await client.delete(info.kind, info.namespaced ? 'default' : '', name, { resourceVersion: updated.metadata?.resourceVersion as string });
       expect((await failure(client.get(info.kind, info.namespaced ? 'default' : '', name))).code, info.kind).to.equal(grpc.status.NOT_FOUND);
+      try {
+        await waitFor(`the ${info.kind} watch`, async () => (seen.length >= 3 ? true : undefined), 30_000, 10);
+      } finally {
+        stopWatch();
+      }
+      const [, , deletedAt] = seen[2]!.split(' ');
+      expect(seen.slice(0, 2), info.kind).to.deep.equal([`ADDED ${name} ${created.metadata?.resourceVersion}`, `MODIFIED ${name} ${updated.metadata?.resourceVersion}`]);
+      expect(seen[2]!.startsWith(`DELETED ${name} `), info.kind).to.equal(true);
+      expect(Number(deletedAt)).to.be.greaterThan(Number(updated.metadata?.resourceVersion));
     }
   });
 
