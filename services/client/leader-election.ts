@@ -1,0 +1,243 @@
+// Leader election on a Lease, with fencing — client-go's LeaderElector, made
+// safe. client-go admits that a leader which stalls (GC pause, SIGSTOP, a
+// partition) may still act after another has taken over; here every write
+// the leader makes carries the Lease's fencing token, and the API server
+// refuses it once the Lease has had a newer holder (the check is inside the
+// write's own transaction). So at most one leader's writes are ever
+// accepted, whatever the clocks and pauses.
+//
+// How it runs, as client-go: every retry period each candidate reads the
+// Lease. A holder renews it (renewTime). A candidate that has seen the same
+// version of the Lease for longer than the lease duration — measured on its
+// own monotonic clock from when it first saw that version, never from the
+// timestamps inside, so clock skew does not matter — takes it over with a
+// compare-and-swap on that version. The write that makes it holder returns
+// the Lease's resourceVersion: that is its fencing token, set on the client
+// for every later write of the clients it works through (the Lease itself is
+// written through a client of its own, unfenced). A holder that cannot renew
+// within the renew deadline stops leading. The fence is never cleared: after
+// losing the Lease, those clients' writes keep the old token and are refused.
+//
+// Durations are sub-second (failover within a second is the goal), so the
+// Lease also carries them in milliseconds in an annotation; its
+// leaseDurationSeconds is the same rounded up, for kubectl-minded readers.
+
+import type { KubeObject, ResourceClient, WriteFence } from './resources.js';
+
+export const LEASE_DURATION_MS_ANNOTATION = 'coordination.mast.io/lease-duration-ms';
+
+export interface Leadership {
+  readonly identity: string;
+  /** The fencing token: the Lease's resourceVersion when this candidate became its holder. */
+  readonly fence: WriteFence;
+  /** Aborted when leadership is lost or the elector stops. */
+  readonly signal: AbortSignal;
+}
+
+export interface LeaderElectionOptions {
+  /** For the Lease itself: its writes are never fenced (taking over must not carry the last, stale token). */
+  readonly client: ResourceClient;
+  /** The clients the leader works through: each gets the fence of every leadership, and keeps it after. */
+  readonly fenced: readonly ResourceClient[];
+  readonly namespace: string;
+  readonly name: string;
+  /** Unique per process (a restarted process must not reuse one): e.g. `${host}_${nanoid()}`. */
+  readonly identity: string;
+  /** How long a holder's silence means it is gone (default 600 ms). */
+  readonly leaseDurationMs?: number;
+  /** How long a holder keeps leading without a successful renewal (default 400 ms; less than the lease duration). */
+  readonly renewDeadlineMs?: number;
+  /** How often candidates look and holders renew (default 100 ms). */
+  readonly retryPeriodMs?: number;
+  readonly onStartedLeading: (leadership: Leadership) => void;
+  readonly onStoppedLeading?: () => void;
+  /** The holder as this candidate sees it changes ('' when none). */
+  readonly onNewLeader?: (identity: string) => void;
+  readonly log?: (line: string) => void;
+  /** Monotonic milliseconds (tests); default performance.now. */
+  readonly now?: () => number;
+}
+
+interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+type LeaseObject = KubeObject & { spec?: LeaseSpec };
+
+function microTime(date: Date): string {
+  return date.toISOString().replace(/Z$/, '000Z');
+}
+
+function isStatus(error: unknown, code: number): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
+}
+
+const NOT_FOUND = 5;
+
+export class LeaderElector {
+  private readonly leaseDurationMs: number;
+  private readonly renewDeadlineMs: number;
+  private readonly retryPeriodMs: number;
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private busy = false;
+  /** The version of the Lease last seen, and when (our clock) it was first seen. */
+  private observed: { resourceVersion: string; holder: string; atMs: number } | undefined;
+  private leading: { fence: WriteFence; controller: AbortController; renewedAtMs: number } | undefined;
+  /** The fence of this process's last leadership (valid while the Lease's holder has not changed). */
+  private lastFence: WriteFence | undefined;
+  private lastLeader = '';
+
+  constructor(private readonly options: LeaderElectionOptions) {
+    this.leaseDurationMs = options.leaseDurationMs ?? 600;
+    this.renewDeadlineMs = options.renewDeadlineMs ?? 400;
+    this.retryPeriodMs = options.retryPeriodMs ?? 100;
+    if (!(this.renewDeadlineMs < this.leaseDurationMs)) throw new Error(`renewDeadlineMs (${this.renewDeadlineMs}) must be less than leaseDurationMs (${this.leaseDurationMs})`);
+    if (!(this.retryPeriodMs < this.renewDeadlineMs)) throw new Error(`retryPeriodMs (${this.retryPeriodMs}) must be less than renewDeadlineMs (${this.renewDeadlineMs})`);
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  get isLeader(): boolean {
+    return this.leading !== undefined;
+  }
+
+  /** The fence of the current (or last) leadership. */
+  get fence(): WriteFence | undefined {
+    return this.lastFence;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.schedule(0);
+  }
+
+  /** Stop; a holder releases the Lease (empty holder) so another takes over at once. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    const leading = this.leading;
+    this.stepDown('stopping');
+    if (leading === undefined) return;
+    try {
+      const lease = (await this.options.client.get('Lease', this.options.namespace, this.options.name)) as LeaseObject;
+      if (lease.spec?.holderIdentity !== this.options.identity) return;
+      await this.options.client.update('Lease', { ...lease, spec: { ...lease.spec, holderIdentity: '', renewTime: microTime(new Date()) } });
+    } catch (error) {
+      this.options.log?.(`leader election: releasing ${this.leaseName} failed: ${String(error)}`);
+    }
+  }
+
+  private get leaseName(): string {
+    return `${this.options.namespace}/${this.options.name}`;
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.running) return;
+    this.timer = setTimeout(() => void this.tick(), delayMs);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy || !this.running) return;
+    this.busy = true;
+    try {
+      await this.tryAcquireOrRenew();
+    } catch (error) {
+      this.options.log?.(`leader election: ${this.leaseName}: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      this.busy = false;
+      // A holder that could not renew in time stops acting (its fence would stop its writes anyway).
+      if (this.leading !== undefined && this.now() - this.leading.renewedAtMs > this.renewDeadlineMs) this.stepDown(`no renewal for ${this.renewDeadlineMs} ms`);
+      this.schedule(this.retryPeriodMs);
+    }
+  }
+
+  private async tryAcquireOrRenew(): Promise<void> {
+    const { client, namespace, name, identity } = this.options;
+    let lease: LeaseObject | undefined;
+    try {
+      lease = (await client.get('Lease', namespace, name)) as LeaseObject;
+    } catch (error) {
+      if (!isStatus(error, NOT_FOUND)) throw error;
+    }
+    const now = new Date();
+    const spec: LeaseSpec = {
+      holderIdentity: identity,
+      leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
+      renewTime: microTime(now),
+    };
+    const metadata = { name, namespace, annotations: { [LEASE_DURATION_MS_ANNOTATION]: String(this.leaseDurationMs) } };
+    if (lease === undefined) {
+      const created = await client.create('Lease', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } });
+      this.becomeLeader(String(created.metadata?.resourceVersion));
+      return;
+    }
+    const version = String(lease.metadata?.resourceVersion);
+    const holder = lease.spec?.holderIdentity ?? '';
+    this.observe(version, holder);
+    if (holder === identity) {
+      const renewed = await client.update('Lease', { ...lease, spec: { ...lease.spec, renewTime: microTime(now) } });
+      this.observe(String(renewed.metadata?.resourceVersion), identity);
+      if (this.leading !== undefined) {
+        this.leading.renewedAtMs = this.now();
+      } else if (this.lastFence !== undefined) {
+        // It stepped down (a late renewal) but nobody took over: the holder never changed, so its token still holds.
+        this.becomeLeader(this.lastFence.token);
+      } else {
+        // Held under this identity by an earlier life of it: its token is unknown, so release first;
+        // the next take changes the holder and so the fence.
+        await client.update('Lease', { ...renewed, spec: { ...(renewed as LeaseObject).spec, holderIdentity: '' } });
+      }
+      return;
+    }
+    if (holder !== '' && !this.expired(lease)) return;
+    // Free or expired: take it, by compare-and-swap on the version seen.
+    const taken = await client.update('Lease', {
+      ...lease,
+      metadata: { ...lease.metadata, annotations: { ...(lease.metadata?.annotations as Record<string, string> | undefined), ...metadata.annotations } },
+      spec: { ...spec, acquireTime: microTime(now), leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + 1 },
+    });
+    this.observe(String(taken.metadata?.resourceVersion), identity);
+    this.becomeLeader(String(taken.metadata?.resourceVersion));
+  }
+
+  /** Remember when this version of the Lease was first seen. */
+  private observe(resourceVersion: string, holder: string): void {
+    if (this.observed?.resourceVersion !== resourceVersion) this.observed = { resourceVersion, holder, atMs: this.now() };
+    if (holder !== this.lastLeader) {
+      this.lastLeader = holder;
+      this.options.onNewLeader?.(holder);
+    }
+  }
+
+  private expired(lease: LeaseObject): boolean {
+    const annotated = Number((lease.metadata?.annotations as Record<string, string> | undefined)?.[LEASE_DURATION_MS_ANNOTATION]);
+    const durationMs = Number.isFinite(annotated) && annotated > 0 ? annotated : (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
+    return this.observed !== undefined && this.now() - this.observed.atMs > durationMs;
+  }
+
+  private becomeLeader(token: string): void {
+    const fence: WriteFence = { namespace: this.options.namespace, name: this.options.name, token };
+    this.lastFence = fence;
+    for (const client of this.options.fenced) client.setFence(fence);
+    const controller = new AbortController();
+    this.leading = { fence, controller, renewedAtMs: this.now() };
+    this.options.log?.(`leader election: ${this.options.identity} now holds ${this.leaseName} (fencing token ${token})`);
+    this.options.onStartedLeading({ identity: this.options.identity, fence, signal: controller.signal });
+  }
+
+  private stepDown(why: string): void {
+    const leading = this.leading;
+    if (leading === undefined) return;
+    this.leading = undefined;
+    // The client keeps the old fence: any write still in flight or made later is refused.
+    this.options.log?.(`leader election: ${this.options.identity} stopped leading ${this.leaseName}: ${why}`);
+    leading.controller.abort();
+    this.options.onStoppedLeading?.();
+  }
+}

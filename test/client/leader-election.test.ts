@@ -1,0 +1,135 @@
+// Leader election on a Lease with fencing, against a real master: one
+// leader at a time; a leader cut off from the Lease is replaced, and its
+// writes — still carrying its old token — are refused; a leader that stops
+// releases the Lease so another takes over at once.
+
+import { expect } from 'chai';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { LeaderElector, type Leadership } from '../../services/client/leader-election.js';
+import { ResourceClient } from '../../services/client/resources.js';
+import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
+import { failure } from '../support/refusals.js';
+
+interface Candidate {
+  readonly identity: string;
+  readonly elector: LeaderElector;
+  readonly leaseClient: ResourceClient;
+  readonly workClient: ResourceClient;
+  readonly leaderships: Leadership[];
+  /** Holders this candidate has seen, in order. */
+  readonly seen: string[];
+  stopped: number;
+}
+
+describe('client: leader election with fencing', function () {
+  this.timeout(120_000);
+  let cluster: LocalCluster;
+  const candidates: Candidate[] = [];
+
+  const candidate = (identity: string, leaseName = 'scheduler'): Candidate => {
+    const leaseClient = new ResourceClient({ endpoints: cluster.endpoints });
+    const workClient = new ResourceClient({ endpoints: cluster.endpoints });
+    const leaderships: Leadership[] = [];
+    const seen: string[] = [];
+    const made: Candidate = {
+      identity,
+      leaseClient,
+      workClient,
+      leaderships,
+      seen,
+      stopped: 0,
+      elector: new LeaderElector({
+        client: leaseClient,
+        fenced: [workClient],
+        namespace: 'kube-system',
+        name: leaseName,
+        identity,
+        leaseDurationMs: 600,
+        renewDeadlineMs: 400,
+        retryPeriodMs: 100,
+        onStartedLeading: (leadership) => leaderships.push(leadership),
+        onStoppedLeading: () => made.stopped++,
+        onNewLeader: (holder) => seen.push(holder),
+      }),
+    };
+    candidates.push(made);
+    return made;
+  };
+
+  before(async function () {
+    cluster = await LocalCluster.start({ size: 1, baseDir: mkdtempSync(join(tmpdir(), 'mast-election-')) });
+    const client = new ResourceClient({ endpoints: cluster.endpoints });
+    try {
+      await waitFor('kube-system', async () => ((await client.list('Namespace')).items.some((item) => item.metadata?.name === 'kube-system') ? true : undefined), 30_000, 50);
+    } finally {
+      client.close();
+    }
+  });
+
+  after(async function () {
+    for (const one of candidates) {
+      await one.elector.stop();
+      one.leaseClient.close();
+      one.workClient.close();
+    }
+    await cluster?.destroy();
+  });
+
+  it('elects one leader, replaces one cut off from the Lease, and refuses the old one’s writes', async function () {
+    const a = candidate('a');
+    const b = candidate('b');
+    a.elector.start();
+    await waitFor('a to lead', async () => (a.elector.isLeader ? true : undefined), 30_000, 10);
+    b.elector.start();
+    await waitFor('b to see a as the leader', async () => (b.seen.includes('a') ? true : undefined), 30_000, 10);
+    const tokenA = a.leaderships[0]!.fence.token;
+    await a.workClient.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'by-a', namespace: 'default' } });
+
+    // a loses its way to the Lease (its lease client is gone) but keeps its work client.
+    a.leaseClient.close();
+    await waitFor('b to take over', async () => (b.elector.isLeader ? true : undefined), 30_000, 10);
+    await waitFor('a to step down', async () => (!a.elector.isLeader ? true : undefined), 30_000, 10);
+    expect(a.stopped).to.equal(1);
+    expect(a.leaderships[0]!.signal.aborted).to.equal(true);
+    const tokenB = b.leaderships[0]!.fence.token;
+    expect(Number(tokenB)).to.be.greaterThan(Number(tokenA));
+    expect([b.seen[0], b.seen.at(-1)]).to.deep.equal(['a', 'b']);
+
+    // Whatever a still sends is refused: its client keeps the superseded token.
+    const refused = await failure(a.workClient.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'late-a', namespace: 'default' } }));
+    expect(refused.code).to.equal(grpc.status.FAILED_PRECONDITION);
+    expect(refused.details).to.contain(`this writer's fencing token ${tokenA} is superseded`);
+    await b.workClient.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'by-b', namespace: 'default' } });
+
+    const lease = await b.leaseClient.get('Lease', 'kube-system', 'scheduler');
+    expect((lease.spec as { holderIdentity: string }).holderIdentity).to.equal('b');
+    expect((lease.spec as { leaseTransitions: number }).leaseTransitions).to.equal(1);
+    expect(lease.metadata?.annotations).to.deep.equal({ 'coordination.mast.io/lease-duration-ms': '600' });
+  });
+
+  it('hands over at once when the leader stops and releases the Lease', async function () {
+    const c = candidate('c', 'controller-manager');
+    c.elector.start();
+    await waitFor('c to lead', async () => (c.elector.isLeader ? true : undefined), 30_000, 10);
+    const d = candidate('d', 'controller-manager');
+    d.elector.start();
+    await c.elector.stop();
+    expect(c.stopped).to.equal(1);
+    // Released: d need not wait out the lease duration since it last saw c renew.
+    await waitFor('d to lead', async () => (d.elector.isLeader ? true : undefined), 30_000, 10);
+    const refused = await failure(c.workClient.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'after-stop', namespace: 'default' } }));
+    expect(refused.code).to.equal(grpc.status.FAILED_PRECONDITION);
+  });
+
+  it('refuses durations that cannot work', function () {
+    const client = new ResourceClient({ endpoints: ['127.0.0.1:1'] });
+    try {
+      expect(() => new LeaderElector({ client, fenced: [], namespace: 'kube-system', name: 'x', identity: 'x', leaseDurationMs: 500, renewDeadlineMs: 500, onStartedLeading: () => {} })).to.throw('renewDeadlineMs (500) must be less than leaseDurationMs (500)');
+    } finally {
+      client.close();
+    }
+  });
+});
