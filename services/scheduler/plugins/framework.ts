@@ -1,0 +1,189 @@
+// One scheduling decision, as kube-scheduler's framework makes it: run the
+// filters on every node in a fixed order (a node's first failing filter
+// decides its reasons), score the feasible nodes with the weighted score
+// plugins, take the highest total, and break ties with an injected function
+// (default: the smallest node name, so the result is a function of the input).
+// When nothing fits, the reason is Kubernetes' "0/N nodes are available: ..."
+// summary.
+
+import {
+  nodeAffinity,
+  nodePorts,
+  nodeReady,
+  nodeResourcesFit,
+  nodeUnschedulable,
+  taintToleration,
+  type FilterName,
+  type FilterPlugin,
+  type FilterResult,
+  type NodeFilter,
+} from './filters.js';
+import { interPodAffinity } from './interpodaffinity.js';
+import { podInfoOf } from './pod.js';
+import {
+  balancedAllocation,
+  interPodAffinityPreferred,
+  leastAllocated,
+  nodeAffinityPreferred,
+  podTopologySpread,
+  taintTolerationPreferred,
+  type ScoreName,
+  type ScorePlugin,
+} from './scores.js';
+import type { ClusterSnapshot, NodeInfo } from './snapshot.js';
+import type * as core from '../../../proto/gen/resources/v1/core.js';
+
+/** Kubernetes' default filter order (NodeReady, which Kubernetes expresses as a taint, sits with NodeUnschedulable). */
+export const FILTERS: readonly FilterPlugin[] = [nodeUnschedulable, nodeReady, taintToleration, nodeAffinity, nodePorts, nodeResourcesFit, interPodAffinity];
+
+export const SCORES: readonly ScorePlugin[] = [leastAllocated, balancedAllocation, podTopologySpread, nodeAffinityPreferred, interPodAffinityPreferred, taintTolerationPreferred];
+
+/** kube-scheduler's default plugin weights (TaintToleration 3; NodeAffinity, PodTopologySpread, InterPodAffinity 2; the resource scores 1). */
+export const DEFAULT_WEIGHTS: Readonly<Record<ScoreName, number>> = {
+  NodeResourcesLeastAllocated: 1,
+  NodeResourcesBalancedAllocation: 1,
+  PodTopologySpread: 2,
+  NodeAffinity: 2,
+  InterPodAffinity: 2,
+  TaintToleration: 3,
+};
+
+export interface ScheduleOptions {
+  /** Per score plugin; 0 turns one off. Missing ones take DEFAULT_WEIGHTS. */
+  readonly weights?: Partial<Record<ScoreName, number>>;
+  /** Picks among the best-scoring nodes (given sorted by name); default the first. */
+  readonly tieBreak?: (candidates: readonly string[]) => string;
+  /** Also return every scored node's weighted total (costs a Map per pod; off by default). */
+  readonly withScores?: boolean;
+}
+
+export interface ScheduleResult {
+  /** The chosen node, when one fits. */
+  readonly node?: string;
+  /** Why none fits: "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) were unschedulable." */
+  readonly reason?: string;
+  /** Node → its reasons (joined with ", ") for every node a filter rejected. */
+  readonly filtered?: ReadonlyMap<string, string>;
+  /** With options.withScores: the weighted total of each node scored (absent when fewer than two nodes fit). */
+  readonly scores?: ReadonlyMap<string, number>;
+}
+
+const smallestName = (candidates: readonly string[]): string => candidates[0] ?? '';
+
+/**
+ * The summary kube-scheduler puts in the PodScheduled condition: per reason
+ * the number of nodes that gave it, most frequent first, ties by reason text.
+ */
+export function unschedulableMessage(nodeCount: number, reasonCounts: ReadonlyMap<string, number>): string {
+  const parts = [...reasonCounts]
+    .sort(([reasonA, countA], [reasonB, countB]) => countB - countA || (reasonA < reasonB ? -1 : reasonA > reasonB ? 1 : 0))
+    .map(([reason, count]) => `${count} ${reason}`);
+  return parts.length === 0 ? `0/${nodeCount} nodes are available.` : `0/${nodeCount} nodes are available: ${parts.join(', ')}.`;
+}
+
+/** The filters that apply to this pod, prepared (Kubernetes' PreFilter). */
+export function prepareFilters(pod: core.Pod, snapshot: ClusterSnapshot): NodeFilter[] {
+  const info = podInfoOf(pod);
+  const prepared: NodeFilter[] = [];
+  for (const plugin of FILTERS) {
+    const filter = plugin.prepare(info, snapshot);
+    if (filter !== undefined) prepared.push(filter);
+  }
+  return prepared;
+}
+
+/** The first failing filter's result for the node, or FITS. */
+function runFilters(filters: readonly NodeFilter[], node: NodeInfo): FilterResult | undefined {
+  for (const filter of filters) {
+    const result = filter(node);
+    if (!result.ok) return result;
+  }
+  return undefined;
+}
+
+interface Filtered {
+  readonly feasible: NodeInfo[];
+  readonly filtered: Map<string, string>;
+  readonly reasonCounts: Map<string, number>;
+}
+
+function filterNodes(pod: core.Pod, snapshot: ClusterSnapshot): Filtered {
+  const filters = prepareFilters(pod, snapshot);
+  const result: Filtered = { feasible: [], filtered: new Map(), reasonCounts: new Map() };
+  for (const node of snapshot.nodes) {
+    const failure = runFilters(filters, node);
+    if (failure === undefined || failure.ok) {
+      result.feasible.push(node);
+      continue;
+    }
+    result.filtered.set(node.name, failure.reasons.join(', '));
+    for (const reason of new Set(failure.reasons)) result.reasonCounts.set(reason, (result.reasonCounts.get(reason) ?? 0) + 1);
+  }
+  return result;
+}
+
+/** Weighted totals of the feasible nodes, in their order. */
+function totalScores(pod: core.Pod, snapshot: ClusterSnapshot, feasible: readonly NodeInfo[], weights: Partial<Record<ScoreName, number>>): Float64Array {
+  const info = podInfoOf(pod);
+  const totals = new Float64Array(feasible.length);
+  for (const plugin of SCORES) {
+    const weight = weights[plugin.name] ?? DEFAULT_WEIGHTS[plugin.name];
+    if (weight === 0) continue;
+    const scores = plugin.scoreAll(info, snapshot, feasible);
+    if (scores === undefined) continue;
+    for (let index = 0; index < totals.length; index++) totals[index] = (totals[index] ?? 0) + weight * (scores[index] ?? 0);
+  }
+  return totals;
+}
+
+function best(feasible: readonly NodeInfo[], totals: Float64Array, tieBreak: (candidates: readonly string[]) => string): string {
+  let top = -Infinity;
+  let candidates: string[] = [];
+  feasible.forEach((node, index) => {
+    const total = totals[index] ?? 0;
+    if (total > top) {
+      top = total;
+      candidates = [node.name];
+    } else if (total === top) {
+      candidates.push(node.name);
+    }
+  });
+  candidates.sort();
+  const chosen = candidates.length === 1 ? candidates[0] : tieBreak(candidates);
+  if (chosen === undefined || !candidates.includes(chosen)) throw new Error(`tieBreak chose ${String(chosen)}, not one of ${candidates.join(', ')}`);
+  return chosen;
+}
+
+/**
+ * Where the pod should run, given the snapshot (from buildSnapshot, kept
+ * current with assume): the feasible node with the highest weighted score;
+ * or, when no node fits, Kubernetes' summary of why. Pure: the same
+ * arguments give the same answer.
+ */
+export function schedule(pod: core.Pod, snapshot: ClusterSnapshot, options: ScheduleOptions = {}): ScheduleResult {
+  const { feasible, filtered, reasonCounts } = filterNodes(pod, snapshot);
+  if (feasible.length === 0) return { reason: unschedulableMessage(snapshot.nodes.length, reasonCounts), filtered };
+  const only = feasible.length === 1 ? feasible[0] : undefined;
+  if (only !== undefined) return { node: only.name, filtered };
+  const totals = totalScores(pod, snapshot, feasible, options.weights ?? {});
+  const node = best(feasible, totals, options.tieBreak ?? smallestName);
+  if (options.withScores !== true) return { node, filtered };
+  return { node, filtered, scores: new Map(feasible.map((info, index) => [info.name, totals[index] ?? 0])) };
+}
+
+/** One filter's verdict on one node (tests, and explaining a decision). */
+export function runFilter(name: FilterName, pod: core.Pod, snapshot: ClusterSnapshot, nodeName: string): FilterResult {
+  const plugin = FILTERS.find((candidate) => candidate.name === name);
+  const node = snapshot.byName.get(nodeName);
+  if (plugin === undefined || node === undefined) throw new Error(`no filter ${name} or no node ${nodeName}`);
+  return plugin.prepare(podInfoOf(pod), snapshot)?.(node) ?? { ok: true };
+}
+
+/** One score plugin's normalized scores over the given nodes (default: every node), by node name; empty when it would skip. */
+export function scoreNodes(name: ScoreName, pod: core.Pod, snapshot: ClusterSnapshot, nodeNames?: readonly string[]): Map<string, number> {
+  const plugin = SCORES.find((candidate) => candidate.name === name);
+  if (plugin === undefined) throw new Error(`no score plugin ${name}`);
+  const nodes = nodeNames === undefined ? snapshot.nodes : nodeNames.map((nodeName) => snapshot.byName.get(nodeName)).filter((node): node is NodeInfo => node !== undefined);
+  const scores = plugin.scoreAll(podInfoOf(pod), snapshot, nodes);
+  return new Map(scores === undefined ? [] : nodes.map((node, index) => [node.name, scores[index] ?? 0]));
+}
