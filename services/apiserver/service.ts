@@ -209,7 +209,8 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
         watch?.cancel();
         if (bookmarkTimer !== undefined) clearInterval(bookmarkTimer);
         if (error === undefined) call.end();
-        else call.destroy(Object.assign(new Error(statusOf(error).details ?? 'watch failed'), statusOf(error)));
+        // grpc-js sends a stream's status on 'error' (destroy() would drop it: the client would wait forever).
+        else call.emit('error', Object.assign(new Error(statusOf(error).details ?? 'watch failed'), statusOf(error)));
       };
       call.on('cancelled', () => end());
       call.on('close', () => end());
