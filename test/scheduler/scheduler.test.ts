@@ -1,0 +1,85 @@
+// The scheduler's binding loop against a real master with hollow nodes
+// (Node objects with capacity, no runtime): pods are bound where they fit,
+// spread, and selected; a pod that fits nowhere says why and is bound when
+// a node that fits appears.
+
+import { expect } from 'chai';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Pod } from '../../proto/gen/resources/v1/core.js';
+import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
+import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
+import { Scheduler } from '../../services/scheduler/scheduler.js';
+
+function node(name: string, cpu: string, labels: Record<string, string> = {}): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } },
+    status: { capacity: { cpu, memory: '8Gi', pods: '110' }, allocatable: { cpu, memory: '8Gi', pods: '110' }, conditions: [{ type: 'Ready', status: 'True' }] },
+  };
+}
+
+function pod(name: string, cpu: string, extra: Record<string, unknown> = {}, app = 'web'): KubeObject {
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', labels: { app } }, spec: { containers: [{ name: 'c', image: 'busybox', resources: { requests: { cpu, memory: '64Mi' } } }], ...extra } };
+}
+
+describe('scheduler: the binding loop on a real master', function () {
+  this.timeout(120_000);
+  let cluster: LocalCluster;
+  let client: ResourceClient;
+  let scheduler: Scheduler;
+  const controller = new AbortController();
+  let running: Promise<void>;
+  const logged: string[] = [];
+
+  before(async function () {
+    cluster = await LocalCluster.start({ size: 1, baseDir: mkdtempSync(join(tmpdir(), 'mast-scheduler-')) });
+    client = new ResourceClient({ endpoints: cluster.endpoints });
+    await waitFor('the default namespace', async () => ((await client.list('Namespace')).items.some((item) => item.metadata?.name === 'default') ? true : undefined), 30_000, 50);
+    for (const [name, cpu, labels] of [['n1', '2', { disktype: 'ssd' }], ['n2', '2', {}], ['n3', '1', {}]] as const) await addNode(name, cpu, labels);
+    scheduler = new Scheduler({ client, log: (line) => logged.push(line) });
+    running = scheduler.run(controller.signal);
+  });
+
+  after(async function () {
+    controller.abort();
+    await running?.catch(() => undefined);
+    client?.close();
+    await cluster?.destroy();
+  });
+
+  /** A node as an agent registers it: the object, then its status (a subresource: create drops it). */
+  const addNode = async (name: string, cpu: string, labels: Record<string, string> = {}): Promise<void> => {
+    const created = await client.create('Node', node(name, cpu, labels));
+    await client.updateStatus('Node', { ...created, status: node(name, cpu, labels).status });
+  };
+
+  const nodeOf = async (name: string): Promise<string> => {
+    const found = (await client.get('Pod', 'default', name)) as Pod;
+    return found.spec?.nodeName ?? '';
+  };
+
+  it('binds pods where they fit, spreading replicas, and honours nodeSelector', async function () {
+    await client.create('Pod', pod('web-1', '500m', { nodeSelector: { disktype: 'ssd' } }));
+    await waitFor('web-1 to be bound', async () => ((await nodeOf('web-1')) !== '' ? true : undefined), 30_000, 20);
+    expect(await nodeOf('web-1')).to.equal('n1');
+    for (const name of ['r-1', 'r-2', 'r-3']) await client.create('Pod', pod(name, '100m', {}, 'replica'));
+    await waitFor('the replicas to be bound', async () => ((await Promise.all(['r-1', 'r-2', 'r-3'].map(nodeOf))).every((bound) => bound !== '') ? true : undefined), 30_000, 20);
+    // Three nodes, three replicas: one each (spreading and least-allocated agree).
+    expect(new Set(await Promise.all(['r-1', 'r-2', 'r-3'].map(nodeOf))).size).to.equal(3);
+  });
+
+  it('says why a pod fits nowhere, and binds it once a node that fits joins', async function () {
+    await client.create('Pod', pod('big', '3'));
+    const reported = await waitFor('the PodScheduled=False condition', async () => {
+      const found = (await client.get('Pod', 'default', 'big')) as Pod;
+      return found.status?.conditions?.find((condition) => condition.type === 'PodScheduled');
+    }, 30_000, 20);
+    expect(reported).to.deep.include({ status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 3 Insufficient cpu.' });
+    await addNode('n4', '4');
+    await waitFor('big to be bound', async () => ((await nodeOf('big')) === 'n4' ? true : undefined), 30_000, 20);
+    expect(scheduler.unschedulable).to.be.greaterThan(0);
+  });
+});
