@@ -2,6 +2,7 @@
 // is one JSON object with the figures.
 
 import { parseArgs } from 'node:util';
+import { benchScheduler } from './scheduler.js';
 import { benchApi } from './api.js';
 import { benchCrash } from './crash.js';
 import { benchKv } from './kv.js';
@@ -15,6 +16,9 @@ benchmarks:
           --points N (1000), --seed N (1)
   api     the resource API on 3 masters: writes at a rate, gets, lists, watchers
           --seconds N (10), --rate N (1000) writes/s offered, --watchers N (1000)
+  scheduler  hollow nodes and pending pods on 3 masters, then one leader-elected
+          scheduler binds them all: pods/s end to end
+          --nodes N (1000), --pods N (10000)
 `;
 
 async function main(): Promise<void> {
@@ -32,6 +36,12 @@ async function main(): Promise<void> {
     case 'api': {
       const { values } = parseArgs({ args: rest, options: { seconds: { type: 'string', default: '10' }, rate: { type: 'string', default: '1000' }, watchers: { type: 'string', default: '1000' } } });
       const result = await benchApi({ seconds: Number(values.seconds), rate: Number(values.rate), watchers: Number(values.watchers) }, log);
+      log(JSON.stringify(result));
+      return;
+    }
+    case 'scheduler': {
+      const { values } = parseArgs({ args: rest, options: { nodes: { type: 'string', default: '1000' }, pods: { type: 'string', default: '10000' } } });
+      const result = await benchScheduler({ nodes: Number(values.nodes), pods: Number(values.pods) }, log);
       log(JSON.stringify(result));
       return;
     }
