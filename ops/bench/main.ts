@@ -18,7 +18,8 @@ benchmarks:
           --seconds N (10), --rate N (1000) writes/s offered, --watchers N (1000)
   scheduler  hollow nodes and pending pods on 3 masters, then one leader-elected
           scheduler binds them all: pods/s end to end
-          --nodes N (1000), --pods N (10000)
+          --nodes N (1000), --pods N (10000), --kills N (5) failovers of the
+          master hosting the active scheduler
 `;
 
 async function main(): Promise<void> {
@@ -40,8 +41,8 @@ async function main(): Promise<void> {
       return;
     }
     case 'scheduler': {
-      const { values } = parseArgs({ args: rest, options: { nodes: { type: 'string', default: '1000' }, pods: { type: 'string', default: '10000' } } });
-      const result = await benchScheduler({ nodes: Number(values.nodes), pods: Number(values.pods) }, log);
+      const { values } = parseArgs({ args: rest, options: { nodes: { type: 'string', default: '1000' }, pods: { type: 'string', default: '10000' }, kills: { type: 'string', default: '5' } } });
+      const result = await benchScheduler({ nodes: Number(values.nodes), pods: Number(values.pods), kills: Number(values.kills) }, log);
       log(JSON.stringify(result));
       return;
     }

@@ -32,6 +32,8 @@ export interface LocalClusterOptions {
    * it mast members run --insecure (every client an admin), as etcd does by default.
    */
   readonly tokenAuthFile?: string;
+  /** Run scheduler candidates in the masters (mast's default); off unless asked, so tests' pods stay as written. */
+  readonly scheduler?: boolean;
   /** The etcd binary, for flavor 'etcd'. */
   readonly etcdBinary?: string;
 }
@@ -159,6 +161,7 @@ export class LocalCluster {
             '--peer-client-cert-auth',
           ]),
       ...(this.flavor !== 'mast' ? [] : this.options.tokenAuthFile === undefined ? ['--insecure'] : [`--token-auth-file=${this.options.tokenAuthFile}`]),
+      ...(this.flavor !== 'mast' ? [] : [`--scheduler=${this.options.scheduler === true}`]),
       ...(this.options.flags ?? []),
     ];
   }

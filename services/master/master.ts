@@ -26,6 +26,7 @@ import {
 } from '../apiserver/index.js';
 import { parseTokenFile } from '../pki/index.js';
 import { startTelemetry, type Telemetry } from '../telemetry/index.js';
+import { startCandidates, type Candidates } from './candidates.js';
 import { ReplicatedStore, formatId, parseInitialCluster, type StoreLogger } from '../store/index.js';
 import type { MasterFlags } from './flags.js';
 
@@ -93,6 +94,7 @@ export class Master {
   private eventSweeper: NodeJS.Timeout | undefined;
   private watchCache: WatchCache | undefined;
   private telemetry: Telemetry | undefined;
+  private candidates: Candidates | undefined;
 
   private constructor(
     readonly flags: MasterFlags,
@@ -132,6 +134,7 @@ export class Master {
       throw error;
     }
     store.start();
+    master.candidates = startCandidates(flags, (line) => logger.info(line));
     logger.info(
       `member ${flags.name} (${formatId(store.memberId)}) of cluster ${formatId(store.clusterId)} serving clients on ${flags.listenClientUrls.join(',')}, peers on ${flags.listenPeerUrls.join(',')}`,
     );
@@ -278,6 +281,8 @@ export class Master {
   }
 
   private async shutdown(): Promise<void> {
+    // Release the scheduler's Lease first: another master's candidate takes over at once.
+    await this.candidates?.stop().catch(() => undefined);
     await this.handOverLeadership(400);
     this.garbageCollector?.stop();
     if (this.eventSweeper !== undefined) clearInterval(this.eventSweeper);
