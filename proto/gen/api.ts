@@ -85,6 +85,16 @@ export interface PatchRequest {
   patch: Buffer;
 }
 
+export interface BindRequest {
+  /** Always "Pod"; present so every request names its kind. */
+  kind: string;
+  namespace: string;
+  name: string;
+  nodeName: string;
+  /** When set, bind only if the pod is still at this version. */
+  resourceVersion: string;
+}
+
 export interface DeleteRequest {
   kind: string;
   namespace: string;
@@ -868,6 +878,147 @@ export const PatchRequest: MessageFns<PatchRequest> = {
   },
 };
 
+function createBaseBindRequest(): BindRequest {
+  return { kind: "", namespace: "", name: "", nodeName: "", resourceVersion: "" };
+}
+
+export const BindRequest: MessageFns<BindRequest> = {
+  encode(message: BindRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(18).string(message.namespace);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.nodeName !== "") {
+      writer.uint32(34).string(message.nodeName);
+    }
+    if (message.resourceVersion !== "") {
+      writer.uint32(42).string(message.resourceVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BindRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBindRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nodeName = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.resourceVersion = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BindRequest {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      nodeName: isSet(object.nodeName)
+        ? globalThis.String(object.nodeName)
+        : isSet(object.node_name)
+        ? globalThis.String(object.node_name)
+        : "",
+      resourceVersion: isSet(object.resourceVersion)
+        ? globalThis.String(object.resourceVersion)
+        : isSet(object.resource_version)
+        ? globalThis.String(object.resource_version)
+        : "",
+    };
+  },
+
+  toJSON(message: BindRequest): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.nodeName !== "") {
+      obj.nodeName = message.nodeName;
+    }
+    if (message.resourceVersion !== "") {
+      obj.resourceVersion = message.resourceVersion;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BindRequest>, I>>(base?: I): BindRequest {
+    return BindRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BindRequest>, I>>(object: I): BindRequest {
+    const message = createBaseBindRequest();
+    message.kind = object.kind ?? "";
+    message.namespace = object.namespace ?? "";
+    message.name = object.name ?? "";
+    message.nodeName = object.nodeName ?? "";
+    message.resourceVersion = object.resourceVersion ?? "";
+    return message;
+  },
+};
+
 function createBaseDeleteRequest(): DeleteRequest {
   return {
     kind: "",
@@ -1367,6 +1518,20 @@ export const ResourcesService = {
     responseSerialize: (value: WatchEvent): Buffer => Buffer.from(WatchEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchEvent => WatchEvent.decode(value),
   },
+  /**
+   * Assign a pending pod to a node (the pods/binding subresource): sets
+   * spec.nodeName once; ABORTED if the pod changed since resource_version
+   * or is already assigned. What schedulers call instead of an Update.
+   */
+  bind: {
+    path: "/mast.api.v1.Resources/Bind" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BindRequest): Buffer => Buffer.from(BindRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BindRequest => BindRequest.decode(value),
+    responseSerialize: (value: ObjectResponse): Buffer => Buffer.from(ObjectResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ObjectResponse => ObjectResponse.decode(value),
+  },
 } as const;
 
 export interface ResourcesServer extends UntypedServiceImplementation {
@@ -1385,6 +1550,12 @@ export interface ResourcesServer extends UntypedServiceImplementation {
    * ADDED first), then BOOKMARKs while quiet when asked.
    */
   watch: handleServerStreamingCall<WatchRequest, WatchEvent>;
+  /**
+   * Assign a pending pod to a node (the pods/binding subresource): sets
+   * spec.nodeName once; ABORTED if the pod changed since resource_version
+   * or is already assigned. What schedulers call instead of an Update.
+   */
+  bind: handleUnaryCall<BindRequest, ObjectResponse>;
 }
 
 export interface ResourcesClient extends Client {
@@ -1496,6 +1667,23 @@ export interface ResourcesClient extends Client {
    */
   watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchEvent>;
   watch(request: WatchRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<WatchEvent>;
+  /**
+   * Assign a pending pod to a node (the pods/binding subresource): sets
+   * spec.nodeName once; ABORTED if the pod changed since resource_version
+   * or is already assigned. What schedulers call instead of an Update.
+   */
+  bind(request: BindRequest, callback: (error: ServiceError | null, response: ObjectResponse) => void): ClientUnaryCall;
+  bind(
+    request: BindRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ObjectResponse) => void,
+  ): ClientUnaryCall;
+  bind(
+    request: BindRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ObjectResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ResourcesClient = makeGenericClientConstructor(ResourcesService, "mast.api.v1.Resources") as unknown as {

@@ -41,7 +41,7 @@ export interface AccessRequest {
   readonly info: KindInfo;
   readonly namespace: string;
   readonly name?: string;
-  readonly subresource?: 'status';
+  readonly subresource?: 'status' | 'binding';
   /** For writes: the object as it is stored now (node restriction looks at a pod's node). */
   readonly current?: ApiObject | undefined;
 }

@@ -396,11 +396,11 @@ const NODE_RULES: readonly PolicyRule[] = [
   rule(['create', 'patch', 'update'], [CORE], ['events']),
 ];
 
-/** system:kube-scheduler: watch what placement depends on, bind pods (an update of the pod here), lead by lease. */
+/** system:kube-scheduler: watch what placement depends on, bind pods (pods/binding), lead by lease. */
 const SCHEDULER_RULES: readonly PolicyRule[] = [
   rule(READ, [CORE], ['pods', 'nodes', 'services', 'namespaces', 'persistentvolumes', 'persistentvolumeclaims', 'replicationcontrollers']),
   rule(READ, [APPS], ['replicasets', 'statefulsets']),
-  rule(['update'], [CORE], ['pods']),
+  rule(['create'], [CORE], ['pods/binding']),
   rule(['update', 'patch'], [CORE], ['pods/status']),
   rule(['create', 'patch', 'update'], [CORE], ['events']),
   rule(['get', 'create', 'update'], [COORDINATION], ['leases']),

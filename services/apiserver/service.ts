@@ -195,6 +195,13 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
       access.authorize(user, { verb: 'delete', info, namespace, name: request.name, current: current(info, namespace, request.name) });
       return { object: bytesOf(await registry.delete(request.kind, request.namespace, request.name, { ...context, resourceVersion: request.resourceVersion, gracePeriodSeconds: request.gracePeriodSeconds, propagationPolicy: request.propagationPolicy })) };
     }),
+    bind: unary('bind', async (request: api.BindRequest, { user, context }) => {
+      const info = Registry.kind(request.kind);
+      if (info.kind !== 'Pod') throw new ApiError('BadRequest', `only pods are bound to nodes, not ${info.kind}`);
+      const namespace = namespaceOf(info, request.namespace);
+      access.authorize(user, { verb: 'create', info, namespace, name: request.name, subresource: 'binding' });
+      return { object: bytesOf(await registry.bind(namespace, request.name, request.nodeName, { ...context, resourceVersion: request.resourceVersion })) };
+    }),
     watch: (call: grpc.ServerWritableStream<api.WatchRequest, api.WatchEvent>) => {
       const request = call.request;
       let watch: WatchHandle | undefined;

@@ -143,6 +143,12 @@ export class ResourceClient {
     return this.call<api.ObjectResponse>(false, (client, options, done) => client.patch({ kind, namespace, name, patch: encode(patch) }, this.metadata(true), options, done)).then((response) => decode(response.object));
   }
 
+  /** Assign a pending pod to a node (pods/binding), only while it is at `resourceVersion` when given. */
+  bind(namespace: string, name: string, nodeName: string, resourceVersion = ''): Promise<KubeObject> {
+    const request = api.BindRequest.fromPartial({ kind: 'Pod', namespace, name, nodeName, resourceVersion });
+    return this.call<api.ObjectResponse>(resourceVersion !== '', (client, options, done) => client.bind(request, this.metadata(true), options, done)).then((response) => decode(response.object));
+  }
+
   /** Delete (or, for objects with finalizers and pods in their grace period, mark for deletion: the answer shows which). */
   delete(kind: string, namespace: string, name: string, params: DeleteParams = {}): Promise<KubeObject> {
     const request = api.DeleteRequest.fromPartial({ kind, namespace, name, ...params });

@@ -3,7 +3,7 @@
 // deleted) wait in a queue; one at a time each is placed on the snapshot
 // (schedule, then assume at once so the next pod sees it), and the binding
 // — an update of the pod's spec.nodeName pinned to the version it was
-// scheduled from, through a fenced client — goes on in the background, many
+// scheduled from (the Bind call), through a fenced client — goes on in the background, many
 // in flight. A bind that fails forgets the assumption and retries with
 // backoff; one refused as Fenced means this scheduler was superseded: it
 // stops. A pod no node fits gets PodScheduled=False with Kubernetes'
@@ -174,7 +174,7 @@ export class Scheduler {
 
   private async bind(key: string, pod: Pod, node: string): Promise<void> {
     try {
-      await this.options.client.update('Pod', { ...pod, spec: { ...pod.spec, nodeName: node } } as KubeObject);
+      await this.options.client.bind(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', node, pod.metadata?.resourceVersion ?? '');
       this.bound++;
       void this.options.events?.record({ apiVersion: 'v1', kind: 'Pod', namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' }, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${node}`);
     } catch (error) {

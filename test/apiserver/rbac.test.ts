@@ -434,7 +434,9 @@ describe('apiserver: RBAC authorization', () => {
       const scheduler: UserInfo = { name: 'system:kube-scheduler', groups: [] };
       expect(allowed(source, request(scheduler, 'list', 'nodes', { namespace: '' }))).to.equal(true);
       expect(allowed(source, request(scheduler, 'watch', 'replicasets', { apiGroup: 'apps', namespace: '' }))).to.equal(true);
-      expect(allowed(source, request(scheduler, 'update', 'pods', { name: 'web' }))).to.equal(true);
+      expect(allowed(source, request(scheduler, 'create', 'pods', { subresource: 'binding', name: 'web' }))).to.equal(true);
+      // It binds through pods/binding; a pod's spec is not its to rewrite.
+      expect(allowed(source, request(scheduler, 'update', 'pods', { name: 'web' }))).to.equal(false);
       expect(allowed(source, request(scheduler, 'patch', 'pods', { subresource: 'status', name: 'web' }))).to.equal(true);
       expect(allowed(source, request(scheduler, 'create', 'leases', { apiGroup: 'coordination.k8s.io', namespace: 'kube-system' }))).to.equal(true);
       expect(allowed(source, request(scheduler, 'delete', 'pods', { name: 'web' }))).to.equal(false);

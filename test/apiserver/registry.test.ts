@@ -256,4 +256,20 @@ describe('apiserver: the resource registry on a replicated store', function () {
     await registry.delete('Lease', 'default', 'scheduler');
     expect((await refusal(registry.delete('ConfigMap', 'default', 'fenced', { fence: fenceB }))).message).to.equal(`Lease default/scheduler has no holder: this writer's fencing token ${fenceB.token} is superseded, so it may not write`);
   });
+
+  it('binds a pending pod to a node once (pods/binding), at its version when given', async function () {
+    const created = await registry.create('Pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'to-bind', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } });
+    const stale = created.metadata.resourceVersion as string;
+    const touched = await registry.patch('Pod', 'default', 'to-bind', { metadata: { labels: { touched: 'yes' } } });
+    expect((await refusal(registry.bind('default', 'to-bind', 'n1', { resourceVersion: stale }))).reason).to.equal('Conflict');
+    const bound = await registry.bind('default', 'to-bind', 'n1', { resourceVersion: touched.metadata.resourceVersion as string });
+    expect((bound.spec as { nodeName: string }).nodeName).to.equal('n1');
+    expect(bound.metadata.labels).to.deep.equal({ touched: 'yes' });
+    expect(await registry.get('Pod', 'default', 'to-bind')).to.deep.equal(bound);
+    const again = await refusal(registry.bind('default', 'to-bind', 'n2'));
+    expect(again.reason).to.equal('Conflict');
+    expect(again.message).to.equal('pod to-bind is already assigned to node "n1"');
+    expect((await refusal(registry.bind('default', 'nowhere', 'n1'))).reason).to.equal('NotFound');
+    expect((await refusal(registry.bind('default', 'to-bind', 'Not_A_Node'))).reason).to.equal('Invalid');
+  });
 });
