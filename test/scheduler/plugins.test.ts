@@ -456,6 +456,10 @@ describe('scheduler plugins', () => {
       assume(snapshot, web('web-1'), 'a');
       expect(filter('NodePorts', web('web-2'), snapshot, 'a')).to.equal("node(s) didn't have free ports for the requested pod ports");
       expect(snapshot.byName.get('a')?.workloads.get('owner:uid-web')).to.equal(1);
+      expect([...(snapshot.workloadNodes.get('owner:uid-web') ?? new Map()).entries()].map(([info, count]) => [info.name, count])).to.deep.equal([['a', 1]]);
+      forget(snapshot, web('web-1'), 'a');
+      expect(snapshot.workloadNodes.has('owner:uid-web')).to.equal(false);
+      assume(snapshot, web('web-1'), 'a');
       const guard = pod('guard', { labels: { app: 'guard' }, spec: { affinity: antiAffinity('app', 'guard', HOSTNAME) } });
       assume(snapshot, guard, 'b');
       expect(snapshot.podsWithRequiredAntiAffinityCount).to.equal(1);

@@ -100,7 +100,8 @@ export const podTopologySpread: ScorePlugin = {
   scoreAll(pod, snapshot, feasible) {
     const workload = pod.workload;
     if (workload === undefined) return undefined;
-    const counts = feasible.map((node) => node.workloads.get(workload) ?? 0);
+    const placed = snapshot.workloadNodes.get(workload);
+    const counts = feasible.map((node) => placed?.get(node) ?? 0);
     const byZone = new Float64Array(snapshot.zones.length);
     let maxNode = 0;
     feasible.forEach((node, index) => {

@@ -52,6 +52,11 @@ export interface ClusterSnapshot {
   /** Pods on nodes with any pod (anti-)affinity term: 0 lets InterPodAffinity skip all its work. */
   readonly podsWithAffinityCount: number;
   readonly podsWithRequiredAntiAffinityCount: number;
+  /**
+   * Workload → the nodes holding its replicas and how many: spreading reads
+   * one small map per pod instead of a lookup in every node's own map.
+   */
+  readonly workloadNodes: ReadonlyMap<string, ReadonlyMap<NodeInfo, number>>;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -136,6 +141,16 @@ function account(info: MutableNodeInfo, pod: PodInfo, sign: 1 | -1): void {
 interface SnapshotCounts {
   podsWithAffinityCount: number;
   podsWithRequiredAntiAffinityCount: number;
+  workloadNodes: Map<string, Map<NodeInfo, number>>;
+}
+
+/** Count (sign 1) or uncount (sign -1) a replica of `workload` on `info`. */
+function countWorkload(counts: SnapshotCounts, workload: string | undefined, info: NodeInfo, sign: 1 | -1): void {
+  if (workload === undefined) return;
+  let nodes = counts.workloadNodes.get(workload);
+  if (nodes === undefined) counts.workloadNodes.set(workload, (nodes = new Map()));
+  bump(nodes, info, sign);
+  if (nodes.size === 0) counts.workloadNodes.delete(workload);
 }
 
 function addPod(counts: SnapshotCounts, info: MutableNodeInfo, pod: core.Pod): void {
@@ -143,6 +158,7 @@ function addPod(counts: SnapshotCounts, info: MutableNodeInfo, pod: core.Pod): v
   info.pods.push(pod);
   info.podInfos.push(podInfo);
   account(info, podInfo, 1);
+  countWorkload(counts, podInfo.workload, info, 1);
   if (podInfo.hasPodAffinity) {
     info.podsWithAffinity.push(podInfo);
     counts.podsWithAffinityCount++;
@@ -171,7 +187,7 @@ export function buildSnapshot(nodes: readonly core.Node[], pods: readonly core.P
     const name = node.metadata?.name ?? '';
     if (name !== '' && !byName.has(name)) byName.set(name, newNodeInfo(node, name, zones));
   }
-  const snapshot: Mutable<ClusterSnapshot> = { nodes: [...byName.values()], byName, zones, namespaceLabels: new Map(), podsWithAffinityCount: 0, podsWithRequiredAntiAffinityCount: 0 };
+  const snapshot: Mutable<ClusterSnapshot> & SnapshotCounts = { nodes: [...byName.values()], byName, zones, namespaceLabels: new Map(), podsWithAffinityCount: 0, podsWithRequiredAntiAffinityCount: 0, workloadNodes: new Map() };
   for (const pod of pods) {
     const phase = pod.status?.phase;
     const info = byName.get(pod.spec?.nodeName ?? '');
@@ -192,7 +208,7 @@ export function assume(snapshot: ClusterSnapshot, pod: core.Pod, nodeName: strin
   const info = snapshot.byName.get(nodeName) as MutableNodeInfo | undefined;
   const key = podInfoOf(pod).key;
   if (info === undefined || info.podInfos.some((candidate) => candidate.key === key)) return false;
-  addPod(snapshot as Mutable<ClusterSnapshot>, info, pod);
+  addPod(snapshot as unknown as SnapshotCounts, info, pod);
   return true;
 }
 
@@ -210,7 +226,8 @@ export function forget(snapshot: ClusterSnapshot, pod: core.Pod, nodeName = pod.
   info.pods.splice(index, 1);
   if (removed === undefined) return false;
   account(info, removed, -1);
-  const counts = snapshot as Mutable<ClusterSnapshot>;
+  const counts = snapshot as unknown as SnapshotCounts;
+  countWorkload(counts, removed.workload, info, -1);
   if (removed.hasPodAffinity) {
     info.podsWithAffinity = info.podsWithAffinity.filter((candidate) => candidate !== removed);
     counts.podsWithAffinityCount--;
