@@ -34,6 +34,8 @@ export interface LocalClusterOptions {
   readonly tokenAuthFile?: string;
   /** Run scheduler candidates in the masters (mast's default); off unless asked, so tests' pods stay as written. */
   readonly scheduler?: boolean;
+  /** Run controller-manager candidates in the masters (mast's default); off unless asked. */
+  readonly controllers?: boolean;
   /** The etcd binary, for flavor 'etcd'. */
   readonly etcdBinary?: string;
 }
@@ -161,7 +163,7 @@ export class LocalCluster {
             '--peer-client-cert-auth',
           ]),
       ...(this.flavor !== 'mast' ? [] : this.options.tokenAuthFile === undefined ? ['--insecure'] : [`--token-auth-file=${this.options.tokenAuthFile}`]),
-      ...(this.flavor !== 'mast' ? [] : [`--scheduler=${this.options.scheduler === true}`]),
+      ...(this.flavor !== 'mast' ? [] : [`--scheduler=${this.options.scheduler === true}`, `--controllers=${this.options.controllers === true}`]),
       ...(this.options.flags ?? []),
     ];
   }

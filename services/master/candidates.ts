@@ -1,7 +1,9 @@
 // The leader-elected components a master hosts: every master runs a
-// scheduler candidate; the one holding the kube-system/kube-scheduler Lease
-// binds pods, through a client of this master's own client URL whose writes
-// carry the Lease's fencing token. When this master dies, the Lease expires
+// scheduler candidate and a controller-manager candidate; the one holding
+// kube-system/kube-scheduler binds pods, the one holding
+// kube-system/kube-controller-manager runs the controllers — each through a
+// client of this master's own client URL whose writes carry its Lease's
+// fencing token. When this master dies, the Lease expires
 // and a candidate in another master takes over; when it is merely slow or cut
 // off, its fence makes anything it still sends bounce.
 
@@ -11,10 +13,13 @@ import { nanoid } from 'nanoid';
 import { LeaderElector } from '../client/leader-election.js';
 import { ResourceClient } from '../client/resources.js';
 import { Scheduler } from '../scheduler/scheduler.js';
+import { Informer } from '../client/informer.js';
+import { ReplicaController } from '../controllers/replicaset/controller.js';
 import type { MasterFlags } from './flags.js';
 
 /** Where the scheduler's Lease lives (Kubernetes' names). */
 export const SCHEDULER_LEASE = { namespace: 'kube-system', name: 'kube-scheduler' } as const;
+export const CONTROLLER_MANAGER_LEASE = { namespace: 'kube-system', name: 'kube-controller-manager' } as const;
 
 function selfCredentials(flags: MasterFlags): grpc.ChannelCredentials {
   const url = flags.advertiseClientUrls[0] ?? '';
@@ -27,8 +32,8 @@ export interface Candidates {
   stop(): Promise<void>;
 }
 
-export function startCandidates(flags: MasterFlags, log: (line: string) => void): Candidates {
-  if (!flags.scheduler) return { stop: async () => {} };
+/** One leader-elected component: `run` does its work while this candidate leads (until the signal aborts). */
+function candidate(flags: MasterFlags, lease: { namespace: string; name: string }, log: (line: string) => void, run: (client: ResourceClient, signal: AbortSignal) => Promise<void>): Candidates {
   const endpoint = (flags.advertiseClientUrls[0] ?? '').replace(/^https?:\/\//, '');
   const credentials = selfCredentials(flags);
   const leaseClient = new ResourceClient({ endpoints: [endpoint], credentials, timeoutMs: 2000 });
@@ -37,11 +42,10 @@ export function startCandidates(flags: MasterFlags, log: (line: string) => void)
   const elector = new LeaderElector({
     client: leaseClient,
     fenced: [workClient],
-    ...SCHEDULER_LEASE,
+    ...lease,
     identity: `${flags.name}_${nanoid(8)}`,
     onStartedLeading: (leadership) => {
-      const scheduler = new Scheduler({ client: workClient, log });
-      running = scheduler.run(leadership.signal).catch((error: unknown) => log(`scheduler stopped: ${String(error)}`));
+      running = run(workClient, leadership.signal).catch((error: unknown) => log(`${lease.name} stopped: ${String(error)}`));
     },
     log,
   });
@@ -54,4 +58,20 @@ export function startCandidates(flags: MasterFlags, log: (line: string) => void)
       workClient.close();
     },
   };
+}
+
+/** The controller-manager: a shared pod informer and the controllers on it. */
+async function runControllers(client: ResourceClient, signal: AbortSignal, log: (line: string) => void): Promise<void> {
+  const pods = new Informer(client, 'Pod', { log });
+  pods.start();
+  signal.addEventListener('abort', () => pods.stop(), { once: true });
+  const controllers = [new ReplicaController({ client, kind: 'ReplicaSet', pods, log }), new ReplicaController({ client, kind: 'ReplicationController', pods, log })];
+  await Promise.all(controllers.map((controller) => controller.run(signal)));
+}
+
+export function startCandidates(flags: MasterFlags, log: (line: string) => void): Candidates {
+  const started: Candidates[] = [];
+  if (flags.scheduler) started.push(candidate(flags, SCHEDULER_LEASE, log, (client, signal) => new Scheduler({ client, log }).run(signal)));
+  if (flags.controllers) started.push(candidate(flags, CONTROLLER_MANAGER_LEASE, log, (client, signal) => runControllers(client, signal, log)));
+  return { stop: async () => void (await Promise.all(started.map((one) => one.stop()))) };
 }

@@ -38,6 +38,8 @@ export interface MasterFlags {
   readonly eventTtlMs: number;
   /** Whether this master runs a (leader-elected) scheduler candidate. */
   readonly scheduler: boolean;
+  /** Whether this master runs a (leader-elected) controller-manager candidate. */
+  readonly controllers: boolean;
   /** Kubernetes' static token file; empty: no bearer tokens. */
   readonly tokenAuthFile: string;
   /** No authentication or authorization at all (every client is an admin). */
@@ -88,6 +90,7 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'peer-trusted-ca-file': { kind: 'string', help: 'CA bundle to verify other masters' },
   'peer-client-cert-auth': { kind: 'bool', help: 'require other masters to present a certificate signed by --peer-trusted-ca-file' },
   scheduler: { kind: 'bool', help: 'run a scheduler candidate in this master: the one holding the kube-system/kube-scheduler Lease binds pods (default true; --scheduler=false to leave scheduling to others)' },
+  controllers: { kind: 'bool', help: 'run a controller-manager candidate in this master: the one holding the kube-system/kube-controller-manager Lease runs the controllers (default true)' },
   'event-ttl': { kind: 'string', help: 'resource API: how long Events are kept after they last happened, e.g. 30m, 1h (default 1h)' },
   'token-auth-file': { kind: 'string', help: 'bearer tokens of users: CSV lines token,user,uid[,"group1,group2"] (Kubernetes\' format; mast init writes one)' },
   insecure: { kind: 'bool', help: 'no authentication or authorization: every client is a cluster admin (for local tries; required to serve http:// client URLs)' },
@@ -218,6 +221,7 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     peerClientCertAuth: bool('peer-client-cert-auth'),
     eventTtlMs: duration('event-ttl', text('event-ttl', '1h')),
     scheduler: raw.has('scheduler') ? parseBool('scheduler', raw.get('scheduler')!) : true,
+    controllers: raw.has('controllers') ? parseBool('controllers', raw.get('controllers')!) : true,
     tokenAuthFile: text('token-auth-file', ''),
     insecure: bool('insecure'),
     listenMetricsUrls: urls('listen-metrics-urls', []),
