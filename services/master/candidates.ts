@@ -15,6 +15,7 @@ import { ResourceClient } from '../client/resources.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { Informer } from '../client/informer.js';
 import { ReplicaController } from '../controllers/replicaset/controller.js';
+import { EndpointsController } from '../controllers/endpoints/controller.js';
 import type { MasterFlags } from './flags.js';
 
 /** Where the scheduler's Lease lives (Kubernetes' names). */
@@ -65,7 +66,7 @@ async function runControllers(client: ResourceClient, signal: AbortSignal, log: 
   const pods = new Informer(client, 'Pod', { log });
   pods.start();
   signal.addEventListener('abort', () => pods.stop(), { once: true });
-  const controllers = [new ReplicaController({ client, kind: 'ReplicaSet', pods, log }), new ReplicaController({ client, kind: 'ReplicationController', pods, log })];
+  const controllers = [new ReplicaController({ client, kind: 'ReplicaSet', pods, log }), new ReplicaController({ client, kind: 'ReplicationController', pods, log }), new EndpointsController({ client, pods, log })];
   await Promise.all(controllers.map((controller) => controller.run(signal)));
 }
 

@@ -1,0 +1,102 @@
+// The Endpoints controller's loop: Services and pods (shared informer) in;
+// a Service's key is queued when it changes and when a pod it may select
+// changes; a sync writes the Endpoints the pure decision (reconcile.ts)
+// asks for — create, update when different, delete when the Service is
+// gone or lost its selector's management. Level-triggered, as the others.
+
+import type { Endpoints, Pod, Service } from '../../../proto/gen/resources/v1/core.js';
+import { Informer, keyOf } from '../../client/informer.js';
+import type { KubeObject, ResourceClient } from '../../client/resources.js';
+import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { desiredEndpoints, endpointsMatch } from './reconcile.js';
+
+export interface EndpointsControllerOptions {
+  readonly client: ResourceClient;
+  readonly pods: Informer<KubeObject>;
+  readonly workers?: number;
+  readonly log?: (line: string) => void;
+}
+
+const NOT_FOUND = 5;
+const ALREADY_EXISTS = 6;
+
+function codeOf(error: unknown): number | undefined {
+  return typeof error === 'object' && error !== null ? (error as { code?: number }).code : undefined;
+}
+
+function splitKey(key: string): [string, string] {
+  const slash = key.indexOf('/');
+  return slash < 0 ? ['', key] : [key.slice(0, slash), key.slice(slash + 1)];
+}
+
+export class EndpointsController {
+  private readonly services: Informer<KubeObject>;
+  private readonly endpoints: Informer<KubeObject>;
+  private readonly queue = new WorkQueue<string>();
+
+  constructor(private readonly options: EndpointsControllerOptions) {
+    this.services = new Informer(options.client, 'Service', { log: options.log });
+    this.endpoints = new Informer(options.client, 'Endpoints', { log: options.log });
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    this.services.onAdd((service) => this.queue.add(keyOf(service)));
+    this.services.onUpdate((_old, service) => this.queue.add(keyOf(service)));
+    this.services.onDelete((service) => this.queue.add(keyOf(service)));
+    this.endpoints.onDelete((endpoints) => this.queue.add(keyOf(endpoints)));
+    this.options.pods.onAdd((pod) => this.podChanged(pod as Pod));
+    this.options.pods.onUpdate((old, pod) => {
+      this.podChanged(old as Pod);
+      this.podChanged(pod as Pod);
+    });
+    this.options.pods.onDelete((pod) => this.podChanged(pod as Pod));
+    this.services.start();
+    this.endpoints.start();
+    signal.addEventListener('abort', () => {
+      this.queue.shutDown();
+      this.services.stop();
+      this.endpoints.stop();
+    }, { once: true });
+    await Promise.all([this.services.waitForSync(), this.endpoints.waitForSync(), this.options.pods.waitForSync()]);
+    await runWorkers(this.queue, this.options.workers ?? 2, (key) => this.sync(key), (key, error) => this.options.log?.(`endpoints ${key}: ${error instanceof Error ? error.message : String(error)}`));
+  }
+
+  /** Every Service of the pod's namespace whose selector picks it (before or after a change). */
+  private podChanged(pod: Pod): void {
+    const namespace = pod.metadata?.namespace ?? '';
+    for (const service of this.services.list() as Service[]) {
+      if (service.metadata?.namespace !== namespace) continue;
+      const selector = service.spec?.selector;
+      if (selector !== undefined && Object.keys(selector).length > 0 && Object.entries(selector).every(([key, value]) => pod.metadata?.labels?.[key] === value)) {
+        this.queue.add(keyOf(service as KubeObject));
+      }
+    }
+  }
+
+  private async sync(key: string): Promise<void> {
+    const [namespace, name] = splitKey(key);
+    const service = this.services.get(namespace, name) as Service | undefined;
+    const current = this.endpoints.get(namespace, name) as Endpoints | undefined;
+    const client = this.options.client;
+    const desired = service === undefined ? undefined : desiredEndpoints(service, (this.options.pods.list() as Pod[]).filter((pod) => pod.metadata?.namespace === namespace));
+    if (desired === undefined) {
+      // No Service (its Endpoints go with it); a Service without a selector keeps the Endpoints its user wrote.
+      if (service === undefined && current !== undefined) {
+        await client.delete('Endpoints', namespace, name, { resourceVersion: current.metadata?.resourceVersion ?? '' }).catch((error: unknown) => {
+          if (codeOf(error) !== NOT_FOUND) throw error;
+        });
+      }
+      return;
+    }
+    if (current === undefined) {
+      await client.create('Endpoints', desired as KubeObject).catch((error: unknown) => {
+        // Made meanwhile (the informer had not seen it yet): the next sync compares.
+        if (codeOf(error) !== ALREADY_EXISTS) throw error;
+        this.queue.addRateLimited(key);
+      });
+      return;
+    }
+    if (endpointsMatch(current, desired)) return;
+    await client.update('Endpoints', { ...current, metadata: { ...current.metadata, labels: desired.metadata?.labels }, subsets: desired.subsets } as KubeObject);
+  }
+}
