@@ -87,8 +87,11 @@ export async function benchScheduler(options: SchedulerBenchOptions, log: (line:
         }
       },
     });
-    const scheduler = new Scheduler({ client: schedulerClient, maxBindsInFlight: 100, log });
+    // A scheduler per leadership: one that lost the Lease has stopped for good.
+    let scheduler: Scheduler | undefined;
     let running: Promise<void> | undefined;
+    let boundBefore = 0;
+    let leaderships = 0;
     elector = new LeaderElector({
       client: leaseClient,
       fenced: [schedulerClient],
@@ -96,7 +99,10 @@ export async function benchScheduler(options: SchedulerBenchOptions, log: (line:
       name: 'kube-scheduler',
       identity: `bench-${process.pid}`,
       onStartedLeading: (leadership) => {
-        running = scheduler.run(leadership.signal);
+        boundBefore += scheduler?.bound ?? 0;
+        leaderships++;
+        scheduler = new Scheduler({ client: schedulerClient, maxBindsInFlight: 100, log });
+        running = scheduler.run(leadership.signal).catch((error: unknown) => log(`scheduler stopped: ${String(error)}`));
       },
       log,
     });
@@ -108,7 +114,7 @@ export async function benchScheduler(options: SchedulerBenchOptions, log: (line:
     await elector.stop();
     await running;
     const podsPerSecond = options.pods / (elapsedMs / 1000);
-    log(`scheduled ${options.pods} pods on ${options.nodes} nodes in ${(elapsedMs / 1000).toFixed(1)} s: ${podsPerSecond.toFixed(0)} pods/s (binds ${scheduler.bound}, unschedulable ${scheduler.unschedulable})`);
+    log(`scheduled ${options.pods} pods on ${options.nodes} nodes in ${(elapsedMs / 1000).toFixed(1)} s: ${podsPerSecond.toFixed(0)} pods/s (binds ${boundBefore + (scheduler?.bound ?? 0)}, leaderships ${leaderships})`);
     const failovers = await measureFailover(options.kills, log);
     const sorted = [...failovers].sort((a, b) => a - b);
     return {
