@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
 import { EtcdClient } from '../../services/client/etcd.js';
-import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
+import { inParallel } from './parallel.js';
+import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 
 export interface ApiBenchOptions {
   readonly seconds: number;
@@ -76,16 +77,11 @@ export async function benchApi(options: ApiBenchOptions, log: (line: string) => 
   const pick = (index: number): ResourceClient => clients[index % clients.length]!;
   try {
     await cluster.waitForLeader(60_000);
-    await waitFor('the default namespace', async () => ((await clients[0]!.list('Namespace')).items.some((item) => item.metadata?.name === 'default') ? true : undefined), 30_000, 100);
+    await waitForNamespace(clients[0]!, 'default');
     for (const namespace of ['bench', 'watched']) await clients[0]!.create('Namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
     // Warm up every master's paths, and make the objects the updates replace.
     const UPDATE_POOL = 1000;
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 20 }, async () => {
-        for (let index = next++; index < UPDATE_POOL; index = next++) await pick(index).create('ConfigMap', configMap(`u-${index}`, 'bench', { index: String(index) }));
-      }),
-    );
+    await inParallel(UPDATE_POOL, 20, (index) => pick(index).create('ConfigMap', configMap(`u-${index}`, 'bench', { index: String(index) })));
     await load(20, 2, 0, (index) => pick(index).get('ConfigMap', 'bench', `u-${index % UPDATE_POOL}`));
 
     // Writes: half creates, half updates spread over the pool (a replace without a

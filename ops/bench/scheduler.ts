@@ -16,8 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LeaderElector } from '../../services/client/leader-election.js';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
-import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
+import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 import { Scheduler } from '../../services/scheduler/scheduler.js';
+import { inParallel } from './parallel.js';
 
 export interface SchedulerBenchOptions {
   readonly nodes: number;
@@ -25,14 +26,6 @@ export interface SchedulerBenchOptions {
   readonly kills: number;
 }
 
-async function inParallel(count: number, concurrency: number, run: (index: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let index = next++; index < count; index = next++) await run(index);
-    }),
-  );
-}
 
 function hollowNode(index: number): { object: KubeObject; status: Record<string, unknown> } {
   const name = `hollow-${String(index).padStart(4, '0')}`;
@@ -61,7 +54,7 @@ export async function benchScheduler(options: SchedulerBenchOptions, log: (line:
   const schedulerClient = new ResourceClient({ endpoints: cluster.endpoints, timeoutMs: 30_000 });
   let elector: LeaderElector | undefined;
   try {
-    await waitFor('the default namespaces', async () => ((await client.list('Namespace')).items.some((item) => item.metadata?.name === 'kube-system') ? true : undefined), 60_000, 100);
+    await waitForNamespace(client, 'kube-system');
     await client.create('Namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
     let started = performance.now();
     await inParallel(options.nodes, 50, async (index) => {
@@ -143,7 +136,7 @@ async function measureFailover(kills: number, log: (line: string) => void): Prom
   const client = new ResourceClient({ endpoints: cluster.endpoints, timeoutMs: 2000 });
   const results: number[] = [];
   try {
-    await waitFor('the default namespaces', async () => ((await client.list('Namespace')).items.some((item) => item.metadata?.name === 'kube-system') ? true : undefined), 60_000, 100);
+    await waitForNamespace(client, 'kube-system');
     for (let index = 0; index < 3; index++) {
       const { object, status } = hollowNode(index);
       const created = await client.create('Node', object);

@@ -16,7 +16,7 @@
 // With --insecure there is none of this: every caller is an admin.
 
 import * as grpc from '@grpc/grpc-js';
-import { kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
+import { kindInfo, objectKey, type KindInfo } from '../client/kinds.js';
 import { ApiError, type ApiObject } from './registry.js';
 import { authorize, forbiddenMessage, NODES_GROUP, SUPERUSER_GROUP, type ClusterRole, type ClusterRoleBinding, type RbacSource, type RequestAttributes, type Role, type RoleBinding, type UserInfo } from './rbac.js';
 import type { WatchCache } from './watch-cache.js';
@@ -74,9 +74,9 @@ class CachedRbac implements RbacSource {
   }
 
   roleBindings(namespace: string): Iterable<RoleBinding> {
-    const info = kindInfo('RoleBinding')!;
-    if (listPrefix(info, namespace) === listPrefix(info, undefined)) return [];
-    return this.cache.list(info, namespace).map((cached) => cached.object as unknown as RoleBinding);
+    // RoleBindings grant only inside their namespace: a cluster-wide request has none.
+    if (namespace === '') return [];
+    return this.cache.list(kindInfo('RoleBinding')!, namespace).map((cached) => cached.object as unknown as RoleBinding);
   }
 }
 

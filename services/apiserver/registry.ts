@@ -12,7 +12,7 @@
 
 import { nanoid } from 'nanoid';
 import * as etcd from '../../proto/gen/etcd/rpc.js';
-import { KvError, type RangeResponse, type TxnResponse } from '../../raft/kv/index.js';
+import { KvError, prefixEnd as kvPrefixEnd, type RangeResponse, type TxnResponse } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
 import type { Context, Tracer } from '@opentelemetry/api';
 import { endSpan, startSpan, type ActiveSpan } from '../telemetry/index.js';
@@ -197,11 +197,9 @@ export function mergePatch(target: Json | undefined, patch: Json): Json {
   return out;
 }
 
-/** The first key after every key that starts with `prefix` (a range end). */
+/** The range end covering every key that starts with `prefix` (the store's prefixEnd, for a string). */
 export function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix, 'utf8');
-  end[end.length - 1]!++;
-  return end;
+  return Buffer.from(kvPrefixEnd(encoder.encode(prefix)));
 }
 
 /** A stored object as clients see it: its resourceVersion is the revision it was read at. */
@@ -209,6 +207,12 @@ export function objectFromStored(value: Uint8Array, revision: number): ApiObject
   const object = JSON.parse(decoder.decode(value)) as ApiObject;
   object.metadata.resourceVersion = String(revision);
   return object;
+}
+
+/** The namespace a request means: '' for cluster-scoped kinds, "default" when a namespaced one gives none. */
+export function namespaceOf(info: KindInfo, namespace: string | undefined): string {
+  if (!info.namespaced) return '';
+  return namespace === undefined || namespace === '' ? 'default' : namespace;
 }
 
 /** Kubernetes' words for a write that lost to another one. */
@@ -298,7 +302,7 @@ export class Registry {
   async get(kindName: string, namespace: string, name: string): Promise<ApiObject> {
     const info = Registry.kind(kindName);
     await this.store.linearizableBarrier();
-    const found = this.read(objectKey(info, this.namespaceOf(info, namespace), name));
+    const found = this.read(objectKey(info, namespaceOf(info, namespace), name));
     if (found === undefined) throw this.notFound(info, namespace, name);
     return found;
   }
@@ -307,7 +311,7 @@ export class Registry {
     const info = Registry.kind(kindName);
     const object = this.decode(info, input);
     const meta = object.metadata;
-    const namespace = this.namespaceOf(info, meta.namespace as string | undefined);
+    const namespace = namespaceOf(info, meta.namespace as string | undefined);
     if (info.namespaced) {
       meta.namespace = namespace;
       await this.requireNamespace(namespace);
@@ -366,7 +370,7 @@ export class Registry {
     const info = Registry.kind('Pod');
     const fieldErrors = nodeName === '' ? [{ path: 'target.name', message: 'is required' }] : dns1123Subdomain(nodeName, 'target.name');
     if (fieldErrors.length > 0) throw new ApiError('Invalid', `Binding "${name}" is invalid: ${fieldErrors.map((error) => `${error.path}: ${error.message}`).join('; ')}`, fieldErrors);
-    const key = objectKey(info, this.namespaceOf(info, namespace), name);
+    const key = objectKey(info, namespaceOf(info, namespace), name);
     const expected = parseResourceVersion(options.resourceVersion, 'resourceVersion');
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) await this.store.linearizableBarrier();
@@ -411,7 +415,7 @@ export class Registry {
    */
   async delete(kindName: string, namespace: string, name: string, options: DeleteOptions = {}): Promise<ApiObject> {
     const info = Registry.kind(kindName);
-    const key = objectKey(info, this.namespaceOf(info, namespace), name);
+    const key = objectKey(info, namespaceOf(info, namespace), name);
     const expected = parseResourceVersion(options.resourceVersion, 'resourceVersion');
     const finalizer = policyFinalizer(options.propagationPolicy);
     // The first attempt reads this master's state; the transaction's compare
@@ -490,7 +494,7 @@ export class Registry {
     if (part === 'status' && !info.hasStatus) throw new ApiError('NotFound', `${info.kind} has no status subresource`);
     const object = this.decode(info, input);
     const meta = object.metadata;
-    const namespace = this.namespaceOf(info, meta.namespace as string | undefined);
+    const namespace = namespaceOf(info, meta.namespace as string | undefined);
     const name = meta.name as string | undefined;
     if (name === undefined || name === '') throw new ApiError('Invalid', 'metadata.name: is required to update', [{ path: 'metadata.name', message: 'is required' }]);
     const expected = parseResourceVersion(meta.resourceVersion as string | undefined, 'metadata.resourceVersion');
@@ -738,10 +742,6 @@ export class Registry {
     return kv === undefined ? undefined : objectFromStored(kv.value, kv.modRevision);
   }
 
-  private namespaceOf(info: KindInfo, namespace: string | undefined): string {
-    if (!info.namespaced) return '';
-    return namespace === undefined || namespace === '' ? 'default' : namespace;
-  }
 
   private async requireNamespace(namespace: string): Promise<void> {
     const key = encoder.encode(objectKey(Registry.kind('Namespace'), '', namespace));
@@ -754,7 +754,7 @@ export class Registry {
   }
 
   private notFound(info: KindInfo, namespace: string, name: string): ApiError {
-    return new ApiError('NotFound', `${info.kind} "${name}" not found${info.namespaced ? ` in namespace "${this.namespaceOf(info, namespace)}"` : ''}`);
+    return new ApiError('NotFound', `${info.kind} "${name}" not found${info.namespaced ? ` in namespace "${namespaceOf(info, namespace)}"` : ''}`);
   }
 
   private storeReadError(error: unknown, pinned: number | undefined): Error {

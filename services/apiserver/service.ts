@@ -9,13 +9,14 @@ import * as grpc from '@grpc/grpc-js';
 import * as api from '../../proto/gen/api.js';
 import { toServiceError } from '../etcdapi/index.js';
 import type { ReplicatedStore } from '../store/index.js';
-import { ApiError, Registry, type ApiObject, type Fence, type Reason, type RegistryOptions, type WriteContext } from './registry.js';
+import { ApiError, namespaceOf, Registry, type ApiObject, type Fence, type Reason, type RegistryOptions, type WriteContext } from './registry.js';
 import { listCached, startWatch, type WatchHandle } from './watch.js';
 import type { WatchCache } from './watch-cache.js';
 import type { Access } from './access.js';
 import type { UserInfo } from './rbac.js';
 import { isJsonObject } from './schema.js';
 import { kindInfo, objectKey, type KindInfo } from '../client/kinds.js';
+import { FENCING_LEASE_METADATA, FENCING_TOKEN_METADATA } from '../client/resources.js';
 import { endSpan, startSpan, type MasterMetrics } from '../telemetry/index.js';
 import type { Tracer } from '@opentelemetry/api';
 
@@ -31,10 +32,6 @@ const REASON_CODES: Readonly<Record<Reason, grpc.status>> = {
   Forbidden: grpc.status.PERMISSION_DENIED,
   Unauthorized: grpc.status.UNAUTHENTICATED,
 };
-
-/** Request metadata naming the Lease whose fencing token a write carries ("namespace/name"), and the token. */
-export const FENCING_LEASE_METADATA = 'mast-fencing-lease';
-export const FENCING_TOKEN_METADATA = 'mast-fencing-token';
 
 /** The fence a call's metadata carries, if any (BadRequest when half there or malformed). */
 export function fenceOf(metadata: grpc.Metadata): Fence | undefined {
@@ -95,12 +92,8 @@ interface Caller {
 function target(kind: string, object: unknown): { info: KindInfo; namespace: string; name: string } {
   const info = Registry.kind(kind);
   const meta = isJsonObject(object) && isJsonObject(object.metadata) ? object.metadata : {};
-  const namespace = info.namespaced ? (typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default') : '';
+  const namespace = namespaceOf(info, typeof meta.namespace === 'string' ? meta.namespace : undefined);
   return { info, namespace, name: typeof meta.name === 'string' ? meta.name : '' };
-}
-
-function namespaceOf(info: KindInfo, namespace: string): string {
-  return info.namespaced ? (namespace === '' ? 'default' : namespace) : '';
 }
 
 /** The kind as a metric label: only served kinds, so random requests cannot grow the label set. */
@@ -129,7 +122,7 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
       };
       let running: Promise<Res>;
       try {
-        if (call.request.kind === '') throw new ApiError('BadRequest', 'kind is required');
+        requireKind(call.request.kind);
         const user = access.authenticate(call.metadata, call.getAuthContext());
         running = run(call.request, { user, context: { fence: fenceOf(call.metadata), trace: tracer === undefined || span === undefined ? undefined : { tracer, parent: span.context } } });
       } catch (error) {

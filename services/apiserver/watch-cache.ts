@@ -13,7 +13,7 @@
 // Objects in the cache are shared between watchers: nobody may mutate them.
 // Each carries its JSON bytes, encoded once on first use.
 
-import type { WatchBatch, WatchEvent as KvWatchEvent } from '../../raft/kv/index.js';
+import { lowerBound, type WatchBatch, type WatchEvent as KvWatchEvent } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
 import { KINDS, listPrefix, type KindInfo } from '../client/kinds.js';
 import { ApiError, objectFromStored, prefixEnd, type ApiObject } from './registry.js';
@@ -98,8 +98,7 @@ export class CacheWatcher {
 
   bookmark(revision: number): void {
     if (revision > this.seen) this.seen = revision;
-    const { info } = this.filter;
-    this.emit({ type: 'BOOKMARK', object: new CachedObject({ apiVersion: info.apiVersion, kind: info.kind, metadata: { resourceVersion: String(this.seen) } }) });
+    this.emit(bookmarkEvent(this.filter.info, this.seen));
   }
 
   /** @internal Offer one store event (in revision order). */
@@ -117,6 +116,11 @@ export class CacheWatcher {
   private translate(event: StoredEvent): CacheWatchEvent | undefined {
     return translateChange(this.filter, event.type, event.before, event.after, () => (event.tombstone ??= event.before!.atRevision(event.revision)));
   }
+}
+
+/** A BOOKMARK: the kind, and the version the watcher has seen everything up to. */
+export function bookmarkEvent(info: KindInfo, revision: number): CacheWatchEvent {
+  return { type: 'BOOKMARK', object: new CachedObject({ apiVersion: info.apiVersion, kind: info.kind, metadata: { resourceVersion: String(revision) } }) };
 }
 
 /** Whether an object passes a watch's selectors. */
@@ -149,7 +153,7 @@ export interface WatchCacheOptions {
 
 export class WatchCache {
   /** kind prefix (/registry/pods/) → key → object. */
-  private readonly objects = new Map<string, Map<string, CachedObject>>();
+  private readonly objects = new Map<string, KindBucket>();
   private readonly watchers = new Map<string, Set<CacheWatcher>>();
   /** Recent events, oldest first, at most options.historyEvents. */
   private history: StoredEvent[] = [];
@@ -203,7 +207,7 @@ export class WatchCache {
 
   /** Every object of every kind (for listeners that index them all). */
   *all(): IterableIterator<[string, CachedObject]> {
-    for (const bucket of this.objects.values()) yield* bucket;
+    for (const bucket of this.objects.values()) yield* bucket.objects;
   }
 
   /** The revision the cache is exactly up to date with. */
@@ -224,22 +228,18 @@ export class WatchCache {
 
   /** The objects of a kind (in a namespace), sorted by key, as of `this.revision`. */
   list(info: KindInfo, namespace: string | undefined): CachedObject[] {
-    const bucket = this.objects.get(listPrefix(info, undefined));
-    if (bucket === undefined) return [];
-    const prefix = listPrefix(info, info.namespaced ? namespace : undefined);
-    const keys = [...bucket.keys()].filter((key) => key.startsWith(prefix)).sort();
-    return keys.map((key) => bucket.get(key)!);
+    return this.objects.get(listPrefix(info, undefined))?.list(listPrefix(info, info.namespaced ? namespace : undefined)) ?? [];
   }
 
   /** One object by key, if present. */
   get(info: KindInfo, key: string): CachedObject | undefined {
-    return this.objects.get(listPrefix(info, undefined))?.get(key);
+    return this.objects.get(listPrefix(info, undefined))?.objects.get(key);
   }
 
   /** One object by storage key alone. */
   getKey(key: string): CachedObject | undefined {
     const prefix = kindPrefixOf(key);
-    return prefix === undefined ? undefined : this.objects.get(prefix)?.get(key);
+    return prefix === undefined ? undefined : this.objects.get(prefix)?.objects.get(key);
   }
 
   /**
@@ -263,10 +263,10 @@ export class WatchCache {
     return watcher;
   }
 
-  private bucket(prefix: string): Map<string, CachedObject> {
+  private bucket(prefix: string): KindBucket {
     let bucket = this.objects.get(prefix);
     if (bucket === undefined) {
-      bucket = new Map();
+      bucket = new KindBucket();
       this.objects.set(prefix, bucket);
     }
     return bucket;
@@ -312,7 +312,7 @@ export class WatchCache {
     if (prefix === undefined) return undefined;
     const bucket = this.bucket(prefix);
     const revision = kvEvent.kv.modRevision;
-    const before = bucket.get(key);
+    const before = bucket.objects.get(key);
     let event: StoredEvent;
     if (kvEvent.type === 'delete') {
       bucket.delete(key);
@@ -339,6 +339,31 @@ export class WatchCache {
         this.historyStart = 0;
       }
     }
+  }
+}
+
+/**
+ * One kind's objects, and their keys kept sorted (binary insertion on create
+ * and delete), so a list walks its prefix instead of sorting every key.
+ */
+class KindBucket {
+  readonly objects = new Map<string, CachedObject>();
+  private readonly keys: string[] = [];
+
+  set(key: string, object: CachedObject): void {
+    if (!this.objects.has(key)) this.keys.splice(lowerBound(this.keys, key), 0, key);
+    this.objects.set(key, object);
+  }
+
+  delete(key: string): void {
+    if (this.objects.delete(key)) this.keys.splice(lowerBound(this.keys, key), 1);
+  }
+
+  /** The objects whose keys start with `prefix`, in key order. */
+  list(prefix: string): CachedObject[] {
+    const found: CachedObject[] = [];
+    for (let index = lowerBound(this.keys, prefix); index < this.keys.length && this.keys[index]!.startsWith(prefix); index++) found.push(this.objects.get(this.keys[index]!)!);
+    return found;
   }
 }
 

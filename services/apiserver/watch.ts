@@ -13,7 +13,7 @@ import type { WatchBatch, WatchEvent as KvWatchEvent } from '../../raft/kv/index
 import type { ReplicatedStore } from '../store/index.js';
 import { listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
 import { ApiError, encodeContinue, objectFromStored, parseSelectors, prefixEnd, Registry, type ListOptions } from './registry.js';
-import { CachedObject, matchesFilter, translateChange, type CacheWatchEvent, type CacheWatchFilter, type WatchCache } from './watch-cache.js';
+import { bookmarkEvent, CachedObject, matchesFilter, translateChange, type CacheWatchEvent, type CacheWatchFilter, type WatchCache } from './watch-cache.js';
 
 export interface WatchOptions {
   readonly namespace?: string | undefined;
@@ -117,8 +117,7 @@ class StoreWatch implements WatchHandle {
 
   bookmark(revision: number): void {
     if (revision > this.lastRevision) this.lastRevision = revision;
-    const { info } = this.filter;
-    this.emit({ type: 'BOOKMARK', object: new CachedObject({ apiVersion: info.apiVersion, kind: info.kind, metadata: { resourceVersion: String(this.lastRevision) } }) });
+    this.emit(bookmarkEvent(this.filter.info, this.lastRevision));
   }
 
   cancel(): void {

@@ -167,6 +167,11 @@ export class Informer<T extends KubeObject = KubeObject> {
     return this.cache.get(namespace === '' ? name : `${namespace}/${name}`);
   }
 
+  /** By the key keyOf() gives ("namespace/name", or "name"), as work queues carry it. */
+  getByKey(key: string): T | undefined {
+    return this.cache.get(key);
+  }
+
   /** Begin listing and watching. Starting again while running does nothing; an informer stopped cannot start again. */
   start(): void {
     if (this.stopped) throw new Error(`informer ${this.kind}: stopped; make a new one`);

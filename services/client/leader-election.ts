@@ -22,7 +22,8 @@
 // Lease also carries them in milliseconds in an annotation; its
 // leaseDurationSeconds is the same rounded up, for kubectl-minded readers.
 
-import type { KubeObject, ResourceClient, WriteFence } from './resources.js';
+import * as grpc from '@grpc/grpc-js';
+import { statusCodeOf, type KubeObject, type ResourceClient, type WriteFence } from './resources.js';
 
 export const LEASE_DURATION_MS_ANNOTATION = 'coordination.mast.io/lease-duration-ms';
 
@@ -72,11 +73,6 @@ function microTime(date: Date): string {
   return date.toISOString().replace(/Z$/, '000Z');
 }
 
-function isStatus(error: unknown, code: number): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
-}
-
-const NOT_FOUND = 5;
 
 export class LeaderElector {
   private readonly leaseDurationMs: number;
@@ -163,7 +159,7 @@ export class LeaderElector {
     try {
       lease = (await client.get('Lease', namespace, name)) as LeaseObject;
     } catch (error) {
-      if (!isStatus(error, NOT_FOUND)) throw error;
+      if (statusCodeOf(error) !== grpc.status.NOT_FOUND) throw error;
     }
     const now = new Date();
     const spec: LeaseSpec = {

@@ -25,6 +25,15 @@ export interface ResourceClientOptions {
   readonly token?: string;
 }
 
+/** The gRPC status code of a failed call (undefined for anything else). */
+export function statusCodeOf(error: unknown): grpc.status | undefined {
+  return typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'number' ? (error as { code: grpc.status }).code : undefined;
+}
+
+/** Request metadata naming the Lease a fenced write holds ("namespace/name"), and its token; the API server reads the same names. */
+export const FENCING_LEASE_METADATA = 'mast-fencing-lease';
+export const FENCING_TOKEN_METADATA = 'mast-fencing-token';
+
 /** The Lease a leader-elected writer holds, and its fencing token (the resourceVersion at which it became holder). */
 export interface WriteFence {
   readonly namespace: string;
@@ -108,8 +117,8 @@ export class ResourceClient {
     const metadata = new grpc.Metadata();
     if (this.options.token !== undefined) metadata.set('authorization', `Bearer ${this.options.token}`);
     if (write && this.fence !== undefined) {
-      metadata.set('mast-fencing-lease', `${this.fence.namespace}/${this.fence.name}`);
-      metadata.set('mast-fencing-token', this.fence.token);
+      metadata.set(FENCING_LEASE_METADATA, `${this.fence.namespace}/${this.fence.name}`);
+      metadata.set(FENCING_TOKEN_METADATA, this.fence.token);
     }
     return metadata;
   }

@@ -63,6 +63,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Wait until the masters have made a namespace they create at startup (default, kube-system...). */
+export async function waitForNamespace(client: { list(kind: 'Namespace'): Promise<{ items: ReadonlyArray<{ metadata?: { name?: string } }> }> }, name: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(`namespace ${name}`, async () => ((await client.list('Namespace')).items.some((item) => item.metadata?.name === name) ? true : undefined), timeoutMs, 50);
+}
+
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;

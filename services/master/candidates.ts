@@ -7,8 +7,7 @@
 // and a candidate in another master takes over; when it is merely slow or cut
 // off, its fence makes anything it still sends bounce.
 
-import * as grpc from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
+import type * as grpc from '@grpc/grpc-js';
 import { nanoid } from 'nanoid';
 import { LeaderElector } from '../client/leader-election.js';
 import { ResourceClient } from '../client/resources.js';
@@ -22,21 +21,13 @@ import type { MasterFlags } from './flags.js';
 export const SCHEDULER_LEASE = { namespace: 'kube-system', name: 'kube-scheduler' } as const;
 export const CONTROLLER_MANAGER_LEASE = { namespace: 'kube-system', name: 'kube-controller-manager' } as const;
 
-function selfCredentials(flags: MasterFlags): grpc.ChannelCredentials {
-  const url = flags.advertiseClientUrls[0] ?? '';
-  if (!url.startsWith('https://')) return grpc.credentials.createInsecure();
-  // The master's own certificate (mast init makes it a system:masters one) identifies it to itself.
-  return grpc.credentials.createSsl(flags.trustedCaFile === '' ? null : readFileSync(flags.trustedCaFile), readFileSync(flags.keyFile), readFileSync(flags.certFile));
-}
-
 export interface Candidates {
   stop(): Promise<void>;
 }
 
 /** One leader-elected component: `run` does its work while this candidate leads (until the signal aborts). */
-function candidate(flags: MasterFlags, lease: { namespace: string; name: string }, log: (line: string) => void, run: (client: ResourceClient, signal: AbortSignal) => Promise<void>): Candidates {
+function candidate(flags: MasterFlags, credentials: grpc.ChannelCredentials, lease: { namespace: string; name: string }, log: (line: string) => void, run: (client: ResourceClient, signal: AbortSignal) => Promise<void>): Candidates {
   const endpoint = (flags.advertiseClientUrls[0] ?? '').replace(/^https?:\/\//, '');
-  const credentials = selfCredentials(flags);
   const leaseClient = new ResourceClient({ endpoints: [endpoint], credentials, timeoutMs: 2000 });
   const workClient = new ResourceClient({ endpoints: [endpoint], credentials, timeoutMs: 10_000 });
   let running: Promise<void> | undefined;
@@ -70,9 +61,14 @@ async function runControllers(client: ResourceClient, signal: AbortSignal, log: 
   await Promise.all(controllers.map((controller) => controller.run(signal)));
 }
 
-export function startCandidates(flags: MasterFlags, log: (line: string) => void): Candidates {
+/**
+ * Start the candidates `flags` ask for. `credentials` reach this master's own
+ * client URL: with TLS, its own certificate (mast init makes it a
+ * system:masters one) identifies it to itself.
+ */
+export function startCandidates(flags: MasterFlags, credentials: grpc.ChannelCredentials, log: (line: string) => void): Candidates {
   const started: Candidates[] = [];
-  if (flags.scheduler) started.push(candidate(flags, SCHEDULER_LEASE, log, (client, signal) => new Scheduler({ client, log }).run(signal)));
-  if (flags.controllers) started.push(candidate(flags, CONTROLLER_MANAGER_LEASE, log, (client, signal) => runControllers(client, signal, log)));
+  if (flags.scheduler) started.push(candidate(flags, credentials, SCHEDULER_LEASE, log, (client, signal) => new Scheduler({ client, log }).run(signal)));
+  if (flags.controllers) started.push(candidate(flags, credentials, CONTROLLER_MANAGER_LEASE, log, (client, signal) => runControllers(client, signal, log)));
   return { stop: async () => void (await Promise.all(started.map((one) => one.stop()))) };
 }

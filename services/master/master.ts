@@ -95,6 +95,8 @@ export class Master {
   private watchCache: WatchCache | undefined;
   private telemetry: Telemetry | undefined;
   private candidates: Candidates | undefined;
+  /** How this master reaches its own client URL (its certificate when TLS). */
+  private selfCredentials = grpc.credentials.createInsecure();
 
   private constructor(
     readonly flags: MasterFlags,
@@ -134,7 +136,7 @@ export class Master {
       throw error;
     }
     store.start();
-    master.candidates = startCandidates(flags, (line) => logger.info(line));
+    master.candidates = startCandidates(flags, master.selfCredentials, (line) => logger.info(line));
     logger.info(
       `member ${flags.name} (${formatId(store.memberId)}) of cluster ${formatId(store.clusterId)} serving clients on ${flags.listenClientUrls.join(',')}, peers on ${flags.listenPeerUrls.join(',')}`,
     );
@@ -168,15 +170,11 @@ export class Master {
     });
     this.telemetry = telemetry;
     let leaderChanges = 0;
-    let leading = false;
-    store.onLeaderChange((leader) => {
-      if (leader !== 0) leaderChanges++;
-    });
     telemetry.metrics.observeRaft({
       term: () => store.raftStatus().term,
       commitIndex: () => store.raftStatus().commit,
       appliedIndex: () => store.raftStatus().applied,
-      isLeader: () => leading,
+      isLeader: () => store.leading,
       hasLeader: () => store.raftStatus().leader !== 0,
       leaderChanges: () => leaderChanges,
       revision: () => store.kv.revision,
@@ -195,8 +193,9 @@ export class Master {
       interceptors: [adminOnlyInterceptor(access, ['/etcdserverpb.', '/v3electionpb.', '/v3lockpb.'], statusOf)],
     });
     const clientTls = flags.advertiseClientUrls.some((url) => url.startsWith('https://'));
+    this.selfCredentials = channelCredentials(clientTls, flags.certFile, flags.keyFile, flags.trustedCaFile);
     addEtcdServices(clientServer, store, {
-      clientCredentials: channelCredentials(clientTls, flags.certFile, flags.keyFile, flags.trustedCaFile),
+      clientCredentials: this.selfCredentials,
       dataDir: flags.dataDir,
       minTtlSeconds: Math.max(1, Math.ceil((1.5 * flags.electionTimeoutMs) / 1000)),
       progressNotifyIntervalMs: flags.watchProgressNotifyIntervalMs,
@@ -214,11 +213,11 @@ export class Master {
     ensureCreated(registry, [...BOOTSTRAP_CLUSTER_ROLES, ...BOOTSTRAP_CLUSTER_ROLE_BINDINGS], warn);
     // Every master keeps the collector's indexes; only the Raft leader acts.
     const events = new EventRecorder(registryEventSink(registry), { component: 'garbage-collector', host: flags.name, log: warn });
-    const collector = new GarbageCollector(cache, registry, { isActive: () => leading, log: (message) => this.logger.info(message), events });
+    const collector = new GarbageCollector(cache, registry, { isActive: () => store.leading, log: (message) => this.logger.info(message), events });
     store.onLeaderChange((leader) => {
-      const was = leading;
-      leading = leader === store.memberId;
-      if (leading && !was) collector.resync();
+      if (leader !== 0) leaderChanges++;
+      // This member just became the one that acts: look at everything again.
+      if (leader === store.memberId) collector.resync();
     });
     collector.start();
     this.garbageCollector = collector;
@@ -227,7 +226,7 @@ export class Master {
     this.eventSweeper = setInterval(() => {
       if (sweeping) return;
       sweeping = true;
-      void sweepEvents(cache, registry, { ttlMs: flags.eventTtlMs, isActive: () => leading, log: warn }).finally(() => (sweeping = false));
+      void sweepEvents(cache, registry, { ttlMs: flags.eventTtlMs, isActive: () => store.leading, log: warn }).finally(() => (sweeping = false));
     }, Math.min(60_000, Math.max(1000, Math.floor(flags.eventTtlMs / 4))));
     this.eventSweeper.unref();
     this.clientServer = clientServer;

@@ -10,9 +10,10 @@
 // "0/N nodes are available: ..." and waits until nodes or pods change.
 
 import type { Node, Pod } from '../../proto/gen/resources/v1/core.js';
-import type { EventRecorder } from '../client/events.js';
+import type { EventRecorder, InvolvedObject } from '../client/events.js';
 import { Informer, keyOf } from '../client/informer.js';
-import type { KubeObject, ResourceClient } from '../client/resources.js';
+import * as grpc from '@grpc/grpc-js';
+import { statusCodeOf, type KubeObject, type ResourceClient } from '../client/resources.js';
 import { WorkQueue } from '../client/workqueue.js';
 import { assume, buildSnapshot, forget, schedule, type ClusterSnapshot } from './plugins/index.js';
 
@@ -28,12 +29,6 @@ export interface SchedulerOptions {
   readonly log?: (line: string) => void;
 }
 
-const FAILED_PRECONDITION = 9;
-const NOT_FOUND = 5;
-
-function codeOf(error: unknown): number | undefined {
-  return typeof error === 'object' && error !== null ? ((error as { code?: number }).code ?? undefined) : undefined;
-}
 
 export class Scheduler {
   private readonly pods: Informer<KubeObject>;
@@ -136,7 +131,7 @@ export class Scheduler {
       const pods = this.pods.list() as Pod[];
       this.snapshot = buildSnapshot(this.nodes.list() as Node[], pods);
       for (const [key, node] of this.assumed) {
-        const pod = this.pods.get(...splitKey(key)) as Pod | undefined;
+        const pod = this.pods.getByKey(key) as Pod | undefined;
         if (pod !== undefined && (pod.spec?.nodeName ?? '') === '') assume(this.snapshot, pod, node);
       }
     }
@@ -144,7 +139,7 @@ export class Scheduler {
   }
 
   private async scheduleOne(key: string): Promise<void> {
-    const pod = this.pods.get(...splitKey(key)) as Pod | undefined;
+    const pod = this.pods.getByKey(key) as Pod | undefined;
     if (!this.wants(pod) || this.assumed.has(key)) return;
     const snapshot = this.currentSnapshot();
     const result = schedule(pod!, snapshot);
@@ -176,20 +171,20 @@ export class Scheduler {
     try {
       await this.options.client.bind(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', node, pod.metadata?.resourceVersion ?? '');
       this.bound++;
-      void this.options.events?.record({ apiVersion: 'v1', kind: 'Pod', namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' }, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${node}`);
+      void this.options.events?.record(involvedPod(pod), 'Normal', 'Scheduled', `Successfully assigned ${key} to ${node}`);
     } catch (error) {
       // Not bound: take the assumption back.
       if (this.assumed.get(key) === node) {
         this.assumed.delete(key);
         if (this.snapshot !== undefined) forget(this.snapshot, pod, node);
       }
-      const code = codeOf(error);
-      if (code === FAILED_PRECONDITION) {
+      const code = statusCodeOf(error);
+      if (code === grpc.status.FAILED_PRECONDITION) {
         this.options.log?.(`scheduler: superseded (${(error as Error).message}); stopping`);
         this.stop();
         return;
       }
-      if (code === NOT_FOUND) return;
+      if (code === grpc.status.NOT_FOUND) return;
       this.options.log?.(`scheduler: binding ${key} to ${node} failed: ${(error as Error).message}; will retry`);
       if (!this.stopped) this.queue.addRateLimited(key);
     }
@@ -205,15 +200,15 @@ export class Scheduler {
         ...pod,
         status: { ...pod.status, phase: pod.status?.phase ?? 'Pending', conditions: [...conditions, { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] },
       } as KubeObject);
-      void this.options.events?.record({ apiVersion: 'v1', kind: 'Pod', namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' }, 'Warning', 'FailedScheduling', message);
+      void this.options.events?.record(involvedPod(pod), 'Warning', 'FailedScheduling', message);
     } catch (error) {
-      if (codeOf(error) === FAILED_PRECONDITION) this.stop();
+      if (statusCodeOf(error) === grpc.status.FAILED_PRECONDITION) this.stop();
       else this.options.log?.(`scheduler: reporting ${key} unschedulable failed: ${(error as Error).message}`);
     }
   }
 }
 
-function splitKey(key: string): [string, string] {
-  const slash = key.indexOf('/');
-  return slash < 0 ? ['', key] : [key.slice(0, slash), key.slice(slash + 1)];
+/** A pod as the subject of an Event. */
+function involvedPod(pod: Pod): InvolvedObject {
+  return { apiVersion: 'v1', kind: 'Pod', namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' };
 }

@@ -241,6 +241,11 @@ export class ReplicatedStore implements StateListener {
     return this.stateMachine.hub;
   }
 
+  /** Whether this member leads the Raft group now. */
+  get leading(): boolean {
+    return this.isLeader;
+  }
+
   raftStatus(): Status {
     return this.node.status();
   }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { LeaderElector, type Leadership } from '../../services/client/leader-election.js';
 import { ResourceClient } from '../../services/client/resources.js';
-import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
+import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 import { failure } from '../support/refusals.js';
 
 interface Candidate {
@@ -63,7 +63,7 @@ describe('client: leader election with fencing', function () {
     cluster = await LocalCluster.start({ size: 1, baseDir: mkdtempSync(join(tmpdir(), 'mast-election-')) });
     const client = new ResourceClient({ endpoints: cluster.endpoints });
     try {
-      await waitFor('kube-system', async () => ((await client.list('Namespace')).items.some((item) => item.metadata?.name === 'kube-system') ? true : undefined), 30_000, 50);
+      await waitForNamespace(client, 'kube-system');
     } finally {
       client.close();
     }

@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
-import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
+import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 
 describe('controllers: the ReplicaSet controller in a master', function () {
   this.timeout(180_000);
@@ -17,7 +17,7 @@ describe('controllers: the ReplicaSet controller in a master', function () {
   before(async function () {
     cluster = await LocalCluster.start({ size: 1, baseDir: mkdtempSync(join(tmpdir(), 'mast-rs-')), controllers: true });
     client = new ResourceClient({ endpoints: cluster.endpoints });
-    await waitFor('the default namespace', async () => ((await client.list('Namespace')).items.some((item) => item.metadata?.name === 'default') ? true : undefined), 60_000, 50);
+    await waitForNamespace(client, 'default');
   });
 
   after(async function () {

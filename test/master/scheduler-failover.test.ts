@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pod } from '../../proto/gen/resources/v1/core.js';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
-import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
+import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 
 describe('mast master: hosted scheduler candidates fail over', function () {
   this.timeout(180_000);
@@ -18,7 +18,7 @@ describe('mast master: hosted scheduler candidates fail over', function () {
   before(async function () {
     cluster = await LocalCluster.start({ size: 3, baseDir: mkdtempSync(join(tmpdir(), 'mast-sched-failover-')), scheduler: true });
     client = new ResourceClient({ endpoints: cluster.endpoints });
-    await waitFor('the default namespace', async () => ((await client.list('Namespace')).items.some((item) => item.metadata?.name === 'default') ? true : undefined), 60_000, 50);
+    await waitForNamespace(client, 'default');
     for (const name of ['n1', 'n2']) {
       const created = await client.create('Node', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
       const resources = { cpu: '4', memory: '8Gi', pods: '110' };

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pod } from '../../proto/gen/resources/v1/core.js';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
-import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
+import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 import { Scheduler } from '../../services/scheduler/scheduler.js';
 
 function node(name: string, cpu: string, labels: Record<string, string> = {}): KubeObject {
@@ -37,7 +37,7 @@ describe('scheduler: the binding loop on a real master', function () {
   before(async function () {
     cluster = await LocalCluster.start({ size: 1, baseDir: mkdtempSync(join(tmpdir(), 'mast-scheduler-')) });
     client = new ResourceClient({ endpoints: cluster.endpoints });
-    await waitFor('the default namespace', async () => ((await client.list('Namespace')).items.some((item) => item.metadata?.name === 'default') ? true : undefined), 30_000, 50);
+    await waitForNamespace(client, 'default');
     for (const [name, cpu, labels] of [['n1', '2', { disktype: 'ssd' }], ['n2', '2', {}], ['n3', '1', {}]] as const) await addNode(name, cpu, labels);
     scheduler = new Scheduler({ client, log: (line) => logged.push(line) });
     running = scheduler.run(controller.signal);

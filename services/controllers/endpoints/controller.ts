@@ -6,7 +6,8 @@
 
 import type { Endpoints, Pod, Service } from '../../../proto/gen/resources/v1/core.js';
 import { Informer, keyOf } from '../../client/informer.js';
-import type { KubeObject, ResourceClient } from '../../client/resources.js';
+import * as grpc from '@grpc/grpc-js';
+import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
 import { desiredEndpoints, endpointsMatch } from './reconcile.js';
 
@@ -17,17 +18,6 @@ export interface EndpointsControllerOptions {
   readonly log?: (line: string) => void;
 }
 
-const NOT_FOUND = 5;
-const ALREADY_EXISTS = 6;
-
-function codeOf(error: unknown): number | undefined {
-  return typeof error === 'object' && error !== null ? (error as { code?: number }).code : undefined;
-}
-
-function splitKey(key: string): [string, string] {
-  const slash = key.indexOf('/');
-  return slash < 0 ? ['', key] : [key.slice(0, slash), key.slice(slash + 1)];
-}
 
 export class EndpointsController {
   private readonly services: Informer<KubeObject>;
@@ -74,16 +64,16 @@ export class EndpointsController {
   }
 
   private async sync(key: string): Promise<void> {
-    const [namespace, name] = splitKey(key);
-    const service = this.services.get(namespace, name) as Service | undefined;
-    const current = this.endpoints.get(namespace, name) as Endpoints | undefined;
+    const service = this.services.getByKey(key) as Service | undefined;
+    const current = this.endpoints.getByKey(key) as Endpoints | undefined;
+    const [namespace = '', name = ''] = key.split('/');
     const client = this.options.client;
     const desired = service === undefined ? undefined : desiredEndpoints(service, (this.options.pods.list() as Pod[]).filter((pod) => pod.metadata?.namespace === namespace));
     if (desired === undefined) {
       // No Service (its Endpoints go with it); a Service without a selector keeps the Endpoints its user wrote.
       if (service === undefined && current !== undefined) {
         await client.delete('Endpoints', namespace, name, { resourceVersion: current.metadata?.resourceVersion ?? '' }).catch((error: unknown) => {
-          if (codeOf(error) !== NOT_FOUND) throw error;
+          if (statusCodeOf(error) !== grpc.status.NOT_FOUND) throw error;
         });
       }
       return;
@@ -91,7 +81,7 @@ export class EndpointsController {
     if (current === undefined) {
       await client.create('Endpoints', desired as KubeObject).catch((error: unknown) => {
         // Made meanwhile (the informer had not seen it yet): the next sync compares.
-        if (codeOf(error) !== ALREADY_EXISTS) throw error;
+        if (statusCodeOf(error) !== grpc.status.ALREADY_EXISTS) throw error;
         this.queue.addRateLimited(key);
       });
       return;

@@ -44,11 +44,6 @@ interface Expectations {
   readonly setAtMs: number;
 }
 
-function splitKey(key: string): [string, string] {
-  const slash = key.indexOf('/');
-  return slash < 0 ? ['', key] : [key.slice(0, slash), key.slice(slash + 1)];
-}
-
 export class ReplicaController {
   private readonly owners: Informer<KubeObject>;
   private readonly queue = new WorkQueue<string>();
@@ -141,8 +136,7 @@ export class ReplicaController {
   }
 
   private async sync(key: string): Promise<void> {
-    const [namespace, name] = splitKey(key);
-    const object = this.owners.get(namespace, name) as OwnerObject | undefined;
+    const object = this.owners.getByKey(key) as OwnerObject | undefined;
     if (object === undefined) {
       this.expectations.delete(key);
       return; // gone: the garbage collector removes its pods
@@ -150,6 +144,7 @@ export class ReplicaController {
     // Still waiting to see its last creates and deletes: the events that satisfy it enqueue it again.
     if (!this.satisfied(key)) return;
     const owner = this.ownerOf(object);
+    const namespace = owner.metadata.namespace ?? '';
     const pods = (this.options.pods.list() as Pod[]).filter((pod) => pod.metadata?.namespace === namespace);
     const plan = planReplicas(owner, pods, this.now());
     const client = this.options.client;
