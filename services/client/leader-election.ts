@@ -69,7 +69,7 @@ interface LeaseSpec {
 
 type LeaseObject = KubeObject & { spec?: LeaseSpec };
 
-function microTime(date: Date): string {
+export function microTime(date: Date): string {
   return date.toISOString().replace(/Z$/, '000Z');
 }
 

@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 // `mast`: the server-side command. `mast master ...` runs one master;
-// `mast init ...` writes a new cluster's CA, certificates and tokens.
+// `mast init ...` writes a new cluster's CA, certificates and tokens;
+// `mast scheduler` / `mast controller-manager` run those components alone.
 
 import { FlagError, masterUsage, parseMasterFlags } from '../master/flags.js';
 import { Master, jsonLogger } from '../master/master.js';
 import { StorageCorruption } from '../../raft/storage/index.js';
 import { InitialClusterError, StoreError } from '../store/index.js';
+import { ClientConfigError } from '../client/client-config.js';
 
 const USAGE = `usage: mast COMMAND [flags]
 
 commands:
   master    run one master (a Raft member serving the etcd v3 API); mast master --help
   init      write a new cluster's CA, certificates, tokens and mastctl config; mast init --help
+  scheduler           run a leader-elected scheduler as a client of the masters; mast scheduler --help
+  controller-manager  run a leader-elected controller-manager as a client of the masters; mast controller-manager --help
 `;
 
 async function runMaster(argv: readonly string[]): Promise<void> {
@@ -41,6 +45,12 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'master':
       await runMaster(rest);
       return;
+    case 'scheduler':
+    case 'controller-manager': {
+      const { runComponent } = await import('./component.js');
+      await runComponent(command, rest);
+      return;
+    }
     case 'init': {
       // Loaded only here: `mast master` need not load the X.509 code.
       const { runInit } = await import('./init.js');
@@ -60,7 +70,7 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof FlagError || error instanceof InitialClusterError || (error instanceof StoreError && error.code === 'invalid')) {
+  if (error instanceof FlagError || error instanceof ClientConfigError || error instanceof InitialClusterError || (error instanceof StoreError && error.code === 'invalid')) {
     process.stderr.write(`mast: ${error.message}\n`);
     process.exit(2);
   }
