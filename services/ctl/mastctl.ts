@@ -9,6 +9,7 @@
 //   mastctl run NAME --image=IMAGE [--replicas=N] [--port=P]
 //   mastctl describe KIND [NAME...]
 //   mastctl get ... -w                 then every change, until Ctrl-C
+//   mastctl rollout status|history|undo|pause|resume deploy/NAME   (see rollout.ts)
 //   mastctl cluster-info | member list
 //
 // Masters: --server URL[,URL...], else $MAST_MASTERS, else the config file
@@ -27,6 +28,7 @@ import { KINDS, resolveKind, type KindInfo } from '../client/kinds.js';
 import { ResourceClient, type KubeObject } from '../client/resources.js';
 import { readManifests, ManifestError } from './manifests.js';
 import { describeEvents, formatTable, printObjects, type PrintOptions } from './printers.js';
+import { runRollout } from './rollout.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -394,6 +396,8 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
         io.out(`${qualifiedName(info)}/${name} scaled`);
         return 0;
       }
+      case 'rollout':
+        return await runRollout(client, rest, { namespace: namespace ?? 'default', flag: (name) => flag(parsed, name) }, io);
       case 'cluster-info':
       case 'member': {
         if (command === 'member' && rest[0] !== 'list') throw new UsageError('usage: mastctl member list');
@@ -525,6 +529,10 @@ const USAGE = `mastctl controls a mast cluster.
   scale KIND NAME --replicas=N
   run NAME --image=IMAGE [--replicas=N] [--port=P]   create a Deployment
   describe KIND [NAME...] [-l SELECTOR]
+  rollout status deploy/NAME [--timeout=DURATION] [--watch=false]   wait for a rollout to finish
+  rollout history deploy/NAME [--revision=N]
+  rollout undo deploy/NAME [--to-revision=N]
+  rollout pause|resume deploy/NAME
   cluster-info                  masters, leader, revision
   member list
 

@@ -158,3 +158,56 @@ export function describeEvents(events: readonly KubeObject[], now: Date): string
   const table = formatTable(['Type', 'Reason', 'Age', 'From', 'Message'], [{ Type: '----', Reason: '------', Age: '----', From: '----', Message: '-------' }, ...rows]);
   return `Events:\n${table.split('\n').map((line) => `  ${line}`).join('\n')}`;
 }
+
+/**
+ * Go's tabwriter as kubectl describe sets it up (padding 2): in each run of
+ * consecutive lines that have a tab, the text before the tab is padded to
+ * the widest of the run.
+ */
+function alignTabs(lines: readonly string[]): string {
+  const out: string[] = [];
+  for (let start = 0; start < lines.length; ) {
+    let end = start;
+    while (end < lines.length && lines[end]!.includes('\t')) end++;
+    if (end === start) {
+      out.push(lines[start]!);
+      start++;
+      continue;
+    }
+    const run = lines.slice(start, end).map((line) => [line.slice(0, line.indexOf('\t')), line.slice(line.indexOf('\t') + 1)] as const);
+    const width = Math.max(...run.map(([first]) => first.length)) + 2;
+    out.push(...run.map(([first, rest]) => `${first.padEnd(width)}${rest}`.trimEnd()));
+    start = end;
+  }
+  return out.join('\n');
+}
+
+/** kubectl describe's "Pod Template:" section (what `rollout history --revision` prints). */
+export function describePodTemplate(template: KubeObject | undefined): string {
+  const multiline = (heading: string, values: readonly string[]): string[] => (values.length === 0 ? [`${heading}\t<none>`] : [`${heading}\t${values[0]!}`, ...values.slice(1).map((value) => `\t${value}`)]);
+  const pairs = (value: unknown): string[] => Object.entries((value as Record<string, string> | undefined) ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, item]) => `${key}=${item}`);
+  const lines = ['Pod Template:', ...multiline('  Labels:', pairs(get(template, 'metadata.labels')))];
+  const annotations = pairs(get(template, 'metadata.annotations'));
+  if (annotations.length > 0) lines.push(...multiline('  Annotations:', annotations));
+  const account = get(template, 'spec.serviceAccountName');
+  if (typeof account === 'string' && account !== '') lines.push(`  Service Account:\t${account}`);
+  const containers = list(get(template, 'spec.containers'));
+  lines.push(containers.length === 0 ? '  Containers:\t<none>' : '  Containers:');
+  for (const container of containers) {
+    lines.push(`   ${String(get(container, 'name'))}:`, `    Image:\t${String(get(container, 'image') ?? '')}`);
+    const ports = list(get(container, 'ports'));
+    const port = (field: string): string[] => ports.map((entry) => `${num(get(entry, field))}/${String(get(entry, 'protocol') ?? 'TCP')}`);
+    lines.push(`    ${ports.length > 1 ? 'Ports' : 'Port'}:\t${port('containerPort').join(', ') || '<none>'}`, `    ${ports.length > 1 ? 'Host Ports' : 'Host Port'}:\t${port('hostPort').join(', ') || '<none>'}`);
+    for (const [field, heading] of [['command', 'Command'], ['args', 'Args']] as const) {
+      const words = list(get(container, field)).map(String);
+      if (words.length > 0) lines.push(`    ${heading}:`, ...words.map((word) => `      ${word}`));
+    }
+    const env = list(get(container, 'env')).map((variable) => `      ${String(get(variable, 'name'))}:\t${String(get(variable, 'value') ?? '')}`);
+    lines.push(...(env.length === 0 ? ['    Environment:\t<none>'] : ['    Environment:', ...env]));
+    const mounts = list(get(container, 'volumeMounts')).map((mount) => `${String(get(mount, 'mountPath'))} from ${String(get(mount, 'name'))}${get(mount, 'readOnly') === true ? ' (ro)' : ' (rw)'}`);
+    lines.push(...multiline('    Mounts:', mounts));
+  }
+  const volumes = list(get(template, 'spec.volumes')).map((volume) => String(get(volume, 'name')));
+  lines.push(...multiline('  Volumes:', volumes));
+  return alignTabs(lines);
+}
