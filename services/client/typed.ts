@@ -8,6 +8,7 @@ import type * as autoscaling from '../../proto/gen/resources/v1/autoscaling.js';
 import type * as batch from '../../proto/gen/resources/v1/batch.js';
 import type * as coordination from '../../proto/gen/resources/v1/coordination.js';
 import type * as core from '../../proto/gen/resources/v1/core.js';
+import type * as metrics from '../../proto/gen/resources/v1/metrics.js';
 import type * as rbac from '../../proto/gen/resources/v1/rbac.js';
 import type { DeleteParams, KubeObject, ResourceClient, WatchParams } from './resources.js';
 
@@ -33,6 +34,7 @@ export interface KindTypes {
   Job: batch.Job;
   CronJob: batch.CronJob;
   HorizontalPodAutoscaler: autoscaling.HorizontalPodAutoscaler;
+  PodMetrics: metrics.PodMetrics;
   Lease: coordination.Lease;
   Role: rbac.Role;
   RoleBinding: rbac.RoleBinding;
@@ -64,6 +66,7 @@ export const TYPED_KINDS: Readonly<Record<KindName, true>> = {
   Job: true,
   CronJob: true,
   HorizontalPodAutoscaler: true,
+  PodMetrics: true,
   Lease: true,
   Role: true,
   RoleBinding: true,

@@ -1274,6 +1274,25 @@ export const RESOURCE_SCHEMA: Readonly<Record<string, Readonly<Record<string, Fi
   "renewTime": "string",
   "leaseTransitions": "int32"
  },
+ "PodMetrics": {
+  "apiVersion": "string",
+  "kind": "string",
+  "metadata": "ObjectMeta",
+  "timestamp": "string",
+  "window": "string",
+  "containers": {
+   "list": "ContainerMetrics"
+  },
+  "customMetrics": {
+   "map": "Quantity"
+  }
+ },
+ "ContainerMetrics": {
+  "name": "string",
+  "usage": {
+   "map": "Quantity"
+  }
+ },
  "PolicyRule": {
   "verbs": {
    "list": "string"
