@@ -3,23 +3,26 @@
 // etcd API. As Kubernetes does it:
 //
 // - Authentication: a bearer token from the static token file
-//   (--token-auth-file), else a client certificate verified against the
-//   cluster CA (CN is the user, each O a group). No credentials, or a token
-//   nobody has, is UNAUTHENTICATED. Everyone authenticated is also in
-//   system:authenticated.
+//   (--token-auth-file) or a service account's token Secret (legacy
+//   kubernetes.io/service-account-token: user system:serviceaccount:NS:NAME
+//   in system:serviceaccounts and system:serviceaccounts:NS), else a client
+//   certificate verified against the cluster CA (CN is the user, each O a
+//   group). No credentials, or a token nobody has, is UNAUTHENTICATED.
+//   Everyone authenticated is also in system:authenticated.
 // - Authorization: RBAC over the Roles and bindings in the watch cache.
 //   system:masters may do anything.
 // - Node restriction: an agent (user system:node:NAME in system:nodes) may
-//   only write its own Node and node Lease, and only the status of pods
-//   bound to it (and delete them).
+//   only write its own Node and node Lease, only the status of pods
+//   bound to it (and delete them), and the PodMetrics of those pods.
 //
 // With --insecure there is none of this: every caller is an admin.
 
 import * as grpc from '@grpc/grpc-js';
-import { kindInfo, objectKey, type KindInfo } from '../client/kinds.js';
+import { kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
 import { ApiError, type ApiObject } from './registry.js';
-import { authorize, forbiddenMessage, NODES_GROUP, SUPERUSER_GROUP, type ClusterRole, type ClusterRoleBinding, type RbacSource, type RequestAttributes, type Role, type RoleBinding, type UserInfo } from './rbac.js';
+import { authorize, forbiddenMessage, NODES_GROUP, serviceAccountUsername, SUPERUSER_GROUP, type ClusterRole, type ClusterRoleBinding, type RbacSource, type RequestAttributes, type Role, type RoleBinding, type UserInfo } from './rbac.js';
 import type { WatchCache } from './watch-cache.js';
+import { isJsonObject } from './schema.js';
 
 export interface TokenUser {
   readonly name: string;
@@ -31,6 +34,11 @@ export interface TokenUser {
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
 const NODE_USER_PREFIX = 'system:node:';
 const AUTHENTICATED_GROUP = 'system:authenticated';
+const SERVICE_ACCOUNTS_GROUP = 'system:serviceaccounts';
+/** The legacy token Secret of a service account, as Kubernetes' tokens controller makes it. */
+export const SERVICE_ACCOUNT_TOKEN_TYPE = 'kubernetes.io/service-account-token';
+export const SERVICE_ACCOUNT_NAME_ANNOTATION = 'kubernetes.io/service-account.name';
+export const SERVICE_ACCOUNT_UID_ANNOTATION = 'kubernetes.io/service-account.uid';
 
 /** The caller of an --insecure master: an admin. */
 const INSECURE_USER: UserInfo = { name: 'system:admin', groups: [SUPERUSER_GROUP, AUTHENTICATED_GROUP] };
@@ -80,6 +88,69 @@ class CachedRbac implements RbacSource {
   }
 }
 
+/**
+ * Service-account tokens: an index token → Secret over the watch cache,
+ * kept in step with every change the cache applies, so authenticating costs
+ * no store read and a token stops working as soon as its Secret, or its
+ * ServiceAccount, is deleted (or recreated with another uid). A token
+ * found in two Secrets is nobody's.
+ */
+export class ServiceAccountTokens {
+  private readonly secretsOfToken = new Map<string, Set<string>>();
+  private readonly tokenOfSecret = new Map<string, string>();
+  private readonly secrets = kindInfo('Secret')!;
+  private readonly accounts = kindInfo('ServiceAccount')!;
+
+  constructor(private readonly cache: WatchCache) {
+    const prefix = listPrefix(this.secrets, undefined);
+    cache.onChange((key, _before, after) => {
+      if (key === undefined) this.rebuild();
+      else if (key.startsWith(prefix)) this.index(key, after?.object);
+    });
+    this.rebuild();
+  }
+
+  /** The service account a token belongs to, if it is one's. */
+  user(token: string): UserInfo | undefined {
+    const keys = this.secretsOfToken.get(token);
+    const key = keys?.size === 1 ? [...keys][0]! : undefined;
+    const secret = key === undefined ? undefined : this.cache.get(this.secrets, key)?.object;
+    if (secret === undefined || secret.metadata.deletionTimestamp !== undefined) return undefined;
+    const annotations = isJsonObject(secret.metadata.annotations) ? secret.metadata.annotations : {};
+    const name = annotations[SERVICE_ACCOUNT_NAME_ANNOTATION];
+    const uid = annotations[SERVICE_ACCOUNT_UID_ANNOTATION];
+    const namespace = String(secret.metadata.namespace ?? '');
+    if (typeof name !== 'string' || name === '' || typeof uid !== 'string' || uid === '') return undefined;
+    const account = this.cache.get(this.accounts, objectKey(this.accounts, namespace, name))?.object;
+    if (account === undefined || account.metadata.deletionTimestamp !== undefined || account.metadata.uid !== uid) return undefined;
+    return { name: serviceAccountUsername(namespace, name), uid: String(account.metadata.uid ?? ''), groups: [SERVICE_ACCOUNTS_GROUP, `${SERVICE_ACCOUNTS_GROUP}:${namespace}`, AUTHENTICATED_GROUP] };
+  }
+
+  private rebuild(): void {
+    this.secretsOfToken.clear();
+    this.tokenOfSecret.clear();
+    for (const cached of this.cache.list(this.secrets, undefined)) this.index(objectKey(this.secrets, String(cached.object.metadata.namespace ?? ''), String(cached.object.metadata.name ?? '')), cached.object);
+  }
+
+  private index(key: string, secret: ApiObject | undefined): void {
+    const old = this.tokenOfSecret.get(key);
+    if (old !== undefined) {
+      this.tokenOfSecret.delete(key);
+      const keys = this.secretsOfToken.get(old);
+      keys?.delete(key);
+      if (keys?.size === 0) this.secretsOfToken.delete(old);
+    }
+    const data = secret?.type === SERVICE_ACCOUNT_TOKEN_TYPE && isJsonObject(secret.data) ? secret.data.token : undefined;
+    if (typeof data !== 'string' || data === '') return;
+    const token = Buffer.from(data, 'base64').toString('utf8');
+    if (token === '') return;
+    this.tokenOfSecret.set(key, token);
+    const keys = this.secretsOfToken.get(token) ?? new Set<string>();
+    keys.add(key);
+    this.secretsOfToken.set(token, keys);
+  }
+}
+
 export interface AccessOptions {
   readonly insecure: boolean;
   /** Bearer token → user (from the token file). */
@@ -88,12 +159,14 @@ export interface AccessOptions {
 
 export class Access {
   private readonly rbac: CachedRbac;
+  private readonly serviceAccounts: ServiceAccountTokens | undefined;
 
   constructor(
-    cache: WatchCache,
+    private readonly cache: WatchCache,
     private readonly options: AccessOptions,
   ) {
     this.rbac = new CachedRbac(cache);
+    this.serviceAccounts = options.insecure ? undefined : new ServiceAccountTokens(cache);
   }
 
   get insecure(): boolean {
@@ -108,8 +181,10 @@ export class Access {
       const match = /^Bearer\s+(\S+)$/i.exec(String(header));
       if (match === null) throw new ApiError('Unauthorized', 'the authorization metadata is not "Bearer TOKEN"');
       const user = this.options.tokens.get(match[1]!);
-      if (user === undefined) throw new ApiError('Unauthorized', 'invalid bearer token');
-      return { name: user.name, uid: user.uid, groups: [...user.groups, AUTHENTICATED_GROUP] };
+      if (user !== undefined) return { name: user.name, uid: user.uid, groups: [...user.groups, AUTHENTICATED_GROUP] };
+      const account = this.serviceAccounts?.user(match[1]!);
+      if (account === undefined) throw new ApiError('Unauthorized', 'invalid bearer token');
+      return account;
     }
     const certificate = authContext?.sslPeerCertificate;
     if (certificate !== undefined) {
@@ -134,7 +209,8 @@ export class Access {
     };
     const decision = authorize(this.rbac, attributes);
     if (!decision.allowed) throw new ApiError('Forbidden', forbiddenMessage(attributes, decision.reason));
-    const restricted = nodeRestriction(user, request);
+    const pods = kindInfo('Pod')!;
+    const restricted = nodeRestriction(user, request, (namespace, name) => this.cache.get(pods, objectKey(pods, namespace, name))?.object);
     if (restricted !== undefined) throw new ApiError('Forbidden', `${forbiddenMessage(attributes)}: ${restricted}`);
   }
 
@@ -151,8 +227,17 @@ export function nodeNameOf(user: UserInfo): string | undefined {
   return user.name.slice(NODE_USER_PREFIX.length);
 }
 
-/** Why a node may not make this write (undefined: it may, or the caller is not a node). */
-export function nodeRestriction(user: UserInfo, request: AccessRequest): string | undefined {
+function boundTo(pod: ApiObject | undefined, node: string): boolean {
+  const spec = pod?.spec;
+  return typeof spec === 'object' && spec !== null && !Array.isArray(spec) && spec.nodeName === node;
+}
+
+/**
+ * Why a node may not make this write (undefined: it may, or the caller is
+ * not a node). `podOf` finds a stored pod: a PodMetrics is judged by the
+ * pod of the same name.
+ */
+export function nodeRestriction(user: UserInfo, request: AccessRequest, podOf: (namespace: string, name: string) => ApiObject | undefined = () => undefined): string | undefined {
   const node = nodeNameOf(user);
   if (node === undefined || request.verb === 'get' || request.verb === 'list' || request.verb === 'watch') return undefined;
   switch (request.info.kind) {
@@ -161,12 +246,17 @@ export function nodeRestriction(user: UserInfo, request: AccessRequest): string 
     case 'Lease':
       return request.namespace === NODE_LEASE_NAMESPACE && request.name === node ? undefined : `node "${node}" can only modify its own Lease, ${NODE_LEASE_NAMESPACE}/${node}`;
     case 'Pod': {
-      const spec = request.current?.spec;
-      const boundHere = typeof spec === 'object' && spec !== null && !Array.isArray(spec) && spec.nodeName === node;
+      const boundHere = boundTo(request.current, node);
       if (request.verb === 'create') return `node "${node}" cannot create pods`;
       if (request.verb === 'delete') return boundHere ? undefined : `node "${node}" can only delete pods bound to it`;
       if (request.subresource === 'status') return boundHere ? undefined : `node "${node}" can only update the status of pods with spec.nodeName set to itself`;
       return `node "${node}" can only update the status of pods, not their spec`;
+    }
+    case 'PodMetrics': {
+      const pod = podOf(request.namespace, request.name ?? '');
+      // The metrics of a pod that is gone may go too (the agent cleans up after its pods).
+      if (boundTo(pod, node) || (request.verb === 'delete' && pod === undefined)) return undefined;
+      return `node "${node}" can only write the PodMetrics of pods bound to it`;
     }
     default:
       return undefined;

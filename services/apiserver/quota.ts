@@ -8,7 +8,9 @@
 // init containers as their maximum, as Kubernetes does), the bare counts
 // services, configmaps, secrets, persistentvolumeclaims,
 // replicationcontrollers, resourcequotas, and count/<resource>[.<group>]
-// for every namespaced kind. A pod counts until it is removed.
+// for every namespaced kind. A pod counts until it is removed, but one that
+// finished (Succeeded or Failed) only in count/pods, as Kubernetes' pod
+// evaluator has it: the registry charges that change with the pod's update.
 
 import type { KindInfo } from '../client/kinds.js';
 import { isJsonObject, quantityValue, type Json } from './schema.js';
@@ -39,7 +41,10 @@ function containerTotals(containers: Json | undefined, field: 'requests' | 'limi
 export function usageOf(info: KindInfo, object: Record<string, Json>): Usage {
   const usage: Usage = new Map([[countName(info), 1]]);
   if (BARE_COUNTS.has(info.resource)) usage.set(info.resource, 1);
-  if (info.kind !== 'Pod' || !isJsonObject(object.spec)) return usage;
+  if (info.kind !== 'Pod') return usage;
+  const phase = isJsonObject(object.status) ? object.status.phase : undefined;
+  if (phase === 'Succeeded' || phase === 'Failed') return new Map([[countName(info), 1]]);
+  if (!isJsonObject(object.spec)) return usage;
   const spec = object.spec;
   for (const field of ['requests', 'limits'] as const) {
     for (const resource of ['cpu', 'memory'] as const) {

@@ -311,6 +311,7 @@ const APPS = 'apps';
 const BATCH = 'batch';
 const AUTOSCALING = 'autoscaling';
 const COORDINATION = 'coordination.k8s.io';
+const METRICS = 'metrics.k8s.io';
 
 const READ = ['get', 'list', 'watch'] as const;
 const READ_WRITE = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'] as const;
@@ -360,6 +361,8 @@ const VIEW_RULES: readonly PolicyRule[] = [
   ]),
   rule(READ, [BATCH], ['jobs', 'jobs/status', 'cronjobs', 'cronjobs/status']),
   rule(READ, [AUTOSCALING], ['horizontalpodautoscalers', 'horizontalpodautoscalers/status']),
+  // metrics-server's system:aggregated-metrics-reader, aggregated into view, edit and admin.
+  rule(READ, [METRICS], ['podmetrics']),
 ];
 
 /** edit: view, plus reading secrets and writing workloads, services, config and claims; no RBAC, no status, no quotas. */
@@ -394,6 +397,8 @@ const NODE_RULES: readonly PolicyRule[] = [
   rule(['create', 'delete'], [CORE], ['pods']),
   rule(['create', 'get', 'update', 'patch', 'list', 'watch'], [COORDINATION], ['leases']),
   rule(['create', 'patch', 'update'], [CORE], ['events']),
+  // The usage of its pods (node restriction: only pods bound to it).
+  rule(['get', 'create', 'update', 'patch', 'delete'], [METRICS], ['podmetrics']),
 ];
 
 /** system:kube-scheduler: watch what placement depends on, bind pods (pods/binding), lead by lease. */
@@ -410,6 +415,11 @@ const SCHEDULER_RULES: readonly PolicyRule[] = [
 const CONTROLLER_MANAGER_RULES: readonly PolicyRule[] = [
   rule(['*'], [CORE, APPS, BATCH, AUTOSCALING, COORDINATION], ['*']),
   rule(READ, [RBAC_API_GROUP], ['*']),
+  // The horizontal pod autoscaler reads pod usage.
+  rule(READ, [METRICS], ['podmetrics']),
+  // The namespace controller empties a namespace being deleted of every kind.
+  rule(['delete', 'deletecollection'], [RBAC_API_GROUP], ['roles', 'rolebindings']),
+  rule(['delete', 'deletecollection'], [METRICS], ['podmetrics']),
 ];
 
 export const BOOTSTRAP_CLUSTER_ROLES: readonly ClusterRole[] = [

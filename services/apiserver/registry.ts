@@ -10,6 +10,7 @@
 // validation, then the store transaction. Every failure is an ApiError whose
 // reason a client can act on.
 
+import { randomUUID } from 'node:crypto';
 import { nanoid } from 'nanoid';
 import * as etcd from '../../proto/gen/etcd/rpc.js';
 import { KvError, prefixEnd as kvPrefixEnd, type RangeResponse, type TxnResponse } from '../../raft/kv/index.js';
@@ -20,7 +21,7 @@ import { KINDS, kindInfo, listPrefix, objectKey, type KindInfo } from '../client
 import { decodeStrict, isJsonObject, type FieldError, type Json } from './schema.js';
 import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.js';
 import { dns1123Subdomain, validateObjectMeta } from './validation.js';
-import { STRATEGIES } from './strategies.js';
+import { IMMORTAL_NAMESPACES, namespaceFinalizers, STRATEGIES } from './strategies.js';
 import { allocationKeys, assign, NODE_PORT_PREFIX, SERVICE_IP_PREFIX, type AllocatorConfig } from './allocator.js';
 import { applyUsage, constrains, countName, exceededMessage, hardLimits, usageOf, usedJson, usedOf, type Usage } from './quota.js';
 
@@ -107,6 +108,12 @@ function policyFinalizer(policy: string | undefined): string | undefined {
     default:
       throw new ApiError('BadRequest', `propagationPolicy "${policy}" is not one of Orphan, Background, Foreground`);
   }
+}
+
+/** What must finish before a marked object goes: its finalizers, and a namespace's spec.finalizers. */
+function pendingFinalizers(info: KindInfo, object: ApiObject): Json[] {
+  const finalizers = Array.isArray(object.metadata.finalizers) ? object.metadata.finalizers : [];
+  return info.kind === 'Namespace' ? [...finalizers, ...namespaceFinalizers(object)] : finalizers;
 }
 
 /** A Lease write that changes its holder moves the fencing key (its new mod revision is the new holder's token). */
@@ -312,16 +319,16 @@ export class Registry {
     const object = this.decode(info, input);
     const meta = object.metadata;
     const namespace = namespaceOf(info, meta.namespace as string | undefined);
-    if (info.namespaced) {
-      meta.namespace = namespace;
-      await this.requireNamespace(namespace);
-    }
     if ((meta.name ?? '') === '') meta.name = `${meta.generateName as string}${nanoid(5).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`;
+    if (info.namespaced) meta.namespace = namespace;
+    // Before defaults and validation, as Kubernetes' admission: a missing or terminating namespace is the answer.
+    let admitted = await this.admitToNamespace(info, namespace, meta.name as string, false);
     delete meta.resourceVersion;
     delete meta.deletionTimestamp;
     // Status is the system's to write (through UpdateStatus), never the creator's.
     if (info.hasStatus) delete object.status;
-    meta.uid = nanoid();
+    // Kubernetes' uids are UUIDs: valid as label values (a Job's selector uses one).
+    meta.uid = randomUUID();
     meta.creationTimestamp = rfc3339(this.now());
     meta.generation = 1;
     const strategy = STRATEGIES[info.kind];
@@ -336,17 +343,18 @@ export class Registry {
       const candidate = allocates ? structuredClone(object) : object;
       if (allocates) this.check(info, candidate, assign(candidate, this.allocator, this.allocationsInUse()));
       const claims = allocates ? allocationKeys(candidate) : [];
+      if (attempt > 0) admitted = await this.admitToNamespace(info, namespace, meta.name as string, true);
       const counted = info.kind === 'ResourceQuota' ? this.countUsage(candidate, namespace) : { compare: [], success: [] };
       const charged = this.chargeQuotas(info, namespace, candidate, 1);
       const response = await this.txn({
-        compare: [createdAt(key, etcd.Compare_CompareResult.EQUAL, 0), ...claims.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0)), ...counted.compare, ...charged.compare],
+        compare: [createdAt(key, etcd.Compare_CompareResult.EQUAL, 0), ...claims.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0)), ...admitted, ...counted.compare, ...charged.compare],
         success: [putOp(key, this.encode(candidate)), ...claims.map((claim) => putOp(claim, encoder.encode(key))), ...holderChange(info, undefined, candidate), ...charged.success],
         failure: [rangeOp(key)],
       }, context);
       if (response.succeeded) return withVersion(candidate, response.revision);
       const exists = response.responses[0]?.kind === 'range' && response.responses[0].response.kvs.length > 0;
       if (exists) throw new ApiError('AlreadyExists', `${info.kind} "${meta.name as string}" already exists${info.namespaced ? ` in namespace "${namespace}"` : ''}`);
-      if (attempt >= MAX_WRITE_ATTEMPTS) throw new ApiError('Conflict', `${info.kind} "${meta.name as string}": other writes kept taking its addresses or changing its namespace's quotas; retry`);
+      if (attempt >= MAX_WRITE_ATTEMPTS) throw new ApiError('Conflict', `${info.kind} "${meta.name as string}": other writes kept taking its addresses or changing its namespace or its quotas; retry`);
       await this.store.linearizableBarrier();
     }
   }
@@ -415,6 +423,7 @@ export class Registry {
    */
   async delete(kindName: string, namespace: string, name: string, options: DeleteOptions = {}): Promise<ApiObject> {
     const info = Registry.kind(kindName);
+    if (info.kind === 'Namespace' && IMMORTAL_NAMESPACES.has(name)) throw new ApiError('Forbidden', `${info.resource} "${name}" is forbidden: this namespace may not be deleted`);
     const key = objectKey(info, namespaceOf(info, namespace), name);
     const expected = parseResourceVersion(options.resourceVersion, 'resourceVersion');
     const finalizer = policyFinalizer(options.propagationPolicy);
@@ -524,8 +533,8 @@ export class Registry {
         const generation = typeof current.metadata.generation === 'number' ? current.metadata.generation : 1;
         next.metadata.generation = jsonEqual(desiredState(current), desiredState(next)) ? generation : generation + 1;
       }
-      // A quota's status follows its spec: counted afresh whenever the spec is written.
-      const counted = info.kind === 'ResourceQuota' && part === 'main' ? this.countUsage(next, namespace) : { compare: [], success: [] };
+      // A quota's status follows its spec: counted afresh whenever the spec is written. Any other object's change of usage is charged.
+      const counted = info.kind === 'ResourceQuota' && part === 'main' ? this.countUsage(next, namespace) : this.rechargeQuotas(info, namespace, current, next);
       const claims = info.kind === 'Service' ? allocationKeys(next) : [];
       const claimed = claims.filter((claim) => !held.includes(claim));
       const released = held.filter((claim) => !claims.includes(claim));
@@ -535,7 +544,7 @@ export class Registry {
       if (jsonEqual(next, stored)) return current;
       // The last finalizer of an object being deleted (with no grace left) is gone: the object goes.
       const finalizers = Array.isArray(next.metadata.finalizers) ? next.metadata.finalizers : [];
-      if (next.metadata.deletionTimestamp !== undefined && finalizers.length === 0 && (next.metadata.deletionGracePeriodSeconds ?? 0) === 0) {
+      if (next.metadata.deletionTimestamp !== undefined && pendingFinalizers(info, next).length === 0 && (next.metadata.deletionGracePeriodSeconds ?? 0) === 0) {
         const removal = this.removal(info, key, current);
         const removed = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision), ...removal.compare], success: removal.success, failure: [] }, context);
         if (removed.succeeded) return withVersion(next, removed.revision);
@@ -549,7 +558,7 @@ export class Registry {
       }
       const response = await this.txn({
         compare: [modifiedAt(key, currentKv.modRevision), ...claimed.map((claim) => createdAt(claim, etcd.Compare_CompareResult.EQUAL, 0)), ...counted.compare],
-        success: [putOp(key, this.encode(next)), ...claimed.map((claim) => putOp(claim, encoder.encode(key))), ...released.map(deleteOp), ...holderChange(info, current, next)],
+        success: [putOp(key, this.encode(next)), ...claimed.map((claim) => putOp(claim, encoder.encode(key))), ...released.map(deleteOp), ...holderChange(info, current, next), ...counted.success],
         failure: [],
       }, context);
       if (response.succeeded) return withVersion(next, response.revision);
@@ -602,13 +611,12 @@ export class Registry {
    * so a stale read fails the write (and it tries again) instead of
    * slipping past a quota. Forbidden when a charge exceeds a quota.
    */
-  private chargeQuotas(info: KindInfo, namespace: string, object: ApiObject, sign: 1 | -1): TxnPart {
+  private chargeQuotas(info: KindInfo, namespace: string, object: ApiObject, sign: 1 | -1, usage: Usage = usageOf(info, object)): TxnPart {
     if (!info.namespaced) return { compare: [], success: [] };
     const prefix = listPrefix(QUOTA_INFO, namespace);
     const page = this.store.kv.range({ key: encoder.encode(prefix), rangeEnd: prefixEnd(prefix) });
     const compare: etcd.Compare[] = [{ key: encoder.encode(prefix), rangeEnd: prefixEnd(prefix), target: etcd.Compare_CompareTarget.CREATE, result: etcd.Compare_CompareResult.LESS, targetUnion: { $case: 'createRevision', value: page.revision + 1 } }];
     const success: etcd.RequestOp[] = [];
-    const usage = usageOf(info, object);
     for (const kv of page.kvs) {
       const quota = objectFromStored(kv.value, kv.modRevision);
       const hard = hardLimits(quota);
@@ -621,6 +629,23 @@ export class Registry {
       success.push(putOp(decoder.decode(kv.key), this.encode({ ...quota, status: { ...status, hard: (quota.spec as Record<string, Json>).hard ?? {}, used: usedJson(next.used) } })));
     }
     return { compare, success };
+  }
+
+  /**
+   * What an update changes in its object's usage (a pod that finished stops
+   * using pods and compute), charged in the update's transaction; nothing
+   * (and no read of the quotas) when the usage is the same.
+   */
+  private rechargeQuotas(info: KindInfo, namespace: string, current: ApiObject, next: ApiObject): TxnPart {
+    if (!info.namespaced) return { compare: [], success: [] };
+    const before = usageOf(info, current);
+    const after = usageOf(info, next);
+    const delta: Usage = new Map();
+    for (const name of new Set([...before.keys(), ...after.keys()])) {
+      const change = (after.get(name) ?? 0) - (before.get(name) ?? 0);
+      if (change !== 0) delta.set(name, change);
+    }
+    return delta.size === 0 ? { compare: [], success: [] } : this.chargeQuotas(info, namespace, next, 1, delta);
   }
 
   /**
@@ -656,7 +681,7 @@ export class Registry {
     if (requestedGrace !== undefined && (!Number.isInteger(requestedGrace) || requestedGrace < 0)) {
       throw new ApiError('BadRequest', `gracePeriodSeconds must be a whole number of seconds >= 0, not ${requestedGrace}`);
     }
-    const finalizers = Array.isArray(current.metadata.finalizers) ? current.metadata.finalizers : [];
+    const finalizers = pendingFinalizers(info, current);
     let grace = 0;
     if (info.kind === 'Pod') {
       const spec = (current.spec ?? {}) as Record<string, Json>;
@@ -672,6 +697,11 @@ export class Registry {
     delete marked.metadata.resourceVersion;
     marked.metadata.deletionTimestamp = rfc3339(new Date(this.now().getTime() + grace * 1000));
     marked.metadata.deletionGracePeriodSeconds = grace;
+    if (info.kind === 'Namespace') {
+      // Kubernetes' namespace deletion: Terminating until the namespace controller has emptied it and removed its finalizer.
+      marked.spec = { ...(isJsonObject(current.spec) ? current.spec : {}), finalizers: namespaceFinalizers(current) };
+      marked.status = { ...(isJsonObject(current.status) ? current.status : {}), phase: 'Terminating' };
+    }
     return marked;
   }
 
@@ -743,14 +773,25 @@ export class Registry {
   }
 
 
-  private async requireNamespace(namespace: string): Promise<void> {
-    const key = encoder.encode(objectKey(Registry.kind('Namespace'), '', namespace));
-    const exists = (): boolean => this.store.kv.range({ key, countOnly: true }).count > 0;
-    if (exists()) return;
-    await this.store.linearizableBarrier();
-    if (!exists()) {
-      throw new ApiError('NotFound', `namespace "${namespace}" not found`);
+  /**
+   * Whether a create may go into its namespace: NotFound when it does not
+   * exist, Forbidden while it is terminating (Kubernetes' NamespaceLifecycle
+   * admission). The compare fails the create if the namespace changes before
+   * it commits, so nothing slips into a namespace its controller is emptying.
+   */
+  private async admitToNamespace(info: KindInfo, namespace: string, name: string, fresh: boolean): Promise<etcd.Compare[]> {
+    if (!info.namespaced) return [];
+    const key = objectKey(Registry.kind('Namespace'), '', namespace);
+    let kv = this.store.kv.range({ key: encoder.encode(key) }).kvs[0];
+    if (kv === undefined && !fresh) {
+      await this.store.linearizableBarrier();
+      kv = this.store.kv.range({ key: encoder.encode(key) }).kvs[0];
     }
+    if (kv === undefined) throw new ApiError('NotFound', `namespace "${namespace}" not found`);
+    if (objectFromStored(kv.value, kv.modRevision).metadata.deletionTimestamp !== undefined) {
+      throw new ApiError('Forbidden', `${info.resource} "${name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`);
+    }
+    return [modifiedAt(key, kv.modRevision)];
   }
 
   private notFound(info: KindInfo, namespace: string, name: string): ApiError {

@@ -59,6 +59,24 @@ export function defaultPodSpec(spec: Obj): void {
   for (const container of [...listAt(spec, 'initContainers'), ...listAt(spec, 'containers')]) defaultContainer(container);
 }
 
+/** Kubernetes' DefaultTolerationSeconds admission: how long a pod stays on a node that is not ready or unreachable, unless it says otherwise. */
+export const DEFAULT_TOLERATION_SECONDS = 300;
+export const DEFAULT_TOLERATION_TAINTS = ['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable'] as const;
+
+/**
+ * A pod that does not tolerate the node lifecycle controller's NoExecute
+ * taints (a toleration with that key or none, and effect NoExecute or none)
+ * is given one for DEFAULT_TOLERATION_SECONDS, as Kubernetes' admission
+ * does on create and update; pod templates are left alone.
+ */
+export function defaultTolerationSeconds(spec: Obj): void {
+  const tolerations = Array.isArray(spec.tolerations) ? spec.tolerations : [];
+  const tolerates = (key: string): boolean =>
+    tolerations.some((toleration) => isJsonObject(toleration) && (toleration.key === undefined || toleration.key === '' || toleration.key === key) && (toleration.effect === undefined || toleration.effect === '' || toleration.effect === 'NoExecute'));
+  const added = DEFAULT_TOLERATION_TAINTS.filter((key) => !tolerates(key)).map((key): Obj => ({ key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: DEFAULT_TOLERATION_SECONDS }));
+  if (added.length > 0) spec.tolerations = [...tolerations, ...added];
+}
+
 const PROTOCOLS = ['TCP', 'UDP', 'SCTP'];
 
 function oneOf(value: Json | undefined, allowed: readonly string[], path: string): FieldError[] {
@@ -72,12 +90,13 @@ function portNumber(value: Json | undefined, path: string, required: boolean): F
   return [];
 }
 
-function validateContainers(spec: Obj, path: string): FieldError[] {
+/** `claimVolumes`: names a container may mount besides spec.volumes (a StatefulSet's volumeClaimTemplates). */
+function validateContainers(spec: Obj, path: string, claimVolumes: readonly Json[] = []): FieldError[] {
   const errors: FieldError[] = [];
   const containers = listAt(spec, 'containers');
   if (containers.length === 0) errors.push({ path: `${path}.containers`, message: 'Required value: at least one container' });
   const names = new Set<string>();
-  const volumes = new Set(listAt(spec, 'volumes').map((volume) => volume.name));
+  const volumes = new Set([...listAt(spec, 'volumes').map((volume) => volume.name), ...claimVolumes]);
   for (const [group, list] of [['initContainers', listAt(spec, 'initContainers')], ['containers', containers]] as const) {
     list.forEach((container, index) => {
       const at = `${path}.${group}[${index}]`;
@@ -173,12 +192,21 @@ function templateSpec(spec: Obj): Obj | undefined {
   return isJsonObject(template) && isJsonObject(template.spec) ? template.spec : undefined;
 }
 
-function workload(options: { readonly replicas: boolean; readonly extraDefaults?: (spec: Obj) => void; readonly restartPolicies?: readonly string[] }): Strategy {
+interface WorkloadOptions {
+  readonly replicas: boolean;
+  /** Defaults of the kind's own spec fields; `object` for those that depend on its metadata. */
+  readonly extraDefaults?: (spec: Obj, object: Obj) => void;
+  readonly restartPolicies?: readonly string[];
+  /** Pods may mount the spec's volumeClaimTemplates by name (StatefulSet). */
+  readonly claimTemplates?: boolean;
+}
+
+function workload(options: WorkloadOptions): Strategy {
   return {
     defaults: (object) => {
       const spec = objAt(object, 'spec');
       if (options.replicas) setDefault(spec, 'replicas', 1);
-      options.extraDefaults?.(spec);
+      options.extraDefaults?.(spec, object);
       const podSpec = templateSpec(spec);
       if (podSpec !== undefined) {
         if (options.restartPolicies !== undefined) setDefault(podSpec, 'restartPolicy', options.restartPolicies[0]!);
@@ -191,7 +219,8 @@ function workload(options: { readonly replicas: boolean; readonly extraDefaults?
       const podSpec = templateSpec(spec);
       if (podSpec === undefined) errors.push({ path: 'spec.template', message: 'Required value' });
       else {
-        errors.push(...validateContainers(podSpec, 'spec.template.spec'));
+        const claims = options.claimTemplates === true ? listAt(spec, 'volumeClaimTemplates').map((claim) => (isJsonObject(claim.metadata) ? (claim.metadata.name ?? null) : null)) : [];
+        errors.push(...validateContainers(podSpec, 'spec.template.spec', claims));
         if (options.restartPolicies !== undefined) errors.push(...oneOf(podSpec.restartPolicy, options.restartPolicies, 'spec.template.spec.restartPolicy'));
       }
       if (options.replicas && typeof spec.replicas === 'number' && spec.replicas < 0) errors.push({ path: 'spec.replicas', message: `Invalid value: ${spec.replicas}: must be greater than or equal to 0` });
@@ -249,13 +278,52 @@ const serviceStrategy: Strategy = {
   },
 };
 
+// ------------------------------------------------------------------ namespaces
+
+/** The finalizer through which the namespace controller empties a namespace before it goes (Kubernetes' FinalizerKubernetes). */
+export const NAMESPACE_FINALIZER = 'kubernetes';
+
+/** A namespace's spec.finalizers; absent means the default (namespaces stored before it existed). */
+export function namespaceFinalizers(namespace: Obj): string[] {
+  const spec = namespace.spec;
+  if (!isJsonObject(spec) || !Array.isArray(spec.finalizers)) return [NAMESPACE_FINALIZER];
+  return spec.finalizers.filter((finalizer): finalizer is string => typeof finalizer === 'string');
+}
+
+/** Namespaces every cluster keeps (Kubernetes' immortal namespaces, and the node lease one). */
+export const IMMORTAL_NAMESPACES: ReadonlySet<string> = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
+
 // ------------------------------------------------------------------ the table
 
 const podStrategy: Strategy = {
-  defaults: (object) => defaultPodSpec(objAt(object, 'spec')),
+  defaults: (object) => {
+    const spec = objAt(object, 'spec');
+    defaultPodSpec(spec);
+    defaultTolerationSeconds(spec);
+  },
   validate: (object) => (isJsonObject(object.spec) ? validateContainers(object.spec, 'spec') : [{ path: 'spec', message: 'Required value' }]),
   validateUpdate: (next, current) => podSpecChanges(isJsonObject(next.spec) ? next.spec : {}, isJsonObject(current.spec) ? current.spec : {}),
 };
+
+/** The labels by which a Job's generated selector picks its pods (Kubernetes' names, and the legacy ones). */
+export const JOB_UID_LABEL = 'batch.kubernetes.io/controller-uid';
+export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
+
+/**
+ * Kubernetes' Job defaulting: unless spec.manualSelector, the selector is
+ * generated from the Job's uid and its labels are added to the template,
+ * so a Job's pods are its own whatever labels the user gave.
+ */
+function generateJobSelector(spec: Obj, object: Obj): void {
+  if (spec.manualSelector === true || spec.selector !== undefined) return;
+  const metadata = isJsonObject(object.metadata) ? object.metadata : {};
+  if (typeof metadata.uid !== 'string' || metadata.uid === '') return;
+  const name = typeof metadata.name === 'string' ? metadata.name : '';
+  spec.selector = { matchLabels: { [JOB_UID_LABEL]: metadata.uid } };
+  const template = objAt(spec, 'template');
+  const templateMetadata = objAt(template, 'metadata');
+  templateMetadata.labels = { ...(isJsonObject(templateMetadata.labels) ? templateMetadata.labels : {}), [JOB_UID_LABEL]: metadata.uid, [JOB_NAME_LABEL]: name, 'controller-uid': metadata.uid, 'job-name': name };
+}
 
 export const STRATEGIES: Readonly<Record<string, Strategy>> = {
   Pod: podStrategy,
@@ -277,6 +345,7 @@ export const STRATEGIES: Readonly<Record<string, Strategy>> = {
   ReplicaSet: workload({ replicas: true }),
   StatefulSet: workload({
     replicas: true,
+    claimTemplates: true,
     extraDefaults: (spec) => {
       setDefault(spec, 'podManagementPolicy', 'OrderedReady');
       setDefault(objAt(spec, 'updateStrategy'), 'type', 'RollingUpdate');
@@ -294,14 +363,26 @@ export const STRATEGIES: Readonly<Record<string, Strategy>> = {
   Job: workload({
     replicas: false,
     restartPolicies: ['Never', 'OnFailure'],
-    extraDefaults: (spec) => {
-      setDefault(spec, 'completions', 1);
+    extraDefaults: (spec, object) => {
+      // Kubernetes: both unset is one pod run once; parallelism alone leaves completions unset (a work queue).
+      if (spec.completions === undefined && spec.parallelism === undefined) spec.completions = 1;
       setDefault(spec, 'parallelism', 1);
       setDefault(spec, 'backoffLimit', 6);
+      generateJobSelector(spec, object);
     },
   }),
   Namespace: {
-    defaults: (object) => setDefault(objAt(object, 'status'), 'phase', 'Active'),
+    defaults: (object) => {
+      setDefault(objAt(object, 'status'), 'phase', 'Active');
+      setDefault(objAt(object, 'spec'), 'finalizers', [NAMESPACE_FINALIZER]);
+    },
+    validateUpdate: (next, current) => {
+      // mast has no /finalize subresource: spec.finalizers change through update; while terminating, only removals.
+      if (!isJsonObject(current.metadata) || current.metadata.deletionTimestamp === undefined) return [];
+      const before = new Set(namespaceFinalizers(current));
+      const added = namespaceFinalizers(next).filter((finalizer) => !before.has(finalizer));
+      return added.length === 0 ? [] : [{ path: 'spec.finalizers', message: `Forbidden: no new finalizers can be added if the namespace is being terminated, found new finalizers ${JSON.stringify(added)}` }];
+    },
   },
   Secret: {
     defaults: (object) => setDefault(object, 'type', 'Opaque'),

@@ -49,6 +49,8 @@ describe('resource API on 3 masters', function () {
     const workload = { selector: { matchLabels: { app: 'crud' } }, template };
     // The least each kind needs to be valid.
     const minimal: Record<string, object> = {
+      // Without the default 'kubernetes' finalizer, a deleted namespace goes at once (no namespace controller runs here).
+      Namespace: { spec: { finalizers: [] } },
       Pod: { spec: pod },
       Service: { spec: { ports: [{ port: 80 }] } },
       Deployment: { spec: workload },
