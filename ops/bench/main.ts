@@ -19,7 +19,8 @@ benchmarks:
   scheduler  hollow nodes and pending pods on 3 masters, then one leader-elected
           scheduler binds them all: pods/s end to end
           --nodes N (1000), --pods N (10000), --kills N (5) failovers of the
-          master hosting the active scheduler
+          master hosting the active scheduler (and controller-manager),
+          --stale-rounds N (3) SIGSTOP/SIGCONT rounds of the active scheduler
 `;
 
 async function main(): Promise<void> {
@@ -41,8 +42,8 @@ async function main(): Promise<void> {
       return;
     }
     case 'scheduler': {
-      const { values } = parseArgs({ args: rest, options: { nodes: { type: 'string', default: '1000' }, pods: { type: 'string', default: '10000' }, kills: { type: 'string', default: '5' } } });
-      const result = await benchScheduler({ nodes: Number(values.nodes), pods: Number(values.pods), kills: Number(values.kills) }, log);
+      const { values } = parseArgs({ args: rest, options: { nodes: { type: 'string', default: '1000' }, pods: { type: 'string', default: '10000' }, kills: { type: 'string', default: '5' }, 'stale-rounds': { type: 'string', default: '3' } } });
+      const result = await benchScheduler({ nodes: Number(values.nodes), pods: Number(values.pods), kills: Number(values.kills), staleRounds: Number(values['stale-rounds']) }, log);
       log(JSON.stringify(result));
       return;
     }

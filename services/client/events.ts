@@ -6,6 +6,8 @@
 // "Back-off restarting (x12)" instead of twelve rows. Recording never fails
 // the caller: events are best effort, their errors only logged.
 
+import type { KubeObject, ResourceClient } from './resources.js';
+
 /** Where events go: the resource API, or the registry inside a master. */
 export interface EventSink {
   create(event: EventObject): Promise<unknown>;
@@ -133,4 +135,13 @@ export class EventRecorder {
     const limit = this.options.maxRemembered ?? DEFAULT_MAX_REMEMBERED;
     if (this.recorded.size > limit) this.recorded.delete(this.recorded.keys().next().value as string);
   }
+}
+
+/** Events written through the resource API (as a controller or agent, with its client's identity and fence). */
+export function clientEventSink(client: Pick<ResourceClient, 'create' | 'update' | 'get'>): EventSink {
+  return {
+    create: (event) => client.create('Event', event),
+    update: (event) => client.update('Event', event as unknown as KubeObject),
+    get: async (namespace, name) => (await client.get('Event', namespace, name)) as unknown as EventObject,
+  };
 }

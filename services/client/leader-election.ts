@@ -88,6 +88,9 @@ export class LeaderElector {
   /** The fence of this process's last leadership (valid while the Lease's holder has not changed). */
   private lastFence: WriteFence | undefined;
   private lastLeader = '';
+  private stopping: Promise<void> | undefined;
+  /** The acquire-or-renew attempt in progress, if any (settled: never rejects). */
+  private inFlight: Promise<void> | undefined;
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.leaseDurationMs = options.leaseDurationMs ?? 600;
@@ -108,18 +111,28 @@ export class LeaderElector {
   }
 
   start(): void {
-    if (this.running) return;
+    if (this.running || this.stopping !== undefined) return; // once stopped, for good
     this.running = true;
     this.schedule(0);
   }
 
-  /** Stop; a holder releases the Lease (empty holder) so another takes over at once. */
+  /**
+   * Stop; a holder releases the Lease (empty holder) so another takes over
+   * at once. An attempt in flight finishes first (it cannot make this a
+   * leader again: it checks `running`), so the release sees its result.
+   */
   async stop(): Promise<void> {
+    if (this.stopping !== undefined) return this.stopping;
+    this.stopping = this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
     this.running = false;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    const leading = this.leading;
+    await this.inFlight;
     this.stepDown('stopping');
-    if (leading === undefined) return;
+    if (this.lastFence === undefined) return;
     try {
       const lease = (await this.options.client.get('Lease', this.options.namespace, this.options.name)) as LeaseObject;
       if (lease.spec?.holderIdentity !== this.options.identity) return;
@@ -141,8 +154,13 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     if (this.busy || !this.running) return;
     this.busy = true;
+    const attempt = this.tryAcquireOrRenew();
+    this.inFlight = attempt.then(
+      () => undefined,
+      () => undefined,
+    );
     try {
-      await this.tryAcquireOrRenew();
+      await attempt;
     } catch (error) {
       this.options.log?.(`leader election: ${this.leaseName}: ${error instanceof Error ? error.message : String(error)}`);
     } finally {
@@ -218,6 +236,11 @@ export class LeaderElector {
   }
 
   private becomeLeader(token: string): void {
+    // Stopped while this attempt was in flight: stop() releases what it took.
+    if (!this.running) {
+      this.lastFence = { namespace: this.options.namespace, name: this.options.name, token };
+      return;
+    }
     const fence: WriteFence = { namespace: this.options.namespace, name: this.options.name, token };
     this.lastFence = fence;
     for (const client of this.options.fenced) client.setFence(fence);

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ClientConfigError, loadClientConfig } from '../client/client-config.js';
 import { startCandidate, COMPONENT_LEASES, type Component } from '../master/candidates.js';
+import { parseDuration } from '../master/flags.js';
 import { jsonLogger } from '../master/master.js';
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -28,8 +29,8 @@ flags:
   --client-key FILE
   --token TOKEN                  bearer token
   --name NAME                    this candidate's name in the Lease's holderIdentity (default: the host name)
-  --log-level LEVEL              debug, info, warn or error (default info)
-`;
+  --log-level LEVEL              debug, info, warn or error (default info); debug logs each bind with its commit revision
+${component === 'controller-manager' ? '  --node-monitor-grace-period D  how long a node may go without a heartbeat before it is Ready=Unknown, e.g. 40s (default 40s)\n' : ''}`;
 }
 
 export async function runComponent(component: Component, argv: readonly string[]): Promise<void> {
@@ -48,6 +49,7 @@ export async function runComponent(component: Component, argv: readonly string[]
         token: { type: 'string' },
         name: { type: 'string' },
         'log-level': { type: 'string' },
+        ...(component === 'controller-manager' ? { 'node-monitor-grace-period': { type: 'string' as const } } : {}),
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -72,6 +74,8 @@ export async function runComponent(component: Component, argv: readonly string[]
     process.env,
   );
   const name = values.name ?? hostname();
+  const grace = (values as { 'node-monitor-grace-period'?: string })['node-monitor-grace-period'];
+  const nodeMonitorGracePeriodMs = grace === undefined ? undefined : parseDuration('node-monitor-grace-period', grace);
   const logger = jsonLogger(`${component}/${name}`, level as (typeof LOG_LEVELS)[number]);
   const running = startCandidate({
     endpoints: masters.map((url) => url.replace(/^https?:\/\//, '')),
@@ -79,6 +83,8 @@ export async function runComponent(component: Component, argv: readonly string[]
     identityPrefix: name,
     component,
     log: (line) => logger.info(line),
+    ...(level === 'debug' ? { debug: (line: string) => logger.debug(line) } : {}),
+    ...(nodeMonitorGracePeriodMs === undefined ? {} : { controllerManager: { nodeMonitorGracePeriodMs } }),
   });
   logger.info(`${component} candidate started against ${masters.join(',')}`);
   const shutdown = (signal: string): void => {

@@ -7,11 +7,12 @@
 // dies, the Lease expires and another candidate takes over; when it is
 // merely slow or cut off, its fence makes anything it still sends bounce.
 
+import { readFileSync } from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
 import { nanoid } from 'nanoid';
 import { LeaderElector } from '../client/leader-election.js';
 import { ResourceClient } from '../client/resources.js';
-import { runControllerManager } from '../controllers/manager.js';
+import { runControllerManager, type ControllerManagerOptions } from '../controllers/manager.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { MasterFlags } from './flags.js';
 
@@ -37,11 +38,18 @@ export interface CandidateOptions {
   readonly identityPrefix: string;
   readonly component: Component;
   readonly log: (line: string) => void;
+  /** Detail for audits (each bind, with its commit revision); absent: not produced. */
+  readonly debug?: (line: string) => void;
+  /** The controller-manager's settings. */
+  readonly controllerManager?: Omit<ControllerManagerOptions, 'log'>;
 }
 
 /** What a component does while it leads (until the signal aborts). */
-function work(component: Component, log: (line: string) => void): (client: ResourceClient, signal: AbortSignal) => Promise<void> {
-  return component === 'scheduler' ? (client, signal) => new Scheduler({ client, log }).run(signal) : (client, signal) => runControllerManager(client, signal, { log });
+function work(options: CandidateOptions): (client: ResourceClient, signal: AbortSignal) => Promise<void> {
+  const { component, log, debug } = options;
+  if (component === 'controller-manager') return (client, signal) => runControllerManager(client, signal, { host: options.identityPrefix, ...options.controllerManager, log });
+  const onBound = debug === undefined ? undefined : (key: string, node: string, resourceVersion: string): void => debug(`scheduler: bound ${key} to ${node} at resourceVersion ${resourceVersion}`);
+  return (client, signal) => new Scheduler({ client, log, ...(onBound === undefined ? {} : { onBound }) }).run(signal);
 }
 
 /** One leader-elected component: it works while it holds its Lease, through a client fenced by it. */
@@ -51,7 +59,7 @@ export function startCandidate(options: CandidateOptions): Candidates {
   const connection = { endpoints: options.endpoints, ...(options.credentials === undefined ? {} : { credentials: options.credentials }) };
   const leaseClient = new ResourceClient({ ...connection, timeoutMs: 2000 });
   const workClient = new ResourceClient({ ...connection, timeoutMs: 10_000 });
-  const run = work(component, log);
+  const run = work(options);
   let running: Promise<void> | undefined;
   const elector = new LeaderElector({
     client: leaseClient,
@@ -82,6 +90,6 @@ export function startCandidate(options: CandidateOptions): Candidates {
 export function startCandidates(flags: MasterFlags, credentials: grpc.ChannelCredentials, log: (line: string) => void): Candidates {
   const endpoint = (flags.advertiseClientUrls[0] ?? '').replace(/^https?:\/\//, '');
   const components: Component[] = [...(flags.scheduler ? (['scheduler'] as const) : []), ...(flags.controllers ? (['controller-manager'] as const) : [])];
-  const started = components.map((component) => startCandidate({ endpoints: [endpoint], credentials, identityPrefix: flags.name, component, log }));
+  const started = components.map((component) => startCandidate({ endpoints: [endpoint], credentials, identityPrefix: flags.name, component, log, controllerManager: { nodeMonitorGracePeriodMs: flags.nodeMonitorGracePeriodMs, ...(flags.trustedCaFile === '' ? {} : { rootCaPem: readFileSync(flags.trustedCaFile, 'utf8') }) } }));
   return { stop: async () => void (await Promise.all(started.map((one) => one.stop()))) };
 }

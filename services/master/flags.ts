@@ -40,6 +40,8 @@ export interface MasterFlags {
   readonly scheduler: boolean;
   /** Whether this master runs a (leader-elected) controller-manager candidate. */
   readonly controllers: boolean;
+  /** Controller-manager: how long a node may go without a heartbeat before it is Ready=Unknown and tainted. */
+  readonly nodeMonitorGracePeriodMs: number;
   /** Kubernetes' static token file; empty: no bearer tokens. */
   readonly tokenAuthFile: string;
   /** No authentication or authorization at all (every client is an admin). */
@@ -91,6 +93,7 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'peer-client-cert-auth': { kind: 'bool', help: 'require other masters to present a certificate signed by --peer-trusted-ca-file' },
   scheduler: { kind: 'bool', help: 'run a scheduler candidate in this master: the one holding the kube-system/kube-scheduler Lease binds pods (default true; --scheduler=false to leave scheduling to others)' },
   controllers: { kind: 'bool', help: 'run a controller-manager candidate in this master: the one holding the kube-system/kube-controller-manager Lease runs the controllers (default true)' },
+  'node-monitor-grace-period': { kind: 'string', help: 'controller-manager: how long a node may go without a heartbeat (its Lease) before it is marked Ready=Unknown and tainted unreachable, e.g. 40s (default 40s)' },
   'event-ttl': { kind: 'string', help: 'resource API: how long Events are kept after they last happened, e.g. 30m, 1h (default 1h)' },
   'token-auth-file': { kind: 'string', help: 'bearer tokens of users: CSV lines token,user,uid[,"group1,group2"] (Kubernetes\' format; mast init writes one)' },
   insecure: { kind: 'bool', help: 'no authentication or authorization: every client is a cluster admin (for local tries; required to serve http:// client URLs)' },
@@ -219,9 +222,10 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     peerKeyFile: text('peer-key-file', ''),
     peerTrustedCaFile: text('peer-trusted-ca-file', ''),
     peerClientCertAuth: bool('peer-client-cert-auth'),
-    eventTtlMs: duration('event-ttl', text('event-ttl', '1h')),
+    eventTtlMs: parseDuration('event-ttl', text('event-ttl', '1h')),
     scheduler: raw.has('scheduler') ? parseBool('scheduler', raw.get('scheduler')!) : true,
     controllers: raw.has('controllers') ? parseBool('controllers', raw.get('controllers')!) : true,
+    nodeMonitorGracePeriodMs: parseDuration('node-monitor-grace-period', text('node-monitor-grace-period', '40s')),
     tokenAuthFile: text('token-auth-file', ''),
     insecure: bool('insecure'),
     listenMetricsUrls: urls('listen-metrics-urls', []),
@@ -249,7 +253,8 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
 }
 
 /** A positive duration such as 90s, 30m or 1h. */
-function duration(name: string, value: string): number {
+/** A duration flag's value (90s, 30m, 1h, 500ms) in milliseconds; FlagError naming the flag otherwise. */
+export function parseDuration(name: string, value: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
   const milliseconds = match === null ? Number.NaN : Math.round(Number(match[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h']));
   if (!(milliseconds > 0)) throw new FlagError(`--${name}: ${JSON.stringify(value)} is not a duration such as 90s, 30m or 1h`);

@@ -124,6 +124,55 @@ describe('client: leader election with fencing', function () {
     expect(refused.code).to.equal(grpc.status.FAILED_PRECONDITION);
   });
 
+  it('stopped while a renewal is in flight, does not lead again and still releases the Lease', async function () {
+    const real = new ResourceClient({ endpoints: cluster.endpoints });
+    let gate: (() => void) | undefined;
+    let blocked: (() => void) | undefined;
+    const blockedOnce = new Promise<void>((resolve) => (blocked = resolve));
+    // The Lease client, with a way to hold one renewal (an update) in flight.
+    const held = new Proxy(real, {
+      get(target, property) {
+        if (property === 'update' && gate === undefined && leaderships.length > 0) {
+          return async (kind: string, object: never) => {
+            await new Promise<void>((resolve) => {
+              gate = resolve;
+              blocked?.();
+            });
+            return target.update(kind, object);
+          };
+        }
+        const value = Reflect.get(target, property) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const leaderships: Leadership[] = [];
+    let stoppedLeading = 0;
+    const elector = new LeaderElector({
+      client: held,
+      fenced: [],
+      namespace: 'kube-system',
+      name: 'stopped-in-flight',
+      identity: 'e',
+      onStartedLeading: (leadership) => leaderships.push(leadership),
+      onStoppedLeading: () => stoppedLeading++,
+    });
+    try {
+      elector.start();
+      await blockedOnce;
+      const stopping = elector.stop();
+      gate!();
+      await stopping;
+      expect(leaderships).to.have.length(1);
+      expect(stoppedLeading).to.equal(1);
+      expect(elector.isLeader).to.equal(false);
+      const lease = await real.get('Lease', 'kube-system', 'stopped-in-flight');
+      expect((lease.spec as { holderIdentity?: string }).holderIdentity).to.equal('');
+    } finally {
+      await elector.stop();
+      real.close();
+    }
+  });
+
   it('refuses durations that cannot work', function () {
     const client = new ResourceClient({ endpoints: ['127.0.0.1:1'] });
     try {
