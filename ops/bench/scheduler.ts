@@ -21,6 +21,7 @@ import { LeaderElector } from '../../services/client/leader-election.js';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
 import { LocalCluster, MAST_BINARY, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 import { Scheduler } from '../../services/scheduler/scheduler.js';
+import { AUDIT_LINE } from '../../services/master/candidates.js';
 import { inParallel } from './parallel.js';
 
 export interface SchedulerBenchOptions {
@@ -341,8 +342,8 @@ async function measureStaleLeader(rounds: number, log: (line: string) => void): 
       let roundAttempts = 0;
       let roundAccepted = 0;
       for (const line of stale.lines.slice(asleepAt)) {
-        const bind = /^scheduler: bound \S+ to \S+ at resourceVersion (\d+)$/.exec(line);
-        if (bind !== null && Number(bind[1]) > takeover) {
+        const write = AUDIT_LINE.exec(line);
+        if (write !== null && Number(write[6]) > takeover) {
           roundAttempts++;
           roundAccepted++;
         } else if (/^scheduler: (superseded|binding .* failed)/.test(line)) roundAttempts++;

@@ -451,7 +451,8 @@ export class Registry {
       }
       const removal = this.removal(info, key, current);
       const response = await this.txn({ compare: [modifiedAt(key, currentKv.modRevision), ...removal.compare], success: removal.success, failure: [] }, options);
-      if (response.succeeded) return current;
+      // As Kubernetes answers: the object as it was, at the revision of its deletion.
+      if (response.succeeded) return withVersion(current, response.revision);
       // The next attempt reads again: a Conflict if the object changed, another try if only its quotas did.
       if (attempt >= MAX_WRITE_ATTEMPTS) throw new ApiError('Conflict', `${info.kind} "${name}": other writes kept changing it or its namespace's quotas; retry`);
     }

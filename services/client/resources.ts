@@ -23,6 +23,19 @@ export interface ResourceClientOptions {
   readonly timeoutMs?: number;
   /** A bearer token sent with every call (the "authorization" metadata). */
   readonly token?: string;
+  /** Called with each write the API accepted (audits: which writer committed what, at which revision, under which fence). */
+  readonly onWriteAccepted?: (write: AcceptedWrite) => void;
+}
+
+export interface AcceptedWrite {
+  readonly verb: 'create' | 'update' | 'updateStatus' | 'patch' | 'delete' | 'bind';
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** The object's resourceVersion in the answer: the revision that committed the write. */
+  readonly resourceVersion: string;
+  /** The fence the write carried. */
+  readonly fence: WriteFence | undefined;
 }
 
 /** The gRPC status code of a failed call (undefined for anything else). */
@@ -123,8 +136,18 @@ export class ResourceClient {
     return metadata;
   }
 
+  /** Decodes a write's answer, auditing it (with the fence in force when the write was sent) if asked to. */
+  private accepted(verb: AcceptedWrite['verb'], kind: string): (response: api.ObjectResponse) => KubeObject {
+    const fence = this.fence;
+    return (response) => {
+      const object = decode(response.object);
+      this.options.onWriteAccepted?.({ verb, kind, namespace: object.metadata?.namespace ?? '', name: object.metadata?.name ?? '', resourceVersion: object.metadata?.resourceVersion ?? '', fence });
+      return object;
+    };
+  }
+
   create(kind: string, object: unknown): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(false, (client, options, done) => client.create({ kind, object: encode(object) }, this.metadata(true), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(false, (client, options, done) => client.create({ kind, object: encode(object) }, this.metadata(true), options, done)).then(this.accepted('create', kind));
   }
 
   get(kind: string, namespace: string, name: string): Promise<KubeObject> {
@@ -141,27 +164,27 @@ export class ResourceClient {
   }
 
   update(kind: string, object: KubeObject): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(pinnedToVersion(object), (client, options, done) => client.update({ kind, object: encode(object) }, this.metadata(true), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(pinnedToVersion(object), (client, options, done) => client.update({ kind, object: encode(object) }, this.metadata(true), options, done)).then(this.accepted('update', kind));
   }
 
   updateStatus(kind: string, object: KubeObject): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(pinnedToVersion(object), (client, options, done) => client.updateStatus({ kind, object: encode(object) }, this.metadata(true), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(pinnedToVersion(object), (client, options, done) => client.updateStatus({ kind, object: encode(object) }, this.metadata(true), options, done)).then(this.accepted('updateStatus', kind));
   }
 
   patch(kind: string, namespace: string, name: string, patch: unknown): Promise<KubeObject> {
-    return this.call<api.ObjectResponse>(false, (client, options, done) => client.patch({ kind, namespace, name, patch: encode(patch) }, this.metadata(true), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(false, (client, options, done) => client.patch({ kind, namespace, name, patch: encode(patch) }, this.metadata(true), options, done)).then(this.accepted('patch', kind));
   }
 
   /** Assign a pending pod to a node (pods/binding), only while it is at `resourceVersion` when given. */
   bind(namespace: string, name: string, nodeName: string, resourceVersion = ''): Promise<KubeObject> {
     const request = api.BindRequest.fromPartial({ kind: 'Pod', namespace, name, nodeName, resourceVersion });
-    return this.call<api.ObjectResponse>(resourceVersion !== '', (client, options, done) => client.bind(request, this.metadata(true), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(resourceVersion !== '', (client, options, done) => client.bind(request, this.metadata(true), options, done)).then(this.accepted('bind', 'Pod'));
   }
 
   /** Delete (or, for objects with finalizers and pods in their grace period, mark for deletion: the answer shows which). */
   delete(kind: string, namespace: string, name: string, params: DeleteParams = {}): Promise<KubeObject> {
     const request = api.DeleteRequest.fromPartial({ kind, namespace, name, ...params });
-    return this.call<api.ObjectResponse>(request.resourceVersion !== '', (client, options, done) => client.delete(request, this.metadata(true), options, done)).then((response) => decode(response.object));
+    return this.call<api.ObjectResponse>(request.resourceVersion !== '', (client, options, done) => client.delete(request, this.metadata(true), options, done)).then(this.accepted('delete', kind));
   }
 
   /**

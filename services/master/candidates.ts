@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
 import { nanoid } from 'nanoid';
 import { LeaderElector } from '../client/leader-election.js';
-import { ResourceClient } from '../client/resources.js';
+import { ResourceClient, type AcceptedWrite } from '../client/resources.js';
 import { runControllerManager, type ControllerManagerOptions } from '../controllers/manager.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { MasterFlags } from './flags.js';
@@ -38,7 +38,7 @@ export interface CandidateOptions {
   readonly identityPrefix: string;
   readonly component: Component;
   readonly log: (line: string) => void;
-  /** Detail for audits (each bind, with its commit revision); absent: not produced. */
+  /** Where to audit each write the API accepted from this component, with its commit revision and fencing token (absent: no audit). */
   readonly debug?: (line: string) => void;
   /** The controller-manager's settings. */
   readonly controllerManager?: Omit<ControllerManagerOptions, 'log'>;
@@ -46,11 +46,18 @@ export interface CandidateOptions {
 
 /** What a component does while it leads (until the signal aborts). */
 function work(options: CandidateOptions): (client: ResourceClient, signal: AbortSignal) => Promise<void> {
-  const { component, log, debug } = options;
+  const { component, log } = options;
   if (component === 'controller-manager') return (client, signal) => runControllerManager(client, signal, { host: options.identityPrefix, ...options.controllerManager, log });
-  const onBound = debug === undefined ? undefined : (key: string, node: string, resourceVersion: string): void => debug(`scheduler: bound ${key} to ${node} at resourceVersion ${resourceVersion}`);
-  return (client, signal) => new Scheduler({ client, log, ...(onBound === undefined ? {} : { onBound }) }).run(signal);
+  return (client, signal) => new Scheduler({ client, log }).run(signal);
 }
+
+/** The audit line of an accepted write: what stale-leader checks (bench, chaos) read back. */
+export function auditLine(component: Component, write: AcceptedWrite): string {
+  return `${component}: write accepted: ${write.verb} ${write.kind} ${write.namespace}/${write.name} at resourceVersion ${write.resourceVersion} with fencing token ${write.fence?.token ?? 'none'}`;
+}
+
+/** Parses auditLine's output. */
+export const AUDIT_LINE = /^(scheduler|controller-manager): write accepted: (\S+) (\S+) (\S*)\/(\S+) at resourceVersion (\d+) with fencing token (\S+)$/;
 
 /** One leader-elected component: it works while it holds its Lease, through a client fenced by it. */
 export function startCandidate(options: CandidateOptions): Candidates {
@@ -58,7 +65,12 @@ export function startCandidate(options: CandidateOptions): Candidates {
   const lease = COMPONENT_LEASES[component];
   const connection = { endpoints: options.endpoints, ...(options.credentials === undefined ? {} : { credentials: options.credentials }) };
   const leaseClient = new ResourceClient({ ...connection, timeoutMs: 2000 });
-  const workClient = new ResourceClient({ ...connection, timeoutMs: 10_000 });
+  const debug = options.debug;
+  const workClient = new ResourceClient({
+    ...connection,
+    timeoutMs: 10_000,
+    ...(debug === undefined ? {} : { onWriteAccepted: (write: AcceptedWrite) => debug(auditLine(component, write)) }),
+  });
   const run = work(options);
   let running: Promise<void> | undefined;
   const elector = new LeaderElector({
@@ -87,9 +99,9 @@ export function startCandidate(options: CandidateOptions): Candidates {
  * client URL. `credentials` reach it: with TLS, its own certificate (mast
  * init makes it a system:masters one) identifies it to itself.
  */
-export function startCandidates(flags: MasterFlags, credentials: grpc.ChannelCredentials, log: (line: string) => void): Candidates {
+export function startCandidates(flags: MasterFlags, credentials: grpc.ChannelCredentials, log: (line: string) => void, debug?: (line: string) => void): Candidates {
   const endpoint = (flags.advertiseClientUrls[0] ?? '').replace(/^https?:\/\//, '');
   const components: Component[] = [...(flags.scheduler ? (['scheduler'] as const) : []), ...(flags.controllers ? (['controller-manager'] as const) : [])];
-  const started = components.map((component) => startCandidate({ endpoints: [endpoint], credentials, identityPrefix: flags.name, component, log, controllerManager: { nodeMonitorGracePeriodMs: flags.nodeMonitorGracePeriodMs, ...(flags.trustedCaFile === '' ? {} : { rootCaPem: readFileSync(flags.trustedCaFile, 'utf8') }) } }));
+  const started = components.map((component) => startCandidate({ endpoints: [endpoint], credentials, identityPrefix: flags.name, component, log, ...(debug === undefined ? {} : { debug }), controllerManager: { nodeMonitorGracePeriodMs: flags.nodeMonitorGracePeriodMs, ...(flags.trustedCaFile === '' ? {} : { rootCaPem: readFileSync(flags.trustedCaFile, 'utf8') }) } }));
   return { stop: async () => void (await Promise.all(started.map((one) => one.stop()))) };
 }

@@ -100,7 +100,7 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'listen-metrics-urls': { kind: 'string', help: 'http://HOST:PORT to serve Prometheus metrics at /metrics (default: none)' },
   'traces-exporter': { kind: 'string', help: 'where OpenTelemetry spans go: none, console or otlp (default none)' },
   'otlp-traces-endpoint': { kind: 'string', help: 'OTLP/HTTP URL for --traces-exporter=otlp (default http://127.0.0.1:4318/v1/traces)' },
-  'log-level': { kind: 'string', help: 'debug, info, warn or error (default info)' },
+  'log-level': { kind: 'string', help: 'debug, info, warn or error (default info); debug also audits every write the in-master scheduler and controller-manager get accepted (revision and fencing token)' },
   'auto-compaction-mode': { kind: 'string', help: '"periodic" (keep a span of time) or "revision" (keep a number of revisions) (default periodic)' },
   'auto-compaction-retention': { kind: 'string', help: 'periodic: a duration such as 30m or 1h (a bare number is hours); revision: a count; 0 turns it off (default 0)' },
 };

@@ -136,7 +136,7 @@ export class Master {
       throw error;
     }
     store.start();
-    master.candidates = startCandidates(flags, master.selfCredentials, (line) => logger.info(line));
+    master.candidates = startCandidates(flags, master.selfCredentials, (line) => logger.info(line), flags.logLevel === 'debug' ? (line) => logger.debug(line) : undefined);
     logger.info(
       `member ${flags.name} (${formatId(store.memberId)}) of cluster ${formatId(store.clusterId)} serving clients on ${flags.listenClientUrls.join(',')}, peers on ${flags.listenPeerUrls.join(',')}`,
     );

@@ -27,8 +27,6 @@ export interface SchedulerOptions {
   readonly maxBindsInFlight?: number;
   readonly events?: EventRecorder;
   readonly log?: (line: string) => void;
-  /** Each bind the API accepted, with the pod's resourceVersion after it (its commit revision): audits and benches. */
-  readonly onBound?: (key: string, node: string, resourceVersion: string) => void;
 }
 
 
@@ -171,9 +169,8 @@ export class Scheduler {
 
   private async bind(key: string, pod: Pod, node: string): Promise<void> {
     try {
-      const bound = await this.options.client.bind(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', node, pod.metadata?.resourceVersion ?? '');
+      await this.options.client.bind(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', node, pod.metadata?.resourceVersion ?? '');
       this.bound++;
-      this.options.onBound?.(key, node, bound.metadata?.resourceVersion ?? '');
       void this.options.events?.record(involvedPod(pod), 'Normal', 'Scheduled', `Successfully assigned ${key} to ${node}`);
     } catch (error) {
       // Not bound: take the assumption back.
