@@ -59,7 +59,9 @@ function benchPod(index: number): KubeObject {
 export async function benchScheduler(options: SchedulerBenchOptions, log: (line: string) => void): Promise<Record<string, unknown>> {
   const baseDir = join(tmpdir(), `mast-bench-scheduler-${process.pid}`);
   log(`starting 3 masters in ${baseDir}`);
-  const cluster = await LocalCluster.start({ size: 3, baseDir });
+  // MAST_BENCH_CPU_PROF=DIR: the masters write V8 CPU profiles there (run this process with --cpu-prof too).
+  const profileDir = process.env.MAST_BENCH_CPU_PROF;
+  const cluster = await LocalCluster.start({ size: 3, baseDir, ...(profileDir === undefined ? {} : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] }) });
   const client = new ResourceClient({ endpoints: cluster.endpoints, timeoutMs: 30_000 });
   const leaseClient = new ResourceClient({ endpoints: cluster.endpoints, timeoutMs: 30_000 });
   const schedulerClient = new ResourceClient({ endpoints: cluster.endpoints, timeoutMs: 30_000 });
@@ -122,6 +124,8 @@ export async function benchScheduler(options: SchedulerBenchOptions, log: (line:
     client.close();
     leaseClient.close();
     schedulerClient.close();
+    // Profiles are written at a clean exit.
+    if (profileDir !== undefined) await cluster.stopAll('SIGTERM');
     await cluster.destroy();
     const failovers = await measureFailover(options.kills, log);
     const stale = await measureStaleLeader(options.staleRounds, log);

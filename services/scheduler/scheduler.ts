@@ -27,6 +27,8 @@ export interface SchedulerOptions {
   readonly maxBindsInFlight?: number;
   readonly events?: EventRecorder;
   readonly log?: (line: string) => void;
+  /** Kubernetes' percentageOfNodesToScore (0 or absent: adaptive; 100: score every feasible node). */
+  readonly percentageOfNodesToScore?: number;
 }
 
 
@@ -44,6 +46,8 @@ export class Scheduler {
   private bindsInFlight = 0;
   private bindSlot: (() => void) | undefined;
   private stopped = false;
+  /** Where the next pod's filtering starts: every node gets its turn in large clusters. */
+  private nextStartIndex = 0;
   /** Counters for benchmarks and tests. */
   bound = 0;
   unschedulable = 0;
@@ -142,7 +146,8 @@ export class Scheduler {
     const pod = this.pods.getByKey(key) as Pod | undefined;
     if (!this.wants(pod) || this.assumed.has(key)) return;
     const snapshot = this.currentSnapshot();
-    const result = schedule(pod!, snapshot);
+    const result = schedule(pod!, snapshot, { percentageOfNodesToScore: this.options.percentageOfNodesToScore ?? 0, startIndex: this.nextStartIndex });
+    this.nextStartIndex = result.nextStartIndex;
     if (result.node === undefined) {
       this.parked.add(key);
       this.unschedulable++;

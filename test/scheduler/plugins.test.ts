@@ -11,6 +11,7 @@ import {
   buildSnapshot,
   forget,
   parseQuantity,
+  numFeasibleNodesToFind,
   runFilter,
   schedule,
   scoreNodes,
@@ -389,6 +390,31 @@ describe('scheduler plugins', () => {
       expect(schedule(pod('p', { cpu: '1' }), snapshot, { tieBreak: last }).node).to.equal('c');
       expect(offered).to.deep.equal(['a', 'b', 'c']);
       expect(() => schedule(pod('p'), snapshot, { tieBreak: () => 'nowhere' })).to.throw(/tieBreak/);
+    });
+
+    it('finds as many feasible nodes as kube-scheduler does for a cluster of each size', () => {
+      // Adaptive: 50% less 1% per 125 nodes, at least 5%, and at least 100 nodes.
+      expect([50, 99, 100, 200, 300, 1000, 5000, 10000].map((count) => numFeasibleNodesToFind(count))).to.deep.equal([50, 99, 100, 100, 144, 420, 500, 500]);
+      expect(numFeasibleNodesToFind(1000, 100)).to.equal(1000);
+      expect(numFeasibleNodesToFind(1000, 30)).to.equal(300);
+      expect(numFeasibleNodesToFind(1000, 1)).to.equal(100);
+    });
+
+    it('in a large cluster, stops filtering once enough nodes fit and starts the next pod where it stopped', () => {
+      const names = Array.from({ length: 300 }, (_, index) => `n${String(index).padStart(3, '0')}`);
+      const snapshot = buildSnapshot(names.map((name) => node(name)), []);
+      const first = schedule(pod('p1'), snapshot, { withScores: true });
+      expect(first.scores?.size).to.equal(144);
+      expect(first.nextStartIndex).to.equal(144);
+      const second = schedule(pod('p2'), snapshot, { withScores: true, startIndex: first.nextStartIndex });
+      expect([...(second.scores?.keys() ?? [])].sort()[0]).to.equal('n144');
+      expect(second.nextStartIndex).to.equal(288);
+      const wrapped = schedule(pod('p3'), snapshot, { withScores: true, startIndex: second.nextStartIndex });
+      expect(wrapped.scores?.has('n299') && wrapped.scores.has('n000')).to.equal(true);
+      expect(wrapped.nextStartIndex).to.equal((288 + 144) % 300);
+      // Every node looked at when none fits: the summary counts them all.
+      expect(schedule(pod('big', { cpu: '64' }), snapshot, { startIndex: 17 }).reason).to.equal('0/300 nodes are available: 300 Insufficient cpu.');
+      expect(schedule(pod('p4'), snapshot, { withScores: true, percentageOfNodesToScore: 100 }).scores?.size).to.equal(300);
     });
 
     it('gives the exact Kubernetes summary when no node fits', () => {

@@ -55,6 +55,14 @@ export interface ScheduleOptions {
   readonly tieBreak?: (candidates: readonly string[]) => string;
   /** Also return every scored node's weighted total (costs a Map per pod; off by default). */
   readonly withScores?: boolean;
+  /**
+   * Kubernetes' percentageOfNodesToScore: stop filtering once this share
+   * of the nodes (at least MIN_FEASIBLE_NODES_TO_FIND) is found feasible;
+   * 0 or absent: adaptive (50% less 1% per 125 nodes, at least 5%); 100: every node.
+   */
+  readonly percentageOfNodesToScore?: number;
+  /** Where in snapshot.nodes filtering starts (the last result's nextStartIndex), so every node gets its turn. */
+  readonly startIndex?: number;
 }
 
 export interface ScheduleResult {
@@ -66,6 +74,21 @@ export interface ScheduleResult {
   readonly filtered?: ReadonlyMap<string, string>;
   /** With options.withScores: the weighted total of each node scored (absent when fewer than two nodes fit). */
   readonly scores?: ReadonlyMap<string, number>;
+  /** Where the next pod's filtering should start. */
+  readonly nextStartIndex: number;
+}
+
+/** Kubernetes' minFeasibleNodesToFind, basePercentageOfNodesToScore and minFeasibleNodesPercentageToFind. */
+export const MIN_FEASIBLE_NODES_TO_FIND = 100;
+const BASE_PERCENTAGE_OF_NODES_TO_SCORE = 50;
+const MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5;
+
+/** How many feasible nodes are enough (kube-scheduler's numFeasibleNodesToFind). */
+export function numFeasibleNodesToFind(nodeCount: number, percentageOfNodesToScore = 0): number {
+  if (nodeCount < MIN_FEASIBLE_NODES_TO_FIND || percentageOfNodesToScore >= 100) return nodeCount;
+  let percentage = percentageOfNodesToScore;
+  if (percentage <= 0) percentage = Math.max(MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND, BASE_PERCENTAGE_OF_NODES_TO_SCORE - Math.trunc(nodeCount / 125));
+  return Math.max(MIN_FEASIBLE_NODES_TO_FIND, Math.trunc((nodeCount * percentage) / 100));
 }
 
 const smallestName = (candidates: readonly string[]): string => candidates[0] ?? '';
@@ -105,12 +128,18 @@ interface Filtered {
   readonly feasible: NodeInfo[];
   readonly filtered: Map<string, string>;
   readonly reasonCounts: Map<string, number>;
+  /** How many nodes were looked at (all of them unless enough were feasible sooner). */
+  processed: number;
 }
 
-function filterNodes(pod: core.Pod, snapshot: ClusterSnapshot): Filtered {
+/** The nodes from `start` round, until `enough` are feasible (kube-scheduler's findNodesThatPassFilters). */
+function filterNodes(pod: core.Pod, snapshot: ClusterSnapshot, start: number, enough: number): Filtered {
   const filters = prepareFilters(pod, snapshot);
-  const result: Filtered = { feasible: [], filtered: new Map(), reasonCounts: new Map() };
-  for (const node of snapshot.nodes) {
+  const result: Filtered = { feasible: [], filtered: new Map(), reasonCounts: new Map(), processed: 0 };
+  const count = snapshot.nodes.length;
+  for (let offset = 0; offset < count && result.feasible.length < enough; offset++) {
+    const node = snapshot.nodes[(start + offset) % count]!;
+    result.processed++;
     const failure = runFilters(filters, node);
     if (failure === undefined || failure.ok) {
       result.feasible.push(node);
@@ -156,19 +185,23 @@ function best(feasible: readonly NodeInfo[], totals: Float64Array, tieBreak: (ca
 
 /**
  * Where the pod should run, given the snapshot (from buildSnapshot, kept
- * current with assume): the feasible node with the highest weighted score;
- * or, when no node fits, Kubernetes' summary of why. Pure: the same
- * arguments give the same answer.
+ * current with assume): the feasible node with the highest weighted score
+ * among the first enough feasible ones found from options.startIndex, as
+ * kube-scheduler samples large clusters; or, when no node fits, Kubernetes'
+ * summary of why. Pure: the same arguments give the same answer.
  */
 export function schedule(pod: core.Pod, snapshot: ClusterSnapshot, options: ScheduleOptions = {}): ScheduleResult {
-  const { feasible, filtered, reasonCounts } = filterNodes(pod, snapshot);
-  if (feasible.length === 0) return { reason: unschedulableMessage(snapshot.nodes.length, reasonCounts), filtered };
+  const count = snapshot.nodes.length;
+  const start = count === 0 ? 0 : (((options.startIndex ?? 0) % count) + count) % count;
+  const { feasible, filtered, reasonCounts, processed } = filterNodes(pod, snapshot, start, numFeasibleNodesToFind(count, options.percentageOfNodesToScore));
+  const nextStartIndex = count === 0 ? 0 : (start + processed) % count;
+  if (feasible.length === 0) return { reason: unschedulableMessage(count, reasonCounts), filtered, nextStartIndex };
   const only = feasible.length === 1 ? feasible[0] : undefined;
-  if (only !== undefined) return { node: only.name, filtered };
+  if (only !== undefined) return { node: only.name, filtered, nextStartIndex };
   const totals = totalScores(pod, snapshot, feasible, options.weights ?? {});
   const node = best(feasible, totals, options.tieBreak ?? smallestName);
-  if (options.withScores !== true) return { node, filtered };
-  return { node, filtered, scores: new Map(feasible.map((info, index) => [info.name, totals[index] ?? 0])) };
+  if (options.withScores !== true) return { node, filtered, nextStartIndex };
+  return { node, filtered, scores: new Map(feasible.map((info, index) => [info.name, totals[index] ?? 0])), nextStartIndex };
 }
 
 /** One filter's verdict on one node (tests, and explaining a decision). */

@@ -8,6 +8,8 @@ export {
   DEFAULT_WEIGHTS,
   FILTERS,
   SCORES,
+  MIN_FEASIBLE_NODES_TO_FIND,
+  numFeasibleNodesToFind,
   prepareFilters,
   runFilter,
   schedule,
