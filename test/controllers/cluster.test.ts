@@ -101,6 +101,45 @@ describe('controllers: a 3-master cluster with hollow nodes', function () {
     expect(listed.out).to.match(/httpd-app\s+2\/2\s+2\s+2\s+/);
   });
 
+  it('rolls out a new image, rolls it back, and holds a paused Deployment until it is resumed', async function () {
+    const image = async (): Promise<string> => ((await client.get('Deployment', 'default', 'httpd-app')).spec as { template: { spec: { containers: Array<{ image: string }> } } }).template.spec.containers[0]!.image;
+    const replicaSets = async (): Promise<Array<{ name: string; replicas: number; image: string }>> =>
+      (await client.list('ReplicaSet', { namespace: 'default', labelSelector: 'app=httpd-app' })).items.map((rs) => {
+        const spec = rs.spec as { replicas: number; template: { spec: { containers: Array<{ image: string }> } } };
+        return { name: rs.metadata?.name ?? '', replicas: spec.replicas, image: spec.template.spec.containers[0]!.image };
+      });
+    await client.patch('Deployment', 'default', 'httpd-app', { spec: { template: { spec: { containers: [{ name: 'httpd-app', image: 'httpd:2.4' }] } } } });
+    const rolled = await mastctl('rollout', 'status', 'deploy/httpd-app', '--timeout=120s');
+    expect(rolled.code, rolled.err).to.equal(0);
+    expect(rolled.out.split('\n').pop()).to.equal('deployment "httpd-app" successfully rolled out');
+    const afterUpdate = await replicaSets();
+    expect(afterUpdate.find((rs) => rs.image === 'httpd:2.4')?.replicas).to.equal(2);
+    expect(afterUpdate.find((rs) => rs.image === 'httpd')?.replicas).to.equal(0);
+    await podsWhen('app=httpd-app', '2 Running pods after the update', running(2));
+
+    expect((await mastctl('rollout', 'undo', 'deploy/httpd-app')).out).to.equal('deployment.apps/httpd-app rolled back');
+    expect(await image()).to.equal('httpd');
+    expect((await mastctl('rollout', 'status', 'deploy/httpd-app', '--timeout=120s')).code).to.equal(0);
+    // The old ReplicaSet came back (revision 3), no third one was made.
+    const afterUndo = await replicaSets();
+    expect(afterUndo).to.have.length(2);
+    expect(afterUndo.find((rs) => rs.image === 'httpd')?.replicas).to.equal(2);
+    const history = await mastctl('rollout', 'history', 'deploy/httpd-app');
+    expect(history.out).to.match(/REVISION\s+CHANGE-CAUSE\n2\s+<none>\n3\s+<none>$/);
+
+    expect((await mastctl('rollout', 'pause', 'deploy/httpd-app')).out).to.equal('deployment.apps/httpd-app paused');
+    await client.patch('Deployment', 'default', 'httpd-app', { spec: { template: { spec: { containers: [{ name: 'httpd-app', image: 'httpd:2.5' }] } } } });
+    // Paused: the controller sees the change (observedGeneration) but makes no new ReplicaSet.
+    await waitFor('the paused change observed', async () => {
+      const deployment = await client.get('Deployment', 'default', 'httpd-app');
+      return (deployment.status as { observedGeneration?: number }).observedGeneration === deployment.metadata?.generation ? true : undefined;
+    }, 60_000);
+    expect((await replicaSets()).some((rs) => rs.image === 'httpd:2.5')).to.equal(false);
+    expect((await mastctl('rollout', 'resume', 'deploy/httpd-app')).out).to.equal('deployment.apps/httpd-app resumed');
+    expect((await mastctl('rollout', 'status', 'deploy/httpd-app', '--timeout=120s')).code).to.equal(0);
+    expect((await replicaSets()).find((rs) => rs.image === 'httpd:2.5')?.replicas).to.equal(2);
+  });
+
   it('places a pod with a nodeSelector on the node labelled for it, and says why one fits nowhere', async function () {
     expect((await mastctl('label', 'node', 'n1', 'disktype=ssd')).out).to.equal('node/n1 labeled');
     const pod = (name: string, disktype: string): KubeObject => ({
