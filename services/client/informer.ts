@@ -144,6 +144,17 @@ export class Informer<T extends KubeObject = KubeObject> {
     for (const object of this.cache.values()) this.call('add', () => handler(object));
   }
 
+  /** Stop calling handlers given earlier (client-go's RemoveEventHandler). */
+  removeHandlers(handlers: { readonly add?: AddHandler<T>; readonly update?: UpdateHandler<T>; readonly delete?: DeleteHandler<T> }): void {
+    const drop = <H>(list: H[], handler: H | undefined): void => {
+      const index = handler === undefined ? -1 : list.indexOf(handler);
+      if (index >= 0) list.splice(index, 1);
+    };
+    drop(this.addHandlers, handlers.add);
+    drop(this.updateHandlers, handlers.update);
+    drop(this.deleteHandlers, handlers.delete);
+  }
+
   onUpdate(handler: UpdateHandler<T>): void {
     this.updateHandlers.push(handler);
   }

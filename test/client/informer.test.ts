@@ -14,6 +14,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { diffCache, Informer, keyOf, type ListerWatcher } from '../../services/client/informer.js';
+import { informerFor, SharedInformers } from '../../services/client/shared-informers.js';
 import { ResourceClient, type KubeObject, type ListResult, type WatchHandlers, type WatchParams } from '../../services/client/resources.js';
 import { EtcdConnection } from '../../services/client/etcd.js';
 import { LocalCluster, waitFor } from '../../services/launcher/local-cluster.js';
@@ -459,5 +460,69 @@ describe('client: the informer on a real master', function () {
     // The new watch works.
     await create('informer-relist', 'e');
     await waitFor('e', async () => (informer.get('informer-relist', 'e') !== undefined ? true : undefined), 10_000);
+  });
+});
+
+describe('client: shared informers (in memory)', function () {
+  it('shares one list and watch per kind and selection, replaying the cache to views added later', async function () {
+    const api = new FakeApi();
+    api.put('a');
+    const informers = new SharedInformers(api);
+    try {
+      const first = informers.view('ConfigMap');
+      await first.waitForSync();
+      api.put('b');
+      const second = informers.view('ConfigMap');
+      const seen: string[] = [];
+      second.onAdd((object) => seen.push(keyOf(object)));
+      expect(seen.sort()).to.deep.equal(['ns/a', 'ns/b']);
+      expect(api.lists).to.have.length(1);
+      expect(api.liveWatches).to.equal(1);
+      informers.view('ConfigMap', { labelSelector: 'app=web' });
+      await waitFor('a second list for another selection', async () => (api.lists.length === 2 ? true : undefined), 5000, 5);
+    } finally {
+      informers.stop();
+    }
+    expect(api.liveWatches).to.equal(0);
+  });
+
+  it('stops only the handlers of the view that stops; the informer carries on warm for the next', async function () {
+    const api = new FakeApi();
+    const informers = new SharedInformers(api);
+    try {
+      const leader = informers.view('ConfigMap');
+      const standby = informers.view('ConfigMap');
+      const leaderSaw = record(leader as Informer);
+      const standbySaw: string[] = [];
+      standby.onAdd((object) => standbySaw.push(keyOf(object)));
+      await leader.waitForSync();
+      api.put('x');
+      leader.start();
+      leader.stop();
+      api.put('y');
+      expect(leaderSaw).to.deep.equal(['add ns/x@1']);
+      expect(standbySaw).to.deep.equal(['ns/x', 'ns/y']);
+      expect(api.liveWatches).to.equal(1);
+      const next = informers.view('ConfigMap');
+      const nextSaw: string[] = [];
+      next.onAdd((object) => nextSaw.push(keyOf(object)));
+      expect(nextSaw.sort()).to.deep.equal(['ns/x', 'ns/y']);
+      expect(next.hasSynced).to.equal(true);
+    } finally {
+      informers.stop();
+    }
+  });
+
+  it('gives a controller its own informer when no shared ones are passed', function () {
+    const api = new FakeApi();
+    const own = informerFor({ client: api }, 'ConfigMap');
+    expect(own).to.be.instanceOf(Informer);
+    expect(api.lists).to.have.length(0);
+    const informers = new SharedInformers(api);
+    try {
+      expect(informerFor({ client: api, informers }, 'ConfigMap')).to.not.be.instanceOf(Informer);
+    } finally {
+      informers.stop();
+    }
   });
 });
