@@ -129,6 +129,9 @@ export class HollowNode {
       action = this.options.client.delete('Pod', pod.metadata.namespace ?? '', pod.metadata.name ?? '', { gracePeriodSeconds: 0 });
     } else if (pod.status?.phase !== 'Running' && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed') {
       action = this.options.client.updateStatus('Pod', { ...(pod as KubeObject), status: this.runningStatus(pod) });
+    } else if (pod.status.phase === 'Running' && !(pod.status.conditions ?? []).some((condition) => condition.type === 'Ready' && condition.status === 'True')) {
+      // Marked not ready by someone else (the node lifecycle controller, while this node seemed gone): the kubelet owns pod status and says Ready again.
+      action = this.options.client.updateStatus('Pod', { ...(pod as KubeObject), status: this.runningStatus(pod) });
     }
     if (action === undefined) return;
     this.busy.add(uid);
@@ -148,9 +151,12 @@ export class HollowNode {
 
   private runningStatus(pod: Pod): Record<string, unknown> {
     const at = new Date().toISOString();
-    const host = this.nextHost;
-    this.nextHost = host >= 254 ? 2 : host + 1;
-    const podIP = `${this.options.podSubnet ?? '10.244.0'}.${host}`;
+    let podIP = pod.status?.podIP ?? '';
+    if (podIP === '') {
+      const host = this.nextHost;
+      this.nextHost = host >= 254 ? 2 : host + 1;
+      podIP = `${this.options.podSubnet ?? '10.244.0'}.${host}`;
+    }
     const condition = (type: string): Record<string, string> => ({ type, status: 'True', lastTransitionTime: at });
     return {
       phase: 'Running',

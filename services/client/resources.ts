@@ -88,6 +88,9 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 256 * 1024 * 1024,
 };
 
+/** How long a master that failed to answer is passed over (etcd's client balancer does the same). */
+export const UNHEALTHY_MS = 3000;
+
 function decode(bytes: Uint8Array): KubeObject {
   return JSON.parse(Buffer.from(bytes).toString('utf8')) as KubeObject;
 }
@@ -104,6 +107,8 @@ function encode(object: unknown): Buffer {
 export class ResourceClient {
   private readonly clients: api.ResourcesClient[];
   private next = 0;
+  /** Per master: until when calls pass it over (Date.now() ms). */
+  private readonly unhealthyUntil: number[] = [];
   private readonly timeoutMs: number;
   private fence: WriteFence | undefined;
 
@@ -200,7 +205,7 @@ export class ResourceClient {
     let initialDone = false;
     const open = (): void => {
       if (stopped) return;
-      const client = this.pick();
+      const client = this.clients[this.pick()]!;
       // Bookmarks are always asked for: they move the resume point forward
       // (the first marks the end of the initial ADDED events). The caller sees
       // them only if it asked.
@@ -245,20 +250,27 @@ export class ResourceClient {
     };
   }
 
-  private pick(): api.ResourcesClient {
-    const client = this.clients[this.next % this.clients.length]!;
-    this.next++;
-    return client;
+  /** The next master, round robin, passing over those that recently failed to answer (while any other is left). */
+  private pick(): number {
+    const now = Date.now();
+    for (let tried = 0; tried < this.clients.length; tried++) {
+      const index = this.next++ % this.clients.length;
+      if ((this.unhealthyUntil[index] ?? 0) <= now) return index;
+    }
+    return this.next++ % this.clients.length;
   }
 
   private async call<T>(retrySafe: boolean, run: (client: api.ResourcesClient, options: Partial<grpc.CallOptions>, done: (error: grpc.ServiceError | null, response: T) => void) => void): Promise<T> {
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const client = this.pick();
+      const index = this.pick();
+      const client = this.clients[index]!;
       try {
         return await new Promise<T>((resolve, reject) => run(client, { deadline: Date.now() + this.timeoutMs }, (error, response) => (error === null ? resolve(response) : reject(error))));
       } catch (error) {
         const code = (error as grpc.ServiceError).code;
+        // A master that did not answer (down, stopped, cut off) is passed over for a while, so one bad master does not cost every third call a timeout.
+        if (code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED) this.unhealthyUntil[index] = Date.now() + UNHEALTHY_MS;
         // UNAVAILABLE before a connection existed never reached a master: always safe to retry.
         const neverSent = code === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED/.test((error as Error).message);
         if (!(neverSent || (retrySafe && isRetriable(error))) || Date.now() > deadline) throw error;
