@@ -22,6 +22,7 @@ import { ResourceClient, type KubeObject } from '../../services/client/resources
 import { LocalCluster, MAST_BINARY, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 import { Scheduler } from '../../services/scheduler/scheduler.js';
 import { AUDIT_LINE } from '../../services/master/candidates.js';
+import { HollowNode } from '../../services/agent/hollow.js';
 import { inParallel } from './parallel.js';
 
 export interface SchedulerBenchOptions {
@@ -184,13 +185,12 @@ async function measureFailover(kills: number, log: (line: string) => void): Prom
         return (error as { code?: number }).code === 6 ? true : undefined;
       }
     }, 60_000, 5);
+  // Nodes that heartbeat: the node lifecycle controller would taint silent ones unreachable.
+  const nodeClient = new ResourceClient({ endpoints: cluster.endpoints, timeoutMs: 2000 });
+  const nodes = [0, 1, 2].map((index) => new HollowNode({ client: nodeClient, name: `hollow-${index}`, heartbeatIntervalMs: 1000 }));
   try {
-    await waitForNamespace(client, 'kube-system');
-    for (let index = 0; index < 3; index++) {
-      const { object, status } = hollowNode(index);
-      const created = await client.create('Node', object);
-      await client.updateStatus('Node', { ...created, status });
-    }
+    await waitForNamespace(client, 'kube-node-lease');
+    for (const node of nodes) await node.start();
     const bound = async (name: string): Promise<void> => {
       await retried(`${name} to be created`, () => client.create('Pod', { ...benchPod(0), metadata: { name, namespace: 'default' } }));
       await waitFor(`${name} to be bound`, async () => {
@@ -250,6 +250,8 @@ async function measureFailover(kills: number, log: (line: string) => void): Prom
     }
     return results;
   } finally {
+    for (const node of nodes) node.stop();
+    nodeClient.close();
     client.close();
     await cluster.destroy();
   }

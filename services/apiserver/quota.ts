@@ -1,60 +1,15 @@
-// ResourceQuota: what objects use, and whether a namespace's quotas allow
-// more. Pure: the registry reads the quotas and writes their status.used in
-// the same transaction as the object, so two creates racing for the last
-// unit of a quota cannot both win.
-//
-// Tracked, as Kubernetes names them: pods, cpu / requests.cpu, memory /
-// requests.memory, limits.cpu, limits.memory (a pod's containers summed,
-// init containers as their maximum, as Kubernetes does), the bare counts
-// services, configmaps, secrets, persistentvolumeclaims,
-// replicationcontrollers, resourcequotas, and count/<resource>[.<group>]
-// for every namespaced kind. A pod counts until it is removed, but one that
-// finished (Succeeded or Failed) only in count/pods, as Kubernetes' pod
-// evaluator has it: the registry charges that change with the pod's update.
+// ResourceQuota: whether a namespace's quotas allow more. Pure: the registry
+// reads the quotas and writes their status.used in the same transaction as
+// the object, so two creates racing for the last unit of a quota cannot
+// both win. What an object uses (and how amounts print) is
+// services/client/quota.ts's, shared with the resource quota controller's
+// recount; the registry charges a pod's phase change with its update.
 
-import type { KindInfo } from '../client/kinds.js';
-import { isJsonObject, quantityValue, type Json } from './schema.js';
+import { formatQuantity, type Usage } from '../client/quota.js';
+import { quantityValue } from '../client/quantity.js';
+import { isJsonObject, type Json } from './schema.js';
 
-const BARE_COUNTS = new Set(['pods', 'services', 'configmaps', 'secrets', 'persistentvolumeclaims', 'replicationcontrollers', 'resourcequotas']);
-
-export type Usage = Map<string, number>;
-
-/** count/<resource> for the core group, count/<resource>.<group> otherwise (Kubernetes' object count names). */
-export function countName(info: KindInfo): string {
-  const group = info.apiVersion.includes('/') ? info.apiVersion.split('/')[0]! : '';
-  return group === '' ? `count/${info.resource}` : `count/${info.resource}.${group}`;
-}
-
-function containerTotals(containers: Json | undefined, field: 'requests' | 'limits', resource: 'cpu' | 'memory', combine: (a: number, b: number) => number): number {
-  if (!Array.isArray(containers)) return 0;
-  let total = 0;
-  for (const container of containers) {
-    if (!isJsonObject(container) || !isJsonObject(container.resources)) continue;
-    const amounts = container.resources[field];
-    if (!isJsonObject(amounts)) continue;
-    total = combine(total, quantityValue(amounts[resource]) ?? 0);
-  }
-  return total;
-}
-
-/** What one object of `info` uses. */
-export function usageOf(info: KindInfo, object: Record<string, Json>): Usage {
-  const usage: Usage = new Map([[countName(info), 1]]);
-  if (BARE_COUNTS.has(info.resource)) usage.set(info.resource, 1);
-  if (info.kind !== 'Pod') return usage;
-  const phase = isJsonObject(object.status) ? object.status.phase : undefined;
-  if (phase === 'Succeeded' || phase === 'Failed') return new Map([[countName(info), 1]]);
-  if (!isJsonObject(object.spec)) return usage;
-  const spec = object.spec;
-  for (const field of ['requests', 'limits'] as const) {
-    for (const resource of ['cpu', 'memory'] as const) {
-      const total = Math.max(containerTotals(spec.containers, field, resource, (a, b) => a + b), containerTotals(spec.initContainers, field, resource, Math.max));
-      usage.set(`${field}.${resource}`, total);
-      if (field === 'requests') usage.set(resource, total);
-    }
-  }
-  return usage;
-}
+export { countName, usageOf, type Usage } from '../client/quota.js';
 
 /** A quota's hard limits in base units (unparseable entries are left out; validation refuses them). */
 export function hardLimits(quota: Record<string, Json>): Usage {
@@ -81,13 +36,6 @@ export function usedOf(quota: Record<string, Json>): Usage {
 export function constrains(hard: Usage, usage: Usage): boolean {
   for (const name of usage.keys()) if (hard.has(name)) return true;
   return false;
-}
-
-/** cpu as millicores when fractional, memory and counts as integers: how Kubernetes prints quantities. */
-export function formatQuantity(name: string, amount: number): string {
-  const isCpu = name === 'cpu' || name.endsWith('.cpu');
-  if (isCpu && !Number.isInteger(amount)) return `${Math.round(amount * 1000)}m`;
-  return String(Math.round(amount));
 }
 
 /**

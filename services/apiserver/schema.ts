@@ -9,6 +9,7 @@
 // string form. Pure: no I/O.
 
 import { RESOURCE_SCHEMA, type FieldType } from '../../proto/gen/resources/v1/schema.js';
+import { isQuantity } from '../client/quantity.js';
 
 export interface FieldError {
   /** JSON path of the offending field, e.g. spec.containers[0].ports[1].containerPort */
@@ -20,24 +21,6 @@ export type Json = string | number | boolean | null | Json[] | { [key: string]: 
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
-
-/** Kubernetes' quantity grammar: a signed decimal number with an optional binary, decimal or exponent suffix. */
-const QUANTITY = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
-const SUFFIX_SCALE: Readonly<Record<string, number>> = { n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
-
-export function isQuantity(text: string): boolean {
-  return QUANTITY.test(text);
-}
-
-/** A quantity in base units (cpu in cores, memory in bytes); undefined when it is not one. */
-export function quantityValue(text: Json | undefined): number | undefined {
-  if (typeof text !== 'string') return undefined;
-  const match = QUANTITY.exec(text);
-  if (match === null) return undefined;
-  const suffix = match[2] ?? '';
-  const factor = suffix === '' ? 1 : /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX_SCALE[suffix]!;
-  return Number(match[1]) * factor;
-}
 
 export function describe(value: unknown): string {
   if (value === null) return 'null';

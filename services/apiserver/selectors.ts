@@ -8,6 +8,7 @@
 // Parse errors name the offending part. Keys and values follow the label
 // rules of validation.ts. Pure.
 
+import { labelRequirementMatches } from '../client/labels.js';
 import { labelValue, qualifiedName } from './validation.js';
 
 export type Requirement =
@@ -110,27 +111,15 @@ export function labelSelectorRequirements(selector: LabelSelectorObject, path = 
   return requirements;
 }
 
+/** The Kubernetes operator each parsed requirement stands for. */
+const OPERATOR: Readonly<Record<Requirement['op'], string>> = { in: 'In', notin: 'NotIn', exists: 'Exists', doesnotexist: 'DoesNotExist' };
+
+/** Whether the labels meet every requirement (evaluated as services/client/labels.ts evaluates a LabelSelector). */
 export function matchesLabels(requirements: readonly Requirement[], labels: Readonly<Record<string, string>> | undefined): boolean {
   const have = labels ?? {};
-  for (const requirement of requirements) {
-    const present = Object.prototype.hasOwnProperty.call(have, requirement.key);
-    const value = have[requirement.key];
-    switch (requirement.op) {
-      case 'in':
-        if (!present || !requirement.values.includes(value!)) return false;
-        break;
-      case 'notin':
-        if (present && requirement.values.includes(value!)) return false;
-        break;
-      case 'exists':
-        if (!present) return false;
-        break;
-      case 'doesnotexist':
-        if (present) return false;
-        break;
-    }
-  }
-  return true;
+  return requirements.every((requirement) =>
+    labelRequirementMatches(OPERATOR[requirement.op], 'values' in requirement ? requirement.values : [], Object.prototype.hasOwnProperty.call(have, requirement.key) ? have[requirement.key] : undefined),
+  );
 }
 
 export interface FieldRequirement {

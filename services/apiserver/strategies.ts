@@ -6,7 +6,8 @@
 // objects in, objects and field errors out. Cluster IPs and node ports are
 // allocated by the registry (allocator.ts), not here.
 
-import { isJsonObject, quantityValue, type FieldError, type Json } from './schema.js';
+import { quantityValue } from '../client/quantity.js';
+import { isJsonObject, type FieldError, type Json } from './schema.js';
 import { dns1123Label, qualifiedName } from './validation.js';
 import { labelSelectorRequirements, matchesLabels, SelectorError } from './selectors.js';
 

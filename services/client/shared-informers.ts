@@ -112,6 +112,11 @@ export class SharedInformers {
     }
   }
 
+  /** The informers running, as [kind, namespace, labelSelector, fieldSelector] JSON (for checks that a warm set is complete). */
+  running(): string[] {
+    return [...this.informers.keys()].sort();
+  }
+
   stop(): void {
     this.stopped = true;
     for (const informer of this.informers.values()) informer.stop();

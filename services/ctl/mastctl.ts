@@ -18,11 +18,9 @@
 // clientKey — `mast init` writes it). Errors print as one line on stderr
 // with a non-zero exit code.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { stringify as stringifyYaml } from 'yaml';
+import { ClientConfigError, loadClientConfig, type ClientConfig } from '../client/client-config.js';
 import { EtcdClient } from '../client/etcd.js';
 import { KINDS, resolveKind, type KindInfo } from '../client/kinds.js';
 import { ResourceClient, type KubeObject } from '../client/resources.js';
@@ -110,71 +108,29 @@ function boolFlag(parsed: Parsed, name: string): boolean {
   return value !== undefined && value !== 'false';
 }
 
-interface ClientConfig {
-  readonly masters: string[];
-  readonly credentials?: grpc.ChannelCredentials;
-}
-
 /**
- * Masters and credentials: flags (--server, --certificate-authority,
- * --client-certificate, --client-key, --token, kubectl's names), else
- * $MAST_MASTERS, else the config file ($MASTCONFIG or ~/.mast/config, YAML:
- * masters, certificateAuthority, clientCertificate, clientKey, token —
- * relative paths are relative to the file; `mast init` writes one).
+ * Masters and credentials (services/client/client-config.ts, as the
+ * scheduler and controller-manager load them): flags (--server,
+ * --certificate-authority, --client-certificate, --client-key, --token,
+ * kubectl's names), else $MAST_MASTERS, else the config file ($MASTCONFIG or
+ * ~/.mast/config). Its errors are usage errors here, with the same words.
  */
 function clientConfigFrom(parsed: Parsed, env: Readonly<Record<string, string | undefined>>): ClientConfig {
-  const list = (text: string): string[] => text.split(',').map((part) => part.trim()).filter((part) => part !== '');
-  const path = env.MASTCONFIG ?? join(env.HOME ?? homedir(), '.mast', 'config');
-  let file: Record<string, unknown> = {};
-  if (existsSync(path)) {
-    const parsedFile = parseYaml(readFileSync(path, 'utf8')) as unknown;
-    if (parsedFile !== null && (typeof parsedFile !== 'object' || Array.isArray(parsedFile))) throw new UsageError(`${path}: expected a YAML mapping with "masters:"`);
-    file = (parsedFile ?? {}) as Record<string, unknown>;
-  }
-  const fromFile = (key: string): string | undefined => {
-    const value = file[key];
-    if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'string') throw new UsageError(`${path}: "${key}" must be a string`);
-    return value;
-  };
-  const filePath = (key: string): string | undefined => {
-    const value = fromFile(key);
-    return value === undefined ? undefined : resolve(dirname(path), value);
-  };
-  let masters: string[];
-  const given = flag(parsed, 'server');
-  if (given !== undefined) masters = list(given);
-  else if (env.MAST_MASTERS !== undefined && env.MAST_MASTERS !== '') masters = list(env.MAST_MASTERS);
-  else {
-    if (!existsSync(path)) throw new UsageError(`no masters given: use --server URL[,URL...], set MAST_MASTERS, or write ${path} (masters: [URL, ...])`);
-    if (!Array.isArray(file.masters) || file.masters.length === 0) throw new UsageError(`${path}: expected "masters:" with a list of URLs`);
-    masters = file.masters.map(String);
-  }
-  const caFile = flag(parsed, 'certificate-authority') ?? filePath('certificateAuthority');
-  const certFile = flag(parsed, 'client-certificate') ?? filePath('clientCertificate');
-  const keyFile = flag(parsed, 'client-key') ?? filePath('clientKey');
-  const token = flag(parsed, 'token') ?? fromFile('token');
-  if (!masters.some((url) => url.startsWith('https://'))) return { masters };
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('a client certificate needs both --client-certificate and --client-key (clientCertificate and clientKey in the config)');
-  const read = (file: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (error) {
-      throw new UsageError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-    }
-  };
-  let credentials = grpc.credentials.createSsl(caFile === undefined ? null : read(caFile), keyFile === undefined ? null : read(keyFile), certFile === undefined ? null : read(certFile));
-  if (token !== undefined) {
-    credentials = grpc.credentials.combineChannelCredentials(
-      credentials,
-      grpc.credentials.createFromMetadataGenerator((_, callback) => {
-        const metadata = new grpc.Metadata();
-        metadata.set('authorization', `Bearer ${token}`);
-        callback(null, metadata);
-      }),
+  try {
+    return loadClientConfig(
+      {
+        server: flag(parsed, 'server'),
+        certificateAuthority: flag(parsed, 'certificate-authority'),
+        clientCertificate: flag(parsed, 'client-certificate'),
+        clientKey: flag(parsed, 'client-key'),
+        token: flag(parsed, 'token'),
+      },
+      env,
     );
+  } catch (error) {
+    if (error instanceof ClientConfigError) throw new UsageError(error.message);
+    throw error;
   }
-  return { masters, credentials };
 }
 
 function kindOrThrow(name: string): KindInfo {

@@ -6,13 +6,16 @@
 // client whose writes carry its Lease's fencing token. When its process
 // dies, the Lease expires and another candidate takes over; when it is
 // merely slow or cut off, its fence makes anything it still sends bounce.
+// A waiting candidate keeps its component's informers running, so when it
+// takes over it acts at once instead of listing everything first.
 
 import { readFileSync } from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
 import { nanoid } from 'nanoid';
 import { LeaderElector } from '../client/leader-election.js';
 import { ResourceClient, type AcceptedWrite } from '../client/resources.js';
-import { runControllerManager, type ControllerManagerOptions } from '../controllers/manager.js';
+import { CONTROLLER_MANAGER_INFORMERS, runControllerManager, type ControllerManagerOptions } from '../controllers/manager.js';
+import { SharedInformers, type Selection } from '../client/shared-informers.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { MasterFlags } from './flags.js';
 
@@ -41,15 +44,21 @@ export interface CandidateOptions {
   /** Where to audit each write the API accepted from this component, with its commit revision and fencing token (absent: no audit). */
   readonly debug?: (line: string) => void;
   /** The controller-manager's settings. */
-  readonly controllerManager?: Omit<ControllerManagerOptions, 'log'>;
+  readonly controllerManager?: Omit<ControllerManagerOptions, 'log' | 'informers'>;
 }
 
 /** What a component does while it leads (until the signal aborts). */
-function work(options: CandidateOptions): (client: ResourceClient, signal: AbortSignal) => Promise<void> {
+function work(options: CandidateOptions, informers: SharedInformers): (client: ResourceClient, signal: AbortSignal) => Promise<void> {
   const { component, log } = options;
-  if (component === 'controller-manager') return (client, signal) => runControllerManager(client, signal, { host: options.identityPrefix, ...options.controllerManager, log });
-  return (client, signal) => new Scheduler({ client, log }).run(signal);
+  if (component === 'controller-manager') return (client, signal) => runControllerManager(client, signal, { host: options.identityPrefix, ...options.controllerManager, log, informers });
+  return (client, signal) => new Scheduler({ client, log, informers }).run(signal);
 }
+
+/** The informers each component reads, kept warm while its candidate waits. */
+const WARM_INFORMERS: Readonly<Record<Component, ReadonlyArray<string | readonly [string, Selection]>>> = {
+  scheduler: ['Pod', 'Node'],
+  'controller-manager': CONTROLLER_MANAGER_INFORMERS,
+};
 
 /** The audit line of an accepted write: what stale-leader checks (bench, chaos) read back. */
 export function auditLine(component: Component, write: AcceptedWrite): string {
@@ -71,7 +80,11 @@ export function startCandidate(options: CandidateOptions): Candidates {
     timeoutMs: 10_000,
     ...(debug === undefined ? {} : { onWriteAccepted: (write: AcceptedWrite) => debug(auditLine(component, write)) }),
   });
-  const run = work(options);
+  // Reads, unfenced and without a deadline for long lists: the caches a new leader starts from.
+  const readClient = new ResourceClient({ ...connection, timeoutMs: 60_000 });
+  const informers = new SharedInformers(readClient, log);
+  informers.warm(WARM_INFORMERS[component]);
+  const run = work(options, informers);
   let running: Promise<void> | undefined;
   const elector = new LeaderElector({
     client: leaseClient,
@@ -88,8 +101,10 @@ export function startCandidate(options: CandidateOptions): Candidates {
     stop: async () => {
       await elector.stop();
       await running;
+      informers.stop();
       leaseClient.close();
       workClient.close();
+      readClient.close();
     },
   };
 }

@@ -11,7 +11,8 @@
 
 import type { Node, Pod } from '../../proto/gen/resources/v1/core.js';
 import type { EventRecorder, InvolvedObject } from '../client/events.js';
-import { Informer, keyOf } from '../client/informer.js';
+import { keyOf } from '../client/informer.js';
+import { informerFor, type InformerView, type SharedInformers } from '../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../client/resources.js';
 import { WorkQueue } from '../client/workqueue.js';
@@ -27,14 +28,16 @@ export interface SchedulerOptions {
   readonly maxBindsInFlight?: number;
   readonly events?: EventRecorder;
   readonly log?: (line: string) => void;
+  /** Warm informers shared with others (a standby keeps them running); absent: the scheduler's own. */
+  readonly informers?: SharedInformers;
   /** Kubernetes' percentageOfNodesToScore (0 or absent: adaptive; 100: score every feasible node). */
   readonly percentageOfNodesToScore?: number;
 }
 
 
 export class Scheduler {
-  private readonly pods: Informer<KubeObject>;
-  private readonly nodes: Informer<KubeObject>;
+  private readonly pods: InformerView;
+  private readonly nodes: InformerView;
   private readonly queue = new WorkQueue<string>({ baseBackoffMs: 10, maxBackoffMs: 5000 });
   /** Pods no node fits now: tried again when nodes or pods change. */
   private readonly parked = new Set<string>();
@@ -55,8 +58,8 @@ export class Scheduler {
   constructor(private readonly options: SchedulerOptions) {
     this.schedulerName = options.schedulerName ?? DEFAULT_SCHEDULER_NAME;
     this.maxBindsInFlight = options.maxBindsInFlight ?? 64;
-    this.pods = new Informer(options.client, 'Pod', { log: options.log });
-    this.nodes = new Informer(options.client, 'Node', { log: options.log });
+    this.pods = informerFor(options, 'Pod');
+    this.nodes = informerFor(options, 'Node');
   }
 
   /** Run until `signal` aborts (leadership lost) or the scheduler is superseded. */

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { STRATEGIES } from '../../services/apiserver/strategies.js';
-import { quantityValue } from '../../services/apiserver/schema.js';
 import { assign, allocationKeys, parseCidr, type AllocatorConfig } from '../../services/apiserver/allocator.js';
 import type { Json } from '../../services/apiserver/schema.js';
 
@@ -89,11 +88,6 @@ describe('apiserver: kind strategies (defaults, validation, immutable fields)', 
     expect(STRATEGIES.Service!.validate!({ spec: { clusterIP: 'None', ports: [] } })).to.deep.equal([]);
     expect(paths(STRATEGIES.Service!.validateUpdate!({ spec: { clusterIP: '10.96.0.9' } }, { spec: { clusterIP: '10.96.0.8' } }))).to.deep.equal(['spec.clusterIP']);
     expect(paths(STRATEGIES.Secret!.validate!({ data: { good: 'aGk=', bad: 'not base64!' } }))).to.deep.equal(['data["bad"]']);
-  });
-
-  it('reads quantities in base units', function () {
-    expect(['100m', '1', '1.5', '128Mi', '1G', '2e3'].map((text) => quantityValue(text))).to.deep.equal([0.1, 1, 1.5, 128 * 2 ** 20, 1e9, 2000]);
-    expect(quantityValue('lots')).to.equal(undefined);
   });
 });
 

@@ -2,7 +2,7 @@
 // and the calendar arithmetic under it.
 
 import { expect } from 'chai';
-import { civilTime, formatTimestamp, msFromCivil, timeZone, UnknownTimeZoneError, UTC } from '../../services/controllers/cronjob/reconcile-calendar.js';
+import { civilTime, msFromCivil, timeZone, UnknownTimeZoneError, UTC } from '../../services/controllers/cronjob/reconcile-calendar.js';
 import { CronSyntaxError, MAX_MISSED_SCHEDULES, missedSchedules, nextRun, parseCron, previousRun } from '../../services/controllers/cronjob/reconcile-cron.js';
 
 const at = (text: string): number => Date.parse(text);
@@ -37,10 +37,7 @@ describe('controllers: cron schedules', function () {
       const civil = civilTime(ms);
       expect([civil.year, civil.month, civil.day, civil.hour, civil.minute, civil.second, civil.weekday], text).to.deep.equal([date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds(), date.getUTCDay()]);
       expect(msFromCivil(civil.year, civil.month, civil.day, civil.hour, civil.minute, civil.second)).to.equal(ms);
-      expect(formatTimestamp(ms)).to.equal(text);
     }
-    expect(formatTimestamp(at('2026-03-01T10:00:00Z'), 3_600_000)).to.equal('2026-03-01T11:00:00+01:00');
-    expect(formatTimestamp(at('2026-03-01T10:00:00Z'), -5.5 * 3_600_000)).to.equal('2026-03-01T04:30:00-05:30');
   });
 
   it('parses each syntax form', function () {

@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import type { DaemonSet } from '../../proto/gen/resources/v1/apps.js';
 import type { Node, Pod, Taint } from '../../proto/gen/resources/v1/core.js';
 import { daemonTolerations, nodeFit } from '../../services/controllers/daemonset/reconcile-node.js';
-import { canonicalJson, fnv1a32, scaledValue, templateHash } from '../../services/controllers/daemonset/reconcile-pod.js';
+import { canonicalJson } from '../../services/controllers/common/reconcile-json.js';
+import { fnv1a32, scaledValue, templateHash } from '../../services/controllers/daemonset/reconcile-pod.js';
 import { planDaemonSet, type DaemonSetPlan } from '../../services/controllers/daemonset/reconcile.js';
 
 const NOW_MS = Date.parse('2026-11-25T12:00:00Z');

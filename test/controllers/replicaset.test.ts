@@ -4,7 +4,6 @@
 import { expect } from 'chai';
 import type { Pod } from '../../proto/gen/resources/v1/core.js';
 import { equalitySelects, selectorMatches } from '../../services/controllers/common/reconcile-selector.js';
-import { parseTimestampMs } from '../../services/controllers/common/reconcile-time.js';
 import { deletionOrder, MAX_CREATES_PER_SYNC, planReplicas, type ReplicatedOwner } from '../../services/controllers/replicaset/reconcile.js';
 
 const NOW_MS = Date.parse('2026-11-25T12:00:00Z');
@@ -54,14 +53,6 @@ function pod(name: string, options: PodOptions = {}): Pod {
 }
 
 describe('controllers: replicaset', function () {
-  it('parses RFC 3339 as Date does, without Date', function () {
-    for (const text of ['2026-11-25T12:00:00Z', '2024-02-29T23:59:59.999Z', '1970-01-01T00:00:00Z', '2026-11-25T12:00:00.123456789+02:00', '1999-12-31T23:00:00-05:30']) {
-      expect(parseTimestampMs(text), text).to.equal(Date.parse(text));
-    }
-    expect(parseTimestampMs('yesterday')).to.equal(undefined);
-    expect(parseTimestampMs('2026-13-01T00:00:00Z')).to.equal(undefined);
-  });
-
   it('matches label selectors and ReplicationController equality selectors as Kubernetes does', function () {
     const labels = { app: 'web', tier: 'front' };
     expect(selectorMatches({ matchLabels: { app: 'web' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['front', 'back'] }] }, labels)).to.equal(true);

@@ -22,11 +22,12 @@ describe('lint rules', () => {
       });
     }
 
-    it('applies to raft/kv, scheduler plugins and reconcile logic too', () => {
+    it('applies to raft/kv, scheduler plugins and reconcile logic too, and to the pure helpers they share from services/client', () => {
       const text = 'export const now = (): number => Date.now();';
-      for (const path of ['raft/kv/mvcc.ts', 'services/scheduler/plugins/fit.ts', 'services/controllers/replicaset/reconcile.ts']) {
+      for (const path of ['raft/kv/mvcc.ts', 'services/scheduler/plugins/fit.ts', 'services/controllers/replicaset/reconcile.ts', 'services/client/quantity.ts', 'services/client/scheduling.ts']) {
         expect(rulesOf([{ path, text }]), path).to.include(`determinism ${path}:1`);
       }
+      expect(rulesOf([{ path: 'services/client/informer.ts', text }])).to.deep.equal([]);
     });
 
     it('allows clocks outside the boundary, and names that only look alike inside it', () => {

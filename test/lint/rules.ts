@@ -28,6 +28,8 @@ const DETERMINISTIC: readonly RegExp[] = [
   /^raft\/kv\//,
   /^services\/scheduler\/plugins\//,
   /^services\/controllers\/.*reconcile[^/]*\.ts$/,
+  // The pure helpers those share from services/client.
+  /^services\/client\/(labels|quantity|quota|scheduling)\.ts$/,
 ];
 
 /** Globals that read time, draw randomness, schedule work or reach the process. */

@@ -1,5 +1,5 @@
-// The scheduler's filter and score plugins and the framework that runs them:
-// quantities, each filter's pass and fail with Kubernetes' reason strings,
+// The scheduler's filter and score plugins and the framework that runs them
+// (quantities: test/client/quantity.test.ts): each filter's pass and fail with Kubernetes' reason strings,
 // the order the scores put nodes in, pod (anti-)affinity both ways, the
 // "0/N nodes are available" summary, and assume/forget keeping the snapshot
 // current between pods.
@@ -10,7 +10,6 @@ import {
   assume,
   buildSnapshot,
   forget,
-  parseQuantity,
   numFeasibleNodesToFind,
   runFilter,
   schedule,
@@ -86,28 +85,6 @@ const antiAffinity = (key: string, app: string, topologyKey: string): core.Affin
 });
 
 describe('scheduler plugins', () => {
-  describe('parseQuantity', () => {
-    it('reads cpu as integer millicores', () => {
-      const cases: Array<[string | number, number]> = [['500m', 500], ['2', 2000], ['0.1', 100], ['1.5', 1500], ['.5', 500], ['100m', 100], ['0.0001', 1], ['1e3', 1_000_000], [2, 2000]];
-      for (const [text, millis] of cases) expect(parseQuantity(text, 'milli'), String(text)).to.equal(millis);
-    });
-
-    it('reads memory and other resources as integer base units, rounding up', () => {
-      const cases: Array<[string, number]> = [
-        ['128Mi', 128 * 2 ** 20], ['1Gi', 2 ** 30], ['1.5Gi', 1.5 * 2 ** 30], ['1Ki', 1024], ['1Ti', 2 ** 40], ['1Pi', 2 ** 50], ['1Ei', 2 ** 60],
-        ['1k', 1000], ['1M', 1e6], ['1G', 1e9], ['1T', 1e12], ['1P', 1e15], ['1E', 1e18], ['1E3', 1000], ['2e-3', 1],
-        ['110', 110], ['0.5', 1], ['1m', 1], ['+7', 7], ['-1', -1], ['0', 0], ['5.', 5],
-      ];
-      for (const [text, value] of cases) expect(parseQuantity(text), text).to.equal(value);
-    });
-
-    it('rejects garbage', () => {
-      for (const text of ['', ' ', 'abc', 'Mi', '1.2.3', '5mb', '1 Gi', '1gi', '--1', '1e', '.', '1Kii', '0x10', '1e1000', 'NaN', 'Infinity']) {
-        expect(parseQuantity(text), JSON.stringify(text)).to.equal(undefined);
-      }
-    });
-  });
-
   describe('filters', () => {
     it('NodeUnschedulable rejects a cordoned node unless the pod tolerates node.kubernetes.io/unschedulable', () => {
       const snapshot = buildSnapshot([node('a', { unschedulable: true }), node('b')], []);

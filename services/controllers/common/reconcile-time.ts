@@ -1,11 +1,13 @@
-// RFC 3339 timestamps to epoch milliseconds without Date, so reconcile
-// logic stays deterministic (the lint forbids Date there): the caller
-// passes "now" in; timestamps inside objects are read with this.
+// RFC 3339 timestamps to epoch milliseconds and back without Date, so
+// reconcile logic stays deterministic (the lint forbids Date there): the
+// caller passes "now" in; timestamps inside objects are read with
+// parseTimestampMs and written with formatTimestamp. Proleptic Gregorian
+// dates by Howard Hinnant's algorithms.
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-function daysFromCivil(year: number, month: number, day: number): number {
+export function daysFromCivil(year: number, month: number, day: number): number {
   const y = month <= 2 ? year - 1 : year;
   const era = Math.floor(y / 400);
   const yearOfEra = y - era * 400;
@@ -28,4 +30,35 @@ export function parseTimestampMs(text: string | undefined): number | undefined {
     ms -= sign * (zoneHours * 60 + zoneMinutes) * 60_000;
   }
   return ms;
+}
+
+/** The date `days` after 1970-01-01 (Howard Hinnant's civil_from_days). */
+export function civilFromDays(days: number): { year: number; month: number; day: number } {
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const dayOfEra = z - era * 146097;
+  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365);
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const monthIndex = Math.floor((5 * dayOfYear + 2) / 153);
+  const day = dayOfYear - Math.floor((153 * monthIndex + 2) / 5) + 1;
+  const month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9;
+  return { year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day };
+}
+
+const pad = (value: number, width = 2): string => String(value).padStart(width, '0');
+
+/**
+ * RFC 3339 at second precision (the fraction dropped), as Kubernetes
+ * serializes metav1.Time: "2026-11-25T12:00:00Z"; with a UTC offset, the
+ * wall time there and the offset: "2026-11-25T13:00:00+01:00".
+ */
+export function formatTimestamp(ms: number, offsetMs = 0): string {
+  const seconds = Math.floor((ms + offsetMs) / 1000);
+  const days = Math.floor(seconds / 86_400);
+  const inDay = seconds - days * 86_400;
+  const { year, month, day } = civilFromDays(days);
+  const date = `${pad(year, 4)}-${pad(month)}-${pad(day)}T${pad(Math.floor(inDay / 3600))}:${pad(Math.floor((inDay % 3600) / 60))}:${pad(inDay % 60)}`;
+  if (offsetMs === 0) return `${date}Z`;
+  const minutes = Math.round(Math.abs(offsetMs) / 60_000);
+  return `${date}${offsetMs < 0 ? '-' : '+'}${pad(Math.floor(minutes / 60))}:${pad(minutes % 60)}`;
 }

@@ -5,19 +5,23 @@
 // from the injected clock; resync() enqueues every CronJob, for a caller
 // (a test) that moved that clock. Writes go through the given (fenced) client.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { CronJob, CronJobStatus, Job } from '../../../proto/gen/resources/v1/batch.js';
 import type { EventRecorder } from '../../client/events.js';
-import { Informer, keyOf } from '../../client/informer.js';
-import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
+import { keyOf } from '../../client/informer.js';
+import type { KubeObject, ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
-import { sameJson } from '../job/controller.js';
+import { isCode, MAX_REQUEUE_DELAY_MS } from '../common/loop.js';
+import { sameJson } from '../common/reconcile-json.js';
 import type { PlanEvent } from '../job/reconcile.js';
-import { controllerOf } from '../replicaset/reconcile.js';
+import { controllerOf } from '../common/reconcile-pod.js';
 import { jobReference, planCronJob, type CronJobPlan } from './reconcile.js';
 
 export interface CronJobControllerOptions {
   readonly client: ResourceClient;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
   readonly workers?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => number;
@@ -26,19 +30,15 @@ export interface CronJobControllerOptions {
 
 /** Kubernetes syncs a CronJob this long after its schedule, so the clock has surely passed it. */
 const NEXT_SCHEDULE_DELTA_MS = 100;
-/** A far schedule (@yearly) is waited for in steps: timers overflow past 2^31 ms, and a check a day costs nothing. */
-const MAX_REQUEUE_DELAY_MS = 24 * 60 * 60_000;
-
-const isCode = (error: unknown, code: grpc.status): boolean => statusCodeOf(error) === code;
 
 export class CronJobController {
-  private readonly cronJobs: Informer<KubeObject>;
-  private readonly jobs: Informer<KubeObject>;
+  private readonly cronJobs: InformerView<KubeObject>;
+  private readonly jobs: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
 
   constructor(private readonly options: CronJobControllerOptions) {
-    this.cronJobs = new Informer(options.client, 'CronJob', { log: options.log });
-    this.jobs = new Informer(options.client, 'Job', { log: options.log });
+    this.cronJobs = informerFor(options, 'CronJob');
+    this.jobs = informerFor(options, 'Job');
   }
 
   /** Run until `signal` aborts. */

@@ -1,7 +1,10 @@
 // Civil calendar arithmetic on epoch milliseconds without Date, so reconcile
-// logic stays deterministic (the lint forbids Date there): proleptic
-// Gregorian dates, weekdays, RFC 3339 formatting, and time zones through
-// Intl (which formats a given instant; it reads no clock).
+// logic stays deterministic (the lint forbids Date there): wall-clock times
+// and weekdays (the dates themselves, and RFC 3339 formatting, are
+// ../common/reconcile-time.ts's), and time zones through Intl (which
+// formats a given instant; it reads no clock).
+
+import { civilFromDays, daysFromCivil } from '../common/reconcile-time.js';
 
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 60 * MINUTE_MS;
@@ -20,29 +23,6 @@ export interface CivilTime {
   readonly weekday: number;
 }
 
-/** Days from 1970-01-01 to a date (Howard Hinnant's days_from_civil). */
-export function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yearOfEra = y - era * 400;
-  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
-  return era * 146097 + dayOfEra - 719468;
-}
-
-/** The date `days` after 1970-01-01 (Howard Hinnant's civil_from_days). */
-export function civilFromDays(days: number): { year: number; month: number; day: number } {
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const dayOfEra = z - era * 146097;
-  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365);
-  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
-  const monthIndex = Math.floor((5 * dayOfYear + 2) / 153);
-  const day = dayOfYear - Math.floor((153 * monthIndex + 2) / 5) + 1;
-  const month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9;
-  return { year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day };
-}
-
 export function civilTime(ms: number): CivilTime {
   const days = Math.floor(ms / DAY_MS);
   const rest = ms - days * DAY_MS;
@@ -54,17 +34,6 @@ export function civilTime(ms: number): CivilTime {
 
 export function msFromCivil(year: number, month: number, day: number, hour = 0, minute = 0, second = 0): number {
   return daysFromCivil(year, month, day) * DAY_MS + hour * HOUR_MS + minute * MINUTE_MS + second * 1000;
-}
-
-const pad = (value: number, width = 2): string => String(value).padStart(width, '0');
-
-/** RFC 3339 at second precision, as Kubernetes writes timestamps: "2026-11-25T12:00:00Z", or with the given UTC offset. */
-export function formatTimestamp(ms: number, offsetMs = 0): string {
-  const local = civilTime(Math.floor((ms + offsetMs) / 1000) * 1000);
-  const date = `${pad(local.year, 4)}-${pad(local.month)}-${pad(local.day)}T${pad(local.hour)}:${pad(local.minute)}:${pad(local.second)}`;
-  if (offsetMs === 0) return `${date}Z`;
-  const minutes = Math.round(Math.abs(offsetMs) / MINUTE_MS);
-  return `${date}${offsetMs < 0 ? '-' : '+'}${pad(Math.floor(minutes / 60))}:${pad(minutes % 60)}`;
 }
 
 /** A time zone: the offset of its wall clock from UTC at an instant. */

@@ -15,7 +15,8 @@
 // wall time that an overlap repeats happens once, at its first instant
 // (Vixie).
 
-import { civilTime, daysFromCivil, DAY_MS, HOUR_MS, instantOf, MINUTE_MS, msFromCivil, UTC, wallMs, type TimeZone } from './reconcile-calendar.js';
+import { daysFromCivil } from '../common/reconcile-time.js';
+import { civilTime, DAY_MS, HOUR_MS, instantOf, MINUTE_MS, msFromCivil, UTC, wallMs, type TimeZone } from './reconcile-calendar.js';
 
 export class CronSyntaxError extends Error {
   override readonly name = 'CronSyntaxError';

@@ -15,10 +15,10 @@
 import type { CronJob, CronJobStatus, Job } from '../../../proto/gen/resources/v1/batch.js';
 import type { ObjectReference } from '../../../proto/gen/resources/v1/core.js';
 import type { OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
+import { controllerOf } from '../common/reconcile-pod.js';
+import { formatTimestamp, parseTimestampMs } from '../common/reconcile-time.js';
 import { jobFinishedType, type PlanEvent } from '../job/reconcile.js';
-import { controllerOf } from '../replicaset/reconcile.js';
-import { formatTimestamp, MINUTE_MS, timeZone, UnknownTimeZoneError, type TimeZone } from './reconcile-calendar.js';
+import { MINUTE_MS, timeZone, UnknownTimeZoneError, type TimeZone } from './reconcile-calendar.js';
 import { CronSyntaxError, MAX_MISSED_SCHEDULES, missedSchedules, nextRun, parseCron, type CronSchedule } from './reconcile-cron.js';
 
 export const SCHEDULED_TIMESTAMP_ANNOTATION = 'batch.kubernetes.io/cronjob-scheduled-timestamp';

@@ -8,37 +8,33 @@
 // up from creating a second pod on a node. Writes go through the client
 // given (fenced in the controller-manager).
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { DaemonSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { Node, Pod } from '../../../proto/gen/resources/v1/core.js';
-import { Informer, keyOf } from '../../client/informer.js';
+import { keyOf } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
 import { daemonTolerations, nodeFit } from './reconcile-node.js';
-import { controllerOf } from './reconcile-pod.js';
+import { PodExpectations } from '../common/pod-expectations.js';
+import { controllerOf } from '../common/reconcile-pod.js';
 import { daemonSetOwnerReference, planDaemonSet, type DaemonSetPlan } from './reconcile.js';
 
 export interface DaemonSetControllerOptions {
   readonly client: ResourceClient;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
   /** Shared: the caller starts it. */
-  readonly pods: Informer<KubeObject>;
+  readonly pods: InformerView<KubeObject>;
   readonly workers?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => number;
 }
 
-/** How long a sync waits for the cache to show its own creates and deletes before trusting it anyway. */
-const EXPECTATIONS_TIMEOUT_MS = 60_000;
 /** Kubernetes' failedPodsBackoff: a node whose daemon pod keeps failing is retried after 1 s, doubling to 15 min. */
 const FAILED_POD_BACKOFF_BASE_MS = 1000;
 const FAILED_POD_BACKOFF_MAX_MS = 15 * 60_000;
-
-interface Expectations {
-  adds: number;
-  deletes: number;
-  readonly setAtMs: number;
-}
 
 interface Backoff {
   delayMs: number;
@@ -46,34 +42,22 @@ interface Backoff {
 }
 
 export class DaemonSetController {
-  private readonly daemonSets: Informer<KubeObject>;
-  private readonly nodes: Informer<KubeObject>;
+  private readonly daemonSets: InformerView<KubeObject>;
+  private readonly nodes: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
-  private readonly expectations = new Map<string, Expectations>();
+  /** As the ReplicaSet controller's: a DaemonSet is not synced again until the caches show its pod creations and deletions. */
+  private readonly expectations = new PodExpectations('DaemonSet', () => this.now());
   /** Per DaemonSet key, per node: the failed-pod backoff (entries expire after twice the max). */
   private readonly failedBackoff = new Map<string, Map<string, Backoff>>();
 
   constructor(private readonly options: DaemonSetControllerOptions) {
-    this.daemonSets = new Informer(options.client, 'DaemonSet', { log: options.log });
-    this.nodes = new Informer(options.client, 'Node', { log: options.log });
+    this.daemonSets = informerFor(options, 'DaemonSet');
+    this.nodes = informerFor(options, 'Node');
   }
 
   /** Run until `signal` aborts. The pod informer is shared: start it (and wait for its sync) separately. */
   async run(signal: AbortSignal): Promise<void> {
-    this.options.pods.onAdd((pod) => {
-      this.observe(pod as Pod, 'adds');
-      this.podChanged(pod as Pod);
-    });
-    this.options.pods.onUpdate((old, pod) => {
-      // Marked for deletion counts as deleted, as in Kubernetes.
-      if ((old as Pod).metadata?.deletionTimestamp === undefined && (pod as Pod).metadata?.deletionTimestamp !== undefined) this.observe(pod as Pod, 'deletes');
-      this.podChanged(old as Pod);
-      this.podChanged(pod as Pod);
-    });
-    this.options.pods.onDelete((pod) => {
-      this.observe(pod as Pod, 'deletes');
-      this.podChanged(pod as Pod);
-    });
+    this.expectations.watch(this.options.pods, (pod) => this.podChanged(pod));
     this.daemonSets.onAdd((daemonSet) => this.queue.add(keyOf(daemonSet)));
     this.daemonSets.onUpdate((_old, daemonSet) => this.queue.add(keyOf(daemonSet)));
     this.daemonSets.onDelete((daemonSet) => this.queue.add(keyOf(daemonSet)));
@@ -108,23 +92,6 @@ export class DaemonSetController {
       const after = nodeFit(spec, tolerations, node);
       if (before.shouldRun !== after.shouldRun || before.shouldContinueRunning !== after.shouldContinueRunning) this.queue.add(keyOf(daemonSet as KubeObject));
     }
-  }
-
-  private observe(pod: Pod, what: 'adds' | 'deletes'): void {
-    const controller = controllerOf(pod);
-    if (controller?.kind !== 'DaemonSet') return;
-    const expected = this.expectations.get(`${pod.metadata?.namespace ?? ''}/${controller.name ?? ''}`);
-    if (expected !== undefined) expected[what]--;
-  }
-
-  private satisfied(key: string): boolean {
-    const expected = this.expectations.get(key);
-    if (expected === undefined) return true;
-    if ((expected.adds <= 0 && expected.deletes <= 0) || this.now() - expected.setAtMs > EXPECTATIONS_TIMEOUT_MS) {
-      this.expectations.delete(key);
-      return true;
-    }
-    return false;
   }
 
   private podChanged(pod: Pod): void {
@@ -165,12 +132,12 @@ export class DaemonSetController {
     const object = this.daemonSets.getByKey(key) as (DaemonSet & KubeObject) | undefined;
     if (object === undefined) {
       // Gone: the garbage collector removes its pods.
-      this.expectations.delete(key);
+      this.expectations.forget(key);
       this.failedBackoff.delete(key);
       return;
     }
     // Still waiting to see its last creates and deletes: the events that satisfy it enqueue it again.
-    if (!this.satisfied(key)) return;
+    if (!this.expectations.satisfied(key)) return;
     const namespace = object.metadata?.namespace ?? '';
     const nowMs = this.now();
     const plan = planDaemonSet({
@@ -206,8 +173,7 @@ export class DaemonSetController {
   private async writePods(key: string, namespace: string, plan: DaemonSetPlan): Promise<void> {
     if (plan.create.length === 0 && plan.delete.length === 0) return;
     const client = this.options.client;
-    const expected: Expectations = { adds: plan.create.length, deletes: plan.delete.length, setAtMs: this.now() };
-    this.expectations.set(key, expected);
+    const expected = this.expectations.expect(key, plan.create.length, plan.delete.length);
     // A write that failed will never be observed: stop expecting it (and fail the sync, so it is retried).
     const creates = plan.create.map((pod) =>
       client.create('Pod', pod as KubeObject).catch((error: unknown) => {

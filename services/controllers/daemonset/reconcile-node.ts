@@ -5,10 +5,11 @@
 // untolerated NoExecute taint evicts one already there. Readiness and
 // resources are not checked (daemon pods tolerate not-ready; the kubelet
 // admits or rejects on resources). The matching rules are the scheduler's
-// (services/scheduler/plugins/selectors.ts), restated here because
-// controllers may not import the scheduler.
+// (services/client/scheduling.ts).
 
-import type { Node, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration } from '../../../proto/gen/resources/v1/core.js';
+import type { Node, PodSpec, Taint, Toleration } from '../../../proto/gen/resources/v1/core.js';
+import { labelsOf } from '../../client/labels.js';
+import { nodeAffinityMatcher, tolerated } from '../../client/scheduling.js';
 
 export interface NodeFit {
   /** A new daemon pod should be created there. */
@@ -41,75 +42,13 @@ export function daemonTolerations(spec: PodSpec | undefined): Toleration[] {
   return tolerations;
 }
 
-/** Kubernetes' Toleration.ToleratesTaint. */
-export function toleratesTaint(toleration: Toleration, taint: Taint): boolean {
-  if ((toleration.effect ?? '') !== '' && toleration.effect !== (taint.effect ?? '')) return false;
-  if ((toleration.key ?? '') !== '' && toleration.key !== (taint.key ?? '')) return false;
-  switch (toleration.operator ?? '') {
-    case '':
-    case 'Equal':
-      return (toleration.value ?? '') === (taint.value ?? '');
-    case 'Exists':
-      return true;
-    default:
-      return false;
-  }
-}
-
 function untolerated(taints: readonly Taint[], tolerations: readonly Toleration[], effects: readonly string[]): boolean {
-  return taints.some((taint) => effects.includes(taint.effect ?? '') && !tolerations.some((toleration) => toleratesTaint(toleration, taint)));
-}
-
-function labelRequirementMatches(requirement: NodeSelectorRequirement, labels: Readonly<Record<string, string>>): boolean {
-  const key = requirement.key ?? '';
-  const value = Object.prototype.hasOwnProperty.call(labels, key) ? labels[key] : undefined;
-  const values = requirement.values ?? [];
-  switch (requirement.operator) {
-    case 'In':
-      return value !== undefined && values.includes(value);
-    case 'NotIn':
-      return value === undefined || !values.includes(value);
-    case 'Exists':
-      return value !== undefined;
-    case 'DoesNotExist':
-      return value === undefined;
-    case 'Gt':
-    case 'Lt': {
-      const integer = /^[+-]?\d+$/;
-      const bound = values.length === 1 ? values[0] : undefined;
-      if (value === undefined || bound === undefined || !integer.test(value) || !integer.test(bound)) return false;
-      return requirement.operator === 'Gt' ? Number(value) > Number(bound) : Number(value) < Number(bound);
-    }
-    default:
-      return false;
-  }
-}
-
-/** matchFields: only metadata.name, with In or NotIn. */
-function fieldRequirementMatches(requirement: NodeSelectorRequirement, nodeName: string): boolean {
-  if (requirement.key !== 'metadata.name') return false;
-  const values = requirement.values ?? [];
-  if (requirement.operator === 'In') return values.includes(nodeName);
-  if (requirement.operator === 'NotIn') return !values.includes(nodeName);
-  return false;
-}
-
-/** One node selector term: every requirement holds; an empty term matches nothing. */
-export function nodeSelectorTermMatches(term: NodeSelectorTerm, nodeName: string, labels: Readonly<Record<string, string>>): boolean {
-  const expressions = term.matchExpressions ?? [];
-  const fields = term.matchFields ?? [];
-  if (expressions.length === 0 && fields.length === 0) return false;
-  return expressions.every((requirement) => labelRequirementMatches(requirement, labels)) && fields.every((requirement) => fieldRequirementMatches(requirement, nodeName));
+  return taints.some((taint) => effects.includes(taint.effect ?? '') && !tolerated(tolerations, taint));
 }
 
 /** nodeSelector (every pair) and the required node affinity (any term). */
-export function nodeMatchesPod(spec: PodSpec | undefined, node: Node): boolean {
-  const name = node.metadata?.name ?? '';
-  const labels = node.metadata?.labels ?? {};
-  for (const [key, value] of Object.entries(spec?.nodeSelector ?? {})) if (labels[key] !== value) return false;
-  const required = spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
-  if (required !== undefined && !(required.nodeSelectorTerms ?? []).some((term) => nodeSelectorTermMatches(term, name, labels))) return false;
-  return true;
+function nodeMatchesPod(spec: PodSpec | undefined, node: Node): boolean {
+  return nodeAffinityMatcher(spec)?.(node.metadata?.name ?? '', labelsOf(node.metadata?.labels)) ?? true;
 }
 
 /** NodeShouldRunDaemonPod for a template (its tolerations already including daemonTolerations). */

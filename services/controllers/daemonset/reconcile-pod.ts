@@ -1,27 +1,15 @@
 // What the DaemonSet and StatefulSet plans share (pure): the hash that
-// names a pod template's revision, pod readiness and availability as
-// Kubernetes' podutil defines them, and int-or-percent limits. No
+// names a pod template's revision, and int-or-percent limits (pod
+// readiness and availability are ../common/reconcile-pod.ts's). No
 // ControllerRevision objects are kept: a revision is the hash of the
 // template itself.
 
-import type { Pod, PodTemplateSpec } from '../../../proto/gen/resources/v1/core.js';
-import type { IntOrString, OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
+import type { PodTemplateSpec } from '../../../proto/gen/resources/v1/core.js';
+import type { IntOrString } from '../../../proto/gen/resources/v1/meta.js';
+import { canonicalJson } from '../common/reconcile-json.js';
 
 /** The label naming a pod's revision (a hash for DaemonSets, "<set>-<hash>" for StatefulSets). */
 export const REVISION_LABEL = 'controller-revision-hash';
-
-/** JSON with object keys sorted, so equal templates hash equally whatever their key order. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item ?? null)).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
-  }
-  return JSON.stringify(value ?? null);
-}
 
 /** FNV-1a, 32 bits, over the UTF-8 bytes of `text`. */
 export function fnv1a32(text: string): number {
@@ -48,39 +36,6 @@ export function templateHash(template: PodTemplateSpec | undefined): string {
   let encoded = '';
   for (const digit of decimal) encoded += SAFE_ALPHABET[digit.charCodeAt(0) % SAFE_ALPHABET.length]!;
   return encoded;
-}
-
-export function controllerOf(pod: Pod): OwnerReference | undefined {
-  return (pod.metadata?.ownerReferences ?? []).find((reference) => reference.controller === true);
-}
-
-export function isTerminating(pod: Pod): boolean {
-  return pod.metadata?.deletionTimestamp !== undefined;
-}
-
-/** When the Ready condition became True; undefined when the pod is not ready (podutil.IsPodReady). */
-export function readySinceMs(pod: Pod): number | undefined {
-  const ready = (pod.status?.conditions ?? []).find((condition) => condition.type === 'Ready' && condition.status === 'True');
-  if (ready === undefined) return undefined;
-  return parseTimestampMs(ready.lastTransitionTime) ?? 0;
-}
-
-export function isReady(pod: Pod): boolean {
-  return readySinceMs(pod) !== undefined;
-}
-
-/** podutil.IsPodAvailable: ready for at least minReadySeconds. */
-export function isAvailable(pod: Pod, minReadySeconds: number, nowMs: number): boolean {
-  const since = readySinceMs(pod);
-  return since !== undefined && (minReadySeconds <= 0 || since + minReadySeconds * 1000 <= nowMs);
-}
-
-/** How long until a ready pod becomes available (undefined: not ready, or available already). */
-export function untilAvailableMs(pod: Pod, minReadySeconds: number, nowMs: number): number | undefined {
-  const since = readySinceMs(pod);
-  if (since === undefined || minReadySeconds <= 0) return undefined;
-  const remainingMs = since + minReadySeconds * 1000 - nowMs;
-  return remainingMs > 0 ? remainingMs : undefined;
 }
 
 /**

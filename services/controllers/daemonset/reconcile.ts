@@ -17,7 +17,9 @@ import type { OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
 import { parseTimestampMs } from '../common/reconcile-time.js';
 import { daemonTolerations, nodeFit, type NodeFit } from './reconcile-node.js';
-import { controllerOf, isAvailable, isReady, isTerminating, REVISION_LABEL, scaledValue, soonestMs, templateHash, untilAvailableMs } from './reconcile-pod.js';
+import { claimObjects, type Claimed } from '../common/reconcile-claim.js';
+import { isActive, isAvailable, isReady, isTerminating, untilAvailableMs } from '../common/reconcile-pod.js';
+import { REVISION_LABEL, scaledValue, soonestMs, templateHash } from './reconcile-pod.js';
 
 /** Kubernetes' BurstReplicas for DaemonSets: at most this many pods created per sync. */
 export const MAX_CREATES_PER_SYNC = 250;
@@ -116,25 +118,19 @@ export function oldestFirst(a: Pod, b: Pod): number {
 const isUpdated = (pod: Pod, hash: string): boolean => pod.metadata?.labels?.[REVISION_LABEL] === hash;
 const phaseOf = (pod: Pod): string => pod.status?.phase ?? '';
 
-function claim(inputs: DaemonSetInputs): { adopt: Pod[]; release: Pod[]; owned: Pod[] } {
+/** ClaimPods: orphans adopted while active (not terminating, not finished). */
+function claim(inputs: DaemonSetInputs): Claimed<Pod> {
   const metadata = inputs.daemonSet.metadata ?? {};
   const selector = inputs.daemonSet.spec?.selector;
-  const adopt: Pod[] = [];
-  const release: Pod[] = [];
-  const owned: Pod[] = [];
-  for (const pod of inputs.pods) {
-    if (pod.metadata?.namespace !== metadata.namespace) continue;
-    const controller = controllerOf(pod);
-    const matches = selectorMatches(selector, pod.metadata?.labels);
-    if (controller?.uid === metadata.uid) {
-      if (matches) owned.push(pod);
-      else release.push(pod);
-    } else if (controller === undefined && matches && metadata.deletionTimestamp === undefined && !isTerminating(pod) && phaseOf(pod) !== 'Failed' && phaseOf(pod) !== 'Succeeded') {
-      adopt.push(pod);
-      owned.push(pod);
-    }
-  }
-  return { adopt, release, owned };
+  return claimObjects(
+    {
+      uid: metadata.uid,
+      deleting: metadata.deletionTimestamp !== undefined,
+      selects: (pod) => selectorMatches(selector, pod.metadata?.labels),
+      adoptable: isActive,
+    },
+    inputs.pods.filter((pod) => pod.metadata?.namespace === metadata.namespace),
+  );
 }
 
 export function planDaemonSet(inputs: DaemonSetInputs): DaemonSetPlan {

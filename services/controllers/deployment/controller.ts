@@ -9,18 +9,23 @@
 // Deployment's revision annotation, its status. Level-triggered; writes go
 // through the client given (the controller-manager's fenced one).
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Deployment, ReplicaSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
-import { Informer, keyOf } from '../../client/informer.js';
+import { keyOf } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { messageOf } from '../common/loop.js';
+import { controllerOf } from '../common/reconcile-pod.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
 import { DeploymentSpecError, isNewReplicaSetOf, ownerReferenceTo, planDeployment, REVISION_ANNOTATION, viewOf } from './reconcile.js';
 
 export interface DeploymentControllerOptions {
   readonly client: ResourceClient;
-  readonly pods: Informer<KubeObject>;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
+  readonly pods: InformerView<KubeObject>;
   readonly workers?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => number;
@@ -46,24 +51,15 @@ interface Expectations {
   readonly setAtMs: number;
 }
 
-function controllerRef(object: KubeObject): { kind?: string | undefined; name?: string | undefined; uid?: string | undefined } | undefined {
-  const references = (object.metadata?.ownerReferences ?? []) as Array<{ kind?: string; name?: string; uid?: string; controller?: boolean }>;
-  return references.find((reference) => reference.controller === true);
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 export class DeploymentController {
-  private readonly deployments: Informer<KubeObject>;
-  private readonly replicaSets: Informer<KubeObject>;
+  private readonly deployments: InformerView<KubeObject>;
+  private readonly replicaSets: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
   private readonly expectations = new Map<string, Expectations>();
 
   constructor(private readonly options: DeploymentControllerOptions) {
-    this.deployments = new Informer(options.client, 'Deployment', { log: options.log });
-    this.replicaSets = new Informer(options.client, 'ReplicaSet', { log: options.log });
+    this.deployments = informerFor(options, 'Deployment');
+    this.replicaSets = informerFor(options, 'ReplicaSet');
   }
 
   /** Run until `signal` aborts. The pod informer is shared: start it (and wait for its sync) separately. */
@@ -99,7 +95,7 @@ export class DeploymentController {
 
   private replicaSetChanged(rs: KubeObject): void {
     const namespace = rs.metadata?.namespace ?? '';
-    const controller = controllerRef(rs);
+    const controller = controllerOf(rs as ReplicaSet);
     if (controller !== undefined) {
       if (controller.kind === 'Deployment') this.queue.add(`${namespace}/${controller.name ?? ''}`);
       return;
@@ -113,10 +109,10 @@ export class DeploymentController {
   /** A Recreate rollout waits for its old pods to go: their going enqueues it. */
   private podChanged(pod: Pod): void {
     const namespace = pod.metadata?.namespace ?? '';
-    const owner = controllerRef(pod as KubeObject);
+    const owner = controllerOf(pod);
     if (owner?.kind !== 'ReplicaSet') return;
     const rs = this.replicaSets.get(namespace, owner.name ?? '');
-    const deploymentRef = rs === undefined ? undefined : controllerRef(rs);
+    const deploymentRef = rs === undefined ? undefined : controllerOf(rs as ReplicaSet);
     if (deploymentRef?.kind !== 'Deployment') return;
     const deployment = this.deployments.get(namespace, deploymentRef.name ?? '') as Deployment | undefined;
     if (deployment?.spec?.strategy?.type === 'Recreate') this.queue.add(`${namespace}/${deploymentRef.name ?? ''}`);

@@ -185,10 +185,6 @@ export function sameTemplate(a: PodTemplateSpec | undefined, b: PodTemplateSpec 
 
 // ------------------------------------------------------------------ ReplicaSets
 
-export function controllerOf(object: { metadata?: { ownerReferences?: OwnerReference[] | undefined } | undefined }): OwnerReference | undefined {
-  return (object.metadata?.ownerReferences ?? []).find((reference) => reference.controller === true);
-}
-
 export function ownerReferenceTo(d: DeploymentView): OwnerReference {
   return { apiVersion: 'apps/v1', kind: 'Deployment', name: d.name, uid: d.uid, controller: true, blockOwnerDeletion: true };
 }

@@ -11,7 +11,8 @@
 import type { DeploymentStatus, ReplicaSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
-import { byCreation, bySizeNewer, bySizeOlder, controllerOf, DESIRED_REPLICAS_ANNOTATION, MAX_REPLICAS_ANNOTATION, replicasOf } from './reconcile-replicasets.js';
+import { controllerOf } from '../common/reconcile-pod.js';
+import { byCreation, bySizeNewer, bySizeOlder, DESIRED_REPLICAS_ANNOTATION, MAX_REPLICAS_ANNOTATION, replicasOf } from './reconcile-replicasets.js';
 import { calculateStatus, deploymentComplete, recheckAfterMs, rolloutStatus } from './reconcile-status.js';
 import { active, newReplicaSetReplicas, present, sumOf, type Work } from './reconcile-work.js';
 

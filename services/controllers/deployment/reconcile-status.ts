@@ -6,7 +6,7 @@
 
 import type { DeploymentStatus, ReplicaSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { Condition } from '../../../proto/gen/resources/v1/meta.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
+import { formatTimestamp, parseTimestampMs } from '../common/reconcile-time.js';
 import { hasProgressDeadline, replicasOf, type DeploymentView } from './reconcile-replicasets.js';
 
 // Kubernetes' condition reasons (pkg/controller/deployment/util).
@@ -21,29 +21,6 @@ export const REASON = {
   minimumReplicasAvailable: 'MinimumReplicasAvailable',
   minimumReplicasUnavailable: 'MinimumReplicasUnavailable',
 } as const;
-
-/** Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's civil_from_days). */
-function civilFromDays(days: number): [year: number, month: number, day: number] {
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const dayOfEra = z - era * 146097;
-  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365);
-  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
-  const monthIndex = Math.floor((5 * dayOfYear + 2) / 153);
-  const day = dayOfYear - Math.floor((153 * monthIndex + 2) / 5) + 1;
-  const month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9;
-  return [yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day];
-}
-
-/** RFC 3339 in whole seconds, as Kubernetes serializes metav1.Time, without Date. */
-export function formatTimestamp(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  const days = Math.floor(seconds / 86400);
-  const [year, month, day] = civilFromDays(days);
-  const inDay = seconds - days * 86400;
-  const two = (value: number): string => String(value).padStart(2, '0');
-  return `${String(year).padStart(4, '0')}-${two(month)}-${two(day)}T${two(Math.floor(inDay / 3600))}:${two(Math.floor((inDay % 3600) / 60))}:${two(inDay % 60)}Z`;
-}
 
 export function newCondition(type: string, status: 'True' | 'False' | 'Unknown', reason: string, message: string, nowMs: number): Condition {
   const now = formatTimestamp(nowMs);

@@ -15,7 +15,8 @@
 import type { Deployment, DeploymentStatus, ReplicaSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
-import { controllerOf, canonicalJson, hasProgressDeadline, ownerReferenceTo, REVISION_ANNOTATION, sameTemplate, viewOf, type DeploymentView } from './reconcile-replicasets.js';
+import { controllerOf } from '../common/reconcile-pod.js';
+import { canonicalJson, hasProgressDeadline, ownerReferenceTo, REVISION_ANNOTATION, sameTemplate, viewOf, type DeploymentView } from './reconcile-replicasets.js';
 import { isScalingEvent, rolloutRecreate, rolloutRolling, syncScale, type Outcome } from './reconcile-rollout.js';
 import { calculateStatus, conditionOf, newCondition, REASON, setCondition } from './reconcile-status.js';
 import { present, Work } from './reconcile-work.js';

@@ -4,8 +4,9 @@
 // asks for — create, update when different, delete when the Service is
 // gone or lost its selector's management. Level-triggered, as the others.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import type { Endpoints, Pod, Service } from '../../../proto/gen/resources/v1/core.js';
-import { Informer, keyOf } from '../../client/informer.js';
+import { keyOf } from '../../client/informer.js';
 import * as grpc from '@grpc/grpc-js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
@@ -13,20 +14,22 @@ import { desiredEndpoints, endpointsMatch } from './reconcile.js';
 
 export interface EndpointsControllerOptions {
   readonly client: ResourceClient;
-  readonly pods: Informer<KubeObject>;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
+  readonly pods: InformerView<KubeObject>;
   readonly workers?: number;
   readonly log?: (line: string) => void;
 }
 
 
 export class EndpointsController {
-  private readonly services: Informer<KubeObject>;
-  private readonly endpoints: Informer<KubeObject>;
+  private readonly services: InformerView<KubeObject>;
+  private readonly endpoints: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
 
   constructor(private readonly options: EndpointsControllerOptions) {
-    this.services = new Informer(options.client, 'Service', { log: options.log });
-    this.endpoints = new Informer(options.client, 'Endpoints', { log: options.log });
+    this.services = informerFor(options, 'Service');
+    this.endpoints = informerFor(options, 'Endpoints');
   }
 
   async run(signal: AbortSignal): Promise<void> {

@@ -9,19 +9,23 @@
 // recent recommendations and scale events lives here, per HPA, as in
 // Kubernetes; a new leader starts afresh from the current scale.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { HorizontalPodAutoscaler } from '../../../proto/gen/resources/v1/autoscaling.js';
 import type { LabelSelector } from '../../../proto/gen/resources/v1/meta.js';
 import type { PodMetrics } from '../../../proto/gen/resources/v1/metrics.js';
-import { Informer, keyOf } from '../../client/informer.js';
+import { keyOf } from '../../client/informer.js';
 import type { KubeObject, ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { sameJson } from '../common/reconcile-json.js';
 import { equalitySelects, selectorMatches, type Labels } from '../common/reconcile-selector.js';
 import { DEFAULT_AUTOSCALER_SETTINGS, EMPTY_HISTORY, failedScaleStatus, planAutoscaler, recordScale, type AutoscalerHistory, type AutoscalerInput, type AutoscalerSettings, type ScaleTarget } from './reconcile.js';
 
 export interface HorizontalPodAutoscalerControllerOptions {
   readonly client: ResourceClient;
-  readonly pods: Informer<KubeObject>;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
+  readonly pods: InformerView<KubeObject>;
   readonly workers?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => number;
@@ -54,8 +58,8 @@ function messageOf(error: unknown): string {
 }
 
 export class HorizontalPodAutoscalerController {
-  private readonly hpas: Informer<KubeObject>;
-  private readonly podMetrics: Informer<KubeObject>;
+  private readonly hpas: InformerView<KubeObject>;
+  private readonly podMetrics: InformerView<KubeObject>;
   private readonly queue: WorkQueue<string>;
   private readonly syncPeriodMs: number;
   private readonly settings: AutoscalerSettings;
@@ -69,8 +73,8 @@ export class HorizontalPodAutoscalerController {
     this.settings = { ...DEFAULT_AUTOSCALER_SETTINGS, ...options.settings };
     // A failing HPA is retried quickly at first, then no more often than it is evaluated anyway.
     this.queue = new WorkQueue<string>({ maxBackoffMs: this.syncPeriodMs });
-    this.hpas = new Informer(options.client, 'HorizontalPodAutoscaler', { log: options.log });
-    this.podMetrics = new Informer(options.client, 'PodMetrics', { log: options.log });
+    this.hpas = informerFor(options, 'HorizontalPodAutoscaler');
+    this.podMetrics = informerFor(options, 'PodMetrics');
   }
 
   /** Run until `signal` aborts. The pod informer is shared: start it (and wait for its sync) separately. */
@@ -183,15 +187,3 @@ export class HorizontalPodAutoscalerController {
   }
 }
 
-/** Whether two JSON values are equal, whatever their keys' order (undefined fields count as absent). */
-function sameJson(a: unknown, b: unknown): boolean {
-  if (Array.isArray(a) || Array.isArray(b)) {
-    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((item, index) => sameJson(item, b[index]));
-  }
-  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
-    const left = Object.entries(a).filter(([, value]) => value !== undefined);
-    const right = new Map(Object.entries(b).filter(([, value]) => value !== undefined));
-    return left.length === right.size && left.every(([field, value]) => right.has(field) && sameJson(value, right.get(field)));
-  }
-  return a === b;
-}

@@ -13,7 +13,8 @@
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { PodMetrics } from '../../../proto/gen/resources/v1/metrics.js';
 import { parseTimestampMs } from '../common/reconcile-time.js';
-import { milliValue, parseDurationMs } from './reconcile-units.js';
+import { parseQuantity } from '../../client/quantity.js';
+import { parseDurationMs } from './reconcile-units.js';
 
 export interface CalculatorSettings {
   /** No change while |1 - ratio| is at most this (--horizontal-pod-autoscaler-tolerance). */
@@ -45,7 +46,7 @@ export function resourceSample(metrics: PodMetrics, resource: string, container 
   if (containers.length === 0) return undefined;
   let milli = 0;
   for (const entry of containers) {
-    const value = milliValue(entry.usage?.[resource]);
+    const value = parseQuantity(entry.usage?.[resource], 'milli');
     if (value === undefined) return undefined;
     milli += value;
   }
@@ -54,7 +55,7 @@ export function resourceSample(metrics: PodMetrics, resource: string, container 
 
 /** A pod's value of a custom metric (PodMetrics.customMetrics, mast's stand-in for the custom metrics API). */
 export function customSample(metrics: PodMetrics, name: string): Sample | undefined {
-  const milli = milliValue(metrics.customMetrics?.[name]);
+  const milli = parseQuantity(metrics.customMetrics?.[name], 'milli');
   if (milli === undefined) return undefined;
   return { milli, timestampMs: parseTimestampMs(metrics.timestamp) ?? 0, windowMs: parseDurationMs(metrics.window) ?? 0 };
 }
@@ -123,7 +124,7 @@ export function podRequests(pods: readonly Pod[], resource: string, container = 
     let sum = 0;
     for (const entry of pod.spec?.containers ?? []) {
       if (container !== '' && entry.name !== container) continue;
-      const request = milliValue(entry.resources?.requests?.[resource]);
+      const request = parseQuantity(entry.resources?.requests?.[resource], 'milli');
       if (request === undefined) return `missing request for ${resource} in container ${entry.name ?? ''} of Pod ${pod.metadata?.name ?? ''}`;
       sum += request;
     }

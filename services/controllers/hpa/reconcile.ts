@@ -15,7 +15,9 @@ import type { Condition } from '../../../proto/gen/resources/v1/meta.js';
 import type { PodMetrics } from '../../../proto/gen/resources/v1/metrics.js';
 import { averageValueReplicas, customSample, resourceSample, utilizationReplicas, type CalculatorSettings, type Proposal, type Sample } from './reconcile-metrics.js';
 import { EMPTY_HISTORY, normalizeReplicas, recordScale, type AutoscalerHistory } from './reconcile-behavior.js';
-import { formatMilli, formatTimestamp, milliValue } from './reconcile-units.js';
+import { parseQuantity } from '../../client/quantity.js';
+import { formatTimestamp } from '../common/reconcile-time.js';
+import { formatMilli } from './reconcile-units.js';
 
 export { EMPTY_HISTORY, recordScale, type AutoscalerHistory };
 
@@ -227,7 +229,7 @@ function resourceMetric(resource: string, container: string, target: MetricTarge
   const samples = samplesOf(pods, input.metrics, (metrics) => resourceSample(metrics, resource, container));
   const metricStatus = (current: MetricValueStatus): MetricStatus =>
     container === '' ? { type: 'Resource', resource: { name: resource, current } } : { type: 'ContainerResource', containerResource: { name: resource, current, container } };
-  const averageValue = milliValue(target?.averageValue);
+  const averageValue = parseQuantity(target?.averageValue, 'milli');
   if (averageValue !== undefined) {
     if (averageValue <= 0) return { kind: 'failed', reason, message: `invalid resource metric source: the average value target of ${resource} must be positive` };
     const proposal = samples.size === 0 ? noResourceMetrics(resource) : averageValueReplicas(currentReplicas, averageValue, resource, pods, samples, input.nowMs, settings);
@@ -250,7 +252,7 @@ function noResourceMetrics(resource: string): Proposal {
 
 function podsMetric(spec: MetricSpec, currentReplicas: number, pods: readonly Pod[], input: AutoscalerInput, settings: AutoscalerSettings): MetricResult {
   const name = spec.pods?.metric?.name ?? '';
-  const target = milliValue(spec.pods?.target?.averageValue);
+  const target = parseQuantity(spec.pods?.target?.averageValue, 'milli');
   if (target === undefined || target <= 0) return { kind: 'failed', reason: 'FailedGetPodsMetric', message: `invalid pods metric source: metric ${name} needs an averageValue target` };
   const samples = samplesOf(pods, input.metrics, (metrics) => customSample(metrics, name));
   const proposal =

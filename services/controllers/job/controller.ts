@@ -8,20 +8,26 @@
 // deletions and creations, then the status. Level-triggered: a lost or
 // repeated event changes nothing. Writes go through the given (fenced) client.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Job } from '../../../proto/gen/resources/v1/batch.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { EventRecorder } from '../../client/events.js';
-import { Informer, keyOf } from '../../client/informer.js';
-import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
+import { keyOf } from '../../client/informer.js';
+import type { KubeObject, ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
-import { controllerOf } from '../replicaset/reconcile.js';
-import { DEFAULT_JOB_PLAN_OPTIONS, encodeTracking, JOB_TRACKING_ANNOTATION, JOB_TRACKING_FINALIZER, jobOwnerReference, jobSelects, planJob, type JobPlan, type JobPlanOptions, type PlanEvent } from './reconcile.js';
+import { sameJson } from '../common/reconcile-json.js';
+import { isCode, MAX_REQUEUE_DELAY_MS } from '../common/loop.js';
+import { PodExpectations } from '../common/pod-expectations.js';
+import { controllerOf } from '../common/reconcile-pod.js';
+import { DEFAULT_JOB_PLAN_OPTIONS, encodeTracking, hasFinalizer, JOB_TRACKING_ANNOTATION, JOB_TRACKING_FINALIZER, jobOwnerReference, jobSelects, planJob, type JobPlan, type JobPlanOptions, type PlanEvent } from './reconcile.js';
 
 export interface JobControllerOptions {
   readonly client: ResourceClient;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
   /** The shared pod informer: the caller starts it. */
-  readonly pods: Informer<KubeObject>;
+  readonly pods: InformerView<KubeObject>;
   readonly workers?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => number;
@@ -32,40 +38,19 @@ export interface JobControllerOptions {
   readonly podFailureBackoffMaxMs?: number;
 }
 
-/** As the ReplicaSet controller's: a Job is not synced again until the caches show its pod creations and deletions, or this long has passed. */
-const EXPECTATIONS_TIMEOUT_MS = 60_000;
-/** A far deadline is waited for in steps: timers overflow past 2^31 ms. */
-const MAX_REQUEUE_DELAY_MS = 24 * 60 * 60_000;
 /** Queue keys for an orphan pod that still holds the finalizer; "pod:" cannot start a namespace name. */
 const POD_KEY_PREFIX = 'pod:';
 
-interface Expectations {
-  adds: number;
-  deletes: number;
-  readonly setAtMs: number;
-}
-
-const hasFinalizer = (pod: Pod): boolean => (pod.metadata?.finalizers ?? []).includes(JOB_TRACKING_FINALIZER);
-const isCode = (error: unknown, code: grpc.status): boolean => statusCodeOf(error) === code;
-
-/** JSON equality regardless of key order (statuses read back from the server may order keys differently). */
-export function sameJson(a: unknown, b: unknown): boolean {
-  const canonical = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(canonical);
-    if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([key, field]) => [key, canonical(field)]));
-    return value;
-  };
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
-}
 
 export class JobController {
-  private readonly jobs: Informer<KubeObject>;
+  private readonly jobs: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
-  private readonly expectations = new Map<string, Expectations>();
+  /** As the ReplicaSet controller's: a Job is not synced again until the caches show its pod creations and deletions. */
+  private readonly expectations = new PodExpectations('Job', () => this.now());
   private readonly planOptions: JobPlanOptions;
 
   constructor(private readonly options: JobControllerOptions) {
-    this.jobs = new Informer(options.client, 'Job', { log: options.log });
+    this.jobs = informerFor(options, 'Job');
     this.planOptions = {
       podFailureBackoffBaseMs: options.podFailureBackoffBaseMs ?? DEFAULT_JOB_PLAN_OPTIONS.podFailureBackoffBaseMs,
       podFailureBackoffMaxMs: options.podFailureBackoffMaxMs ?? DEFAULT_JOB_PLAN_OPTIONS.podFailureBackoffMaxMs,
@@ -77,20 +62,7 @@ export class JobController {
     this.jobs.onAdd((job) => this.queue.add(keyOf(job)));
     this.jobs.onUpdate((_old, job) => this.queue.add(keyOf(job)));
     this.jobs.onDelete((job) => this.queue.add(keyOf(job)));
-    this.options.pods.onAdd((pod) => {
-      this.observe(pod as Pod, 'adds');
-      this.podChanged(pod as Pod);
-    });
-    this.options.pods.onUpdate((old, pod) => {
-      // A pod marked for deletion counts as deleted, as in Kubernetes.
-      if ((old as Pod).metadata?.deletionTimestamp === undefined && (pod as Pod).metadata?.deletionTimestamp !== undefined) this.observe(pod as Pod, 'deletes');
-      this.podChanged(old as Pod);
-      this.podChanged(pod as Pod);
-    });
-    this.options.pods.onDelete((pod) => {
-      this.observe(pod as Pod, 'deletes');
-      this.podChanged(pod as Pod);
-    });
+    this.expectations.watch(this.options.pods, (pod) => this.podChanged(pod));
     this.jobs.start();
     signal.addEventListener('abort', () => {
       this.queue.shutDown();
@@ -103,23 +75,6 @@ export class JobController {
 
   private now(): number {
     return this.options.now?.() ?? Date.now();
-  }
-
-  private observe(pod: Pod, what: 'adds' | 'deletes'): void {
-    const controller = controllerOf(pod);
-    if (controller?.kind !== 'Job') return;
-    const expected = this.expectations.get(`${pod.metadata?.namespace ?? ''}/${controller.name ?? ''}`);
-    if (expected !== undefined) expected[what]--;
-  }
-
-  private satisfied(key: string): boolean {
-    const expected = this.expectations.get(key);
-    if (expected === undefined) return true;
-    if ((expected.adds <= 0 && expected.deletes <= 0) || this.now() - expected.setAtMs > EXPECTATIONS_TIMEOUT_MS) {
-      this.expectations.delete(key);
-      return true;
-    }
-    return false;
   }
 
   private podChanged(pod: Pod): void {
@@ -143,7 +98,7 @@ export class JobController {
     const [namespace = '', name = ''] = key.split('/');
     const pods = (this.options.pods.list() as Pod[]).filter((pod) => pod.metadata?.namespace === namespace);
     if (job === undefined) {
-      this.expectations.delete(key);
+      this.expectations.forget(key);
       await this.releaseJobGone(namespace, name, pods);
       return;
     }
@@ -151,7 +106,7 @@ export class JobController {
     const stale = pods.filter((pod) => controllerOf(pod)?.kind === 'Job' && controllerOf(pod)?.name === name && controllerOf(pod)?.uid !== job.metadata?.uid && hasFinalizer(pod));
     await this.removeFinalizers(stale);
     // Still waiting to see its last creates and deletes: the events that satisfy it enqueue it again.
-    if (!this.satisfied(key)) return;
+    if (!this.expectations.satisfied(key)) return;
     const plan = planJob(job, pods, this.now(), this.planOptions);
     await this.apply(key, job, plan);
   }
@@ -226,8 +181,7 @@ export class JobController {
   private async changePods(key: string, namespace: string, deletes: readonly Pod[], creates: readonly Pod[]): Promise<void> {
     if (deletes.length === 0 && creates.length === 0) return;
     const client = this.options.client;
-    const expected: Expectations = { adds: creates.length, deletes: deletes.length, setAtMs: this.now() };
-    this.expectations.set(key, expected);
+    const expected = this.expectations.expect(key, creates.length, deletes.length);
     // A write that failed will never be observed: stop expecting it (and fail the sync, so it is retried).
     const deleting = Promise.all(deletes.map((pod) => client.delete('Pod', namespace, pod.metadata?.name ?? '').catch((error: unknown) => {
       expected.deletes--;

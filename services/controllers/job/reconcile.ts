@@ -24,10 +24,11 @@
 import type { Job, JobStatus } from '../../../proto/gen/resources/v1/batch.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { Condition, OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
-import { formatTimestamp } from '../cronjob/reconcile-calendar.js';
 import { selectorMatches, type Labels } from '../common/reconcile-selector.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
-import { controllerOf, deletionOrder } from '../replicaset/reconcile.js';
+import { formatTimestamp, parseTimestampMs } from '../common/reconcile-time.js';
+import { claimObjects } from '../common/reconcile-claim.js';
+import { isActive, isReady, isTerminating } from '../common/reconcile-pod.js';
+import { deletionOrder } from '../replicaset/reconcile.js';
 
 export const JOB_TRACKING_FINALIZER = 'batch.kubernetes.io/job-tracking';
 export const CONTROLLER_UID_LABEL = 'batch.kubernetes.io/controller-uid';
@@ -107,14 +108,12 @@ export interface JobPlan {
   readonly events: PlanEvent[];
 }
 
-const hasFinalizer = (pod: Pod): boolean => (pod.metadata?.finalizers ?? []).includes(JOB_TRACKING_FINALIZER);
-const isTerminating = (pod: Pod): boolean => pod.metadata?.deletionTimestamp !== undefined;
+/** The pod still holds the tracking finalizer (its end is not counted yet). */
+export const hasFinalizer = (pod: Pod): boolean => (pod.metadata?.finalizers ?? []).includes(JOB_TRACKING_FINALIZER);
 const phaseOf = (pod: Pod): string => pod.status?.phase ?? '';
 const isSucceeded = (pod: Pod): boolean => phaseOf(pod) === 'Succeeded';
-const isActive = (pod: Pod): boolean => !isTerminating(pod) && phaseOf(pod) !== 'Succeeded' && phaseOf(pod) !== 'Failed';
 /** Kubernetes' isPodFailed (podReplacementPolicy TerminatingOrFailed): a pod deleted before it succeeded counts as failed. */
 const isFailed = (pod: Pod): boolean => phaseOf(pod) === 'Failed' || (isTerminating(pod) && !isSucceeded(pod));
-const isReady = (pod: Pod): boolean => (pod.status?.conditions ?? []).some((condition) => condition.type === 'Ready' && condition.status === 'True');
 
 /** 'Complete' or 'Failed' once the Job has finished, as Kubernetes' IsJobFinished. */
 export function jobFinishedType(job: Job): 'Complete' | 'Failed' | undefined {
@@ -293,26 +292,18 @@ interface Ownership {
 }
 
 function claimPods(job: Job, pods: readonly Pod[], finished: boolean): Ownership {
-  const uid = job.metadata?.uid ?? '';
   const namespace = job.metadata?.namespace ?? 'default';
-  const deleting = job.metadata?.deletionTimestamp !== undefined;
-  const owned: Pod[] = [];
-  const adopt: Pod[] = [];
-  const release: Pod[] = [];
-  for (const pod of pods) {
-    if ((pod.metadata?.namespace ?? 'default') !== namespace) continue;
-    const controller = controllerOf(pod);
-    const selected = jobSelects(job, pod.metadata?.labels);
-    if (controller?.uid === uid) {
+  return claimObjects(
+    {
+      uid: job.metadata?.uid ?? '',
+      deleting: job.metadata?.deletionTimestamp !== undefined,
+      selects: (pod) => jobSelects(job, pod.metadata?.labels),
+      adoptable: (pod) => !finished && isActive(pod),
       // Without a selector of its own a Job keeps what it owns (its generated selector would be its own label).
-      if (selected || job.spec?.selector === undefined) owned.push(pod);
-      else release.push(pod);
-    } else if (controller === undefined && selected && !deleting && !finished && isActive(pod)) {
-      adopt.push(pod);
-      owned.push(pod);
-    }
-  }
-  return { owned, adopt, release };
+      keepUnselected: job.spec?.selector === undefined,
+    },
+    pods.filter((pod) => (pod.metadata?.namespace ?? 'default') === namespace),
+  );
 }
 
 /** Step 3 of JobTracking: uids whose pods lost the finalizer (or are gone) move into the counts. */

@@ -13,25 +13,28 @@
 // Nothing new can appear meanwhile: the registry refuses creates in a
 // terminating namespace, checked in the create's own transaction.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Namespace, Pod } from '../../../proto/gen/resources/v1/core.js';
-import { Informer, keyOf } from '../../client/informer.js';
+import { keyOf } from '../../client/informer.js';
 import { KINDS, type KindInfo } from '../../client/kinds.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { listAll, messageOf } from '../common/loop.js';
 import { needsFinalizing, planContentDeletion, planNamespaceStatus, withoutOurFinalizer, type ContentGroup } from './reconcile.js';
 
 export interface NamespaceControllerOptions {
   readonly client: ResourceClient;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
   /** The shared pod informer (the caller starts it): a pod that goes re-queues its terminating namespace. */
-  readonly pods: Informer<KubeObject>;
+  readonly pods: InformerView<KubeObject>;
   readonly workers?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => number;
 }
 
-/** Objects per list page, and deletes in flight at once, per namespace. */
-const LIST_PAGE_SIZE = 500;
+/** Deletes in flight at once, per namespace. */
 const DELETE_PARALLELISM = 16;
 
 /** A kind as Kubernetes prints a GroupResource: "pods", "deployments.apps". */
@@ -39,16 +42,12 @@ function groupResource(info: KindInfo): string {
   return info.apiVersion.includes('/') ? `${info.resource}.${info.apiVersion.split('/')[0]!}` : info.resource;
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 export class NamespaceController {
-  private readonly namespaces: Informer<KubeObject>;
+  private readonly namespaces: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
 
   constructor(private readonly options: NamespaceControllerOptions) {
-    this.namespaces = new Informer(options.client, 'Namespace', { log: options.log });
+    this.namespaces = informerFor(options, 'Namespace');
   }
 
   /** Run until `signal` aborts. The pod informer is shared: start it (and wait for its sync) separately. */
@@ -110,16 +109,7 @@ export class NamespaceController {
   /** Everything of every namespaced kind in the namespace, straight from the API server. */
   private async listContent(namespace: string): Promise<ContentGroup[]> {
     const kinds = KINDS.filter((info) => info.namespaced);
-    return Promise.all(kinds.map(async (info): Promise<ContentGroup> => {
-      const objects: KubeObject[] = [];
-      let continueToken = '';
-      do {
-        const page = await this.options.client.list(info.kind, { namespace, limit: LIST_PAGE_SIZE, continue: continueToken });
-        objects.push(...page.items);
-        continueToken = page.continue;
-      } while (continueToken !== '');
-      return { kind: info.kind, resource: groupResource(info), objects };
-    }));
+    return Promise.all(kinds.map(async (info): Promise<ContentGroup> => ({ kind: info.kind, resource: groupResource(info), objects: await listAll(this.options.client, info.kind, namespace) })));
   }
 
   /** Delete what the plan says, DELETE_PARALLELISM at a time; one message per kind that failed. */

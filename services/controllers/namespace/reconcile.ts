@@ -8,7 +8,7 @@
 
 import type { Namespace } from '../../../proto/gen/resources/v1/core.js';
 import type { Condition } from '../../../proto/gen/resources/v1/meta.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
+import { formatTimestamp, parseTimestampMs } from '../common/reconcile-time.js';
 
 /** The finalizer this controller owns (Kubernetes' FinalizerKubernetes). */
 export const NAMESPACE_FINALIZER = 'kubernetes';
@@ -146,27 +146,4 @@ export function planNamespaceStatus(namespace: Namespace, remaining: readonly Co
 /** spec.finalizers without ours. */
 export function withoutOurFinalizer(namespace: Namespace): string[] {
   return (namespace.spec?.finalizers ?? [NAMESPACE_FINALIZER]).filter((finalizer) => finalizer !== NAMESPACE_FINALIZER);
-}
-
-/** Civil date from days since 1970-01-01 (Howard Hinnant's civil_from_days). */
-function civilFromDays(days: number): [number, number, number] {
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const dayOfEra = z - era * 146097;
-  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365);
-  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
-  const monthIndex = Math.floor((5 * dayOfYear + 2) / 153);
-  const day = dayOfYear - Math.floor((153 * monthIndex + 2) / 5) + 1;
-  const month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9;
-  return [yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day];
-}
-
-/** RFC 3339 in UTC, whole seconds, as Kubernetes writes condition times (without Date). */
-export function formatTimestamp(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  const days = Math.floor(seconds / 86_400);
-  const inDay = seconds - days * 86_400;
-  const [year, month, day] = civilFromDays(days);
-  const two = (value: number): string => String(value).padStart(2, '0');
-  return `${String(year).padStart(4, '0')}-${two(month)}-${two(day)}T${two(Math.floor(inDay / 3600))}:${two(Math.floor((inDay % 3600) / 60))}:${two(inDay % 60)}Z`;
 }

@@ -11,11 +11,11 @@
 // (reconcile-zones.ts). The pods themselves are evicted by the
 // TaintEvictionController (taint-eviction.ts).
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Node, Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { Lease } from '../../../proto/gen/resources/v1/coordination.js';
 import type { EventRecorder } from '../../client/events.js';
-import { Informer } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
 import { PodsByNode } from './pods-by-node.js';
@@ -39,7 +39,9 @@ export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
 
 export interface NodeLifecycleControllerOptions {
   readonly client: ResourceClient;
-  readonly pods: Informer<KubeObject>;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
+  readonly pods: InformerView<KubeObject>;
   readonly workers?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => number;
@@ -60,8 +62,8 @@ export interface NodeLifecycleControllerOptions {
 }
 
 export class NodeLifecycleController {
-  private readonly nodes: Informer<KubeObject>;
-  private readonly leases: Informer<KubeObject>;
+  private readonly nodes: InformerView<KubeObject>;
+  private readonly leases: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
   private readonly podsByNode = new PodsByNode();
   private readonly zones = new ZoneReadiness();
@@ -75,8 +77,8 @@ export class NodeLifecycleController {
   private readonly rates: EvictionRates;
 
   constructor(private readonly options: NodeLifecycleControllerOptions) {
-    this.nodes = new Informer(options.client, 'Node', { log: options.log });
-    this.leases = new Informer(options.client, 'Lease', { namespace: NODE_LEASE_NAMESPACE, log: options.log });
+    this.nodes = informerFor(options, 'Node');
+    this.leases = informerFor(options, 'Lease', { namespace: NODE_LEASE_NAMESPACE });
     this.gracePeriodMs = options.nodeMonitorGracePeriodMs ?? DEFAULT_NODE_MONITOR_GRACE_PERIOD_MS;
     this.startupGracePeriodMs = options.nodeStartupGracePeriodMs ?? DEFAULT_NODE_STARTUP_GRACE_PERIOD_MS;
     this.unhealthyZoneThreshold = options.unhealthyZoneThreshold ?? DEFAULT_UNHEALTHY_ZONE_THRESHOLD;

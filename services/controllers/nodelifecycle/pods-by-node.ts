@@ -2,8 +2,9 @@
 // indexer on "spec.nodeName"), kept by the pod event handlers: which pods
 // a node's change concerns, without a scan of every pod.
 
+import { type InformerView } from '../../client/shared-informers.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
-import { keyOf, type Informer } from '../../client/informer.js';
+import { keyOf } from '../../client/informer.js';
 import type { KubeObject } from '../../client/resources.js';
 
 export class PodsByNode {
@@ -11,7 +12,7 @@ export class PodsByNode {
   private readonly nodeOf = new Map<string, string>();
 
   /** Keep the index with the informer (call before its start, or it tells of the cached pods at once). */
-  follow(pods: Informer<KubeObject>): void {
+  follow(pods: InformerView<KubeObject>): void {
     pods.onAdd((pod) => this.set(pod as Pod));
     pods.onUpdate((_old, pod) => this.set(pod as Pod));
     pods.onDelete((pod) => this.remove(pod as Pod));

@@ -6,23 +6,9 @@
 // what the node lifecycle controller writes to pods of a node that is not
 // ready (Kubernetes' MarkPodsNotReady).
 
-import type { Pod, PodStatus, Taint, Toleration } from '../../../proto/gen/resources/v1/core.js';
-import { formatTimestamp } from './reconcile.js';
-
-/** Kubernetes' Toleration.ToleratesTaint: an empty effect or key matches all; Exists ignores the value. */
-export function toleratesTaint(toleration: Toleration, taint: Taint): boolean {
-  if ((toleration.effect ?? '') !== '' && toleration.effect !== (taint.effect ?? '')) return false;
-  if ((toleration.key ?? '') !== '' && toleration.key !== (taint.key ?? '')) return false;
-  switch (toleration.operator ?? '') {
-    case '':
-    case 'Equal':
-      return (toleration.value ?? '') === (taint.value ?? '');
-    case 'Exists':
-      return true;
-    default:
-      return false;
-  }
-}
+import type { Pod, PodStatus, Taint } from '../../../proto/gen/resources/v1/core.js';
+import { toleratesTaint } from '../../client/scheduling.js';
+import { formatTimestamp } from '../common/reconcile-time.js';
 
 /** A NoExecute taint and when it was put on (its timeAdded, or when the controller first saw it without one). */
 export interface TimedTaint {

@@ -9,7 +9,7 @@
 import type { Node, Taint } from '../../../proto/gen/resources/v1/core.js';
 import type { Lease } from '../../../proto/gen/resources/v1/coordination.js';
 import type { Condition } from '../../../proto/gen/resources/v1/meta.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
+import { formatTimestamp, parseTimestampMs } from '../common/reconcile-time.js';
 
 export const TAINT_NOT_READY = 'node.kubernetes.io/not-ready';
 export const TAINT_UNREACHABLE = 'node.kubernetes.io/unreachable';
@@ -43,31 +43,6 @@ const CONDITION_TAINTS: Readonly<Record<string, Readonly<Record<string, string>>
 
 /** The NoSchedule taints this controller owns: it adds and removes them, and leaves every other taint alone. */
 const MANAGED_NO_SCHEDULE: ReadonlySet<string> = new Set([...Object.values(CONDITION_TAINTS).flatMap((byStatus) => Object.values(byStatus)), TAINT_UNSCHEDULABLE]);
-
-// ------------------------------------------------------------------ time
-
-/** Days from 1970-01-01 to a civil date (Howard Hinnant's civil_from_days). */
-function civilFromDays(days: number): [number, number, number] {
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const dayOfEra = z - era * 146097;
-  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365);
-  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
-  const monthIndex = Math.floor((5 * dayOfYear + 2) / 153);
-  const day = dayOfYear - Math.floor((153 * monthIndex + 2) / 5) + 1;
-  const month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9;
-  return [yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day];
-}
-
-/** RFC 3339 in whole seconds, as metav1.Time serializes ("2026-11-25T12:00:00Z"), without Date. */
-export function formatTimestamp(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  const days = Math.floor(seconds / 86_400);
-  const inDay = seconds - days * 86_400;
-  const [year, month, day] = civilFromDays(days);
-  const pad = (value: number, width = 2): string => String(value).padStart(width, '0');
-  return `${pad(year, 4)}-${pad(month)}-${pad(day)}T${pad(Math.floor(inDay / 3600))}:${pad(Math.floor(inDay / 60) % 60)}:${pad(inDay % 60)}Z`;
-}
 
 // ------------------------------------------------------------------ health
 

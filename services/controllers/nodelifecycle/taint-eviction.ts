@@ -8,10 +8,10 @@
 // the node has been missing for the quarantine and the API server, not
 // only the cache, says it is gone.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Node, Pod, Taint } from '../../../proto/gen/resources/v1/core.js';
 import type { EventRecorder } from '../../client/events.js';
-import { Informer } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
 import { parseTimestampMs } from '../common/reconcile-time.js';
@@ -23,7 +23,9 @@ export const DEFAULT_ORPHAN_QUARANTINE_MS = 40_000;
 
 export interface TaintEvictionControllerOptions {
   readonly client: ResourceClient;
-  readonly pods: Informer<KubeObject>;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
+  readonly pods: InformerView<KubeObject>;
   readonly workers?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => number;
@@ -42,7 +44,7 @@ function taintId(taint: Taint): string {
 }
 
 export class TaintEvictionController {
-  private readonly nodes: Informer<KubeObject>;
+  private readonly nodes: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
   private readonly podsByNode = new PodsByNode();
   /** Per node, per NoExecute taint without timeAdded: when it was first seen. */
@@ -52,7 +54,7 @@ export class TaintEvictionController {
   private readonly quarantineMs: number;
 
   constructor(private readonly options: TaintEvictionControllerOptions) {
-    this.nodes = new Informer(options.client, 'Node', { log: options.log });
+    this.nodes = informerFor(options, 'Node');
     this.quarantineMs = options.orphanQuarantineMs ?? DEFAULT_ORPHAN_QUARANTINE_MS;
   }
 

@@ -8,19 +8,24 @@
 // repeated event changes nothing, the next sync sees the world as it is.
 // Writes go through the controller-manager's fenced client.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { LabelSelector } from '../../../proto/gen/resources/v1/meta.js';
-import { Informer, keyOf } from '../../client/informer.js';
+import { keyOf } from '../../client/informer.js';
 import type { KubeObject, ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
 import { equalitySelects, selectorMatches } from '../common/reconcile-selector.js';
-import { controllerOf, ownerReference, planReplicas, type ReplicatedOwner } from './reconcile.js';
+import { PodExpectations } from '../common/pod-expectations.js';
+import { controllerOf } from '../common/reconcile-pod.js';
+import { ownerReference, planReplicas, type ReplicatedOwner } from './reconcile.js';
 
 export interface ReplicaControllerOptions {
   readonly client: ResourceClient;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
   /** 'ReplicaSet' (apps/v1, label selector) or 'ReplicationController' (v1, equality selector). */
   readonly kind: 'ReplicaSet' | 'ReplicationController';
-  readonly pods: Informer<KubeObject>;
+  readonly pods: InformerView<KubeObject>;
   readonly workers?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => number;
@@ -30,29 +35,17 @@ interface OwnerObject extends KubeObject {
   spec?: { replicas?: number; minReadySeconds?: number; selector?: LabelSelector | Record<string, string>; template?: ReplicatedOwner['template'] };
 }
 
-/**
- * client-go's expectations: after creating or deleting pods, an owner is
- * not synced again until the caches show those changes (or this long has
- * passed), so a sync that runs before the informer catches up does not
- * create the same pods twice.
- */
-const EXPECTATIONS_TIMEOUT_MS = 60_000;
-
-interface Expectations {
-  adds: number;
-  deletes: number;
-  readonly setAtMs: number;
-}
-
 export class ReplicaController {
-  private readonly owners: Informer<KubeObject>;
+  private readonly owners: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
   private readonly apiVersion: string;
-  private readonly expectations = new Map<string, Expectations>();
+  /** client-go's expectations: after creating or deleting pods, an owner is not synced again until the caches show those changes. */
+  private readonly expectations: PodExpectations;
 
   constructor(private readonly options: ReplicaControllerOptions) {
     this.apiVersion = options.kind === 'ReplicaSet' ? 'apps/v1' : 'v1';
-    this.owners = new Informer(options.client, options.kind, { log: options.log });
+    this.owners = informerFor(options, options.kind);
+    this.expectations = new PodExpectations(options.kind, () => this.now());
   }
 
   /** Run until `signal` aborts. The pod informer is shared: start it (and wait for its sync) separately. */
@@ -60,20 +53,7 @@ export class ReplicaController {
     this.owners.onAdd((owner) => this.queue.add(keyOf(owner)));
     this.owners.onUpdate((_old, owner) => this.queue.add(keyOf(owner)));
     this.owners.onDelete((owner) => this.queue.add(keyOf(owner)));
-    this.options.pods.onAdd((pod) => {
-      this.observe(pod as Pod, 'adds');
-      this.podChanged(pod as Pod);
-    });
-    this.options.pods.onUpdate((old, pod) => {
-      // A pod marked for deletion (its grace period running) counts as deleted, as in Kubernetes.
-      if ((old as Pod).metadata?.deletionTimestamp === undefined && (pod as Pod).metadata?.deletionTimestamp !== undefined) this.observe(pod as Pod, 'deletes');
-      this.podChanged(old as Pod);
-      this.podChanged(pod as Pod);
-    });
-    this.options.pods.onDelete((pod) => {
-      this.observe(pod as Pod, 'deletes');
-      this.podChanged(pod as Pod);
-    });
+    this.expectations.watch(this.options.pods, (pod) => this.podChanged(pod));
     this.owners.start();
     signal.addEventListener('abort', () => {
       this.queue.shutDown();
@@ -86,24 +66,6 @@ export class ReplicaController {
 
   private now(): number {
     return this.options.now?.() ?? Date.now();
-  }
-
-  /** A pod this controller made or removed is now in (or out of) the cache. */
-  private observe(pod: Pod, what: 'adds' | 'deletes'): void {
-    const controller = controllerOf(pod);
-    if (controller?.kind !== this.options.kind) return;
-    const expected = this.expectations.get(`${pod.metadata?.namespace ?? ''}/${controller.name ?? ''}`);
-    if (expected !== undefined) expected[what]--;
-  }
-
-  private satisfied(key: string): boolean {
-    const expected = this.expectations.get(key);
-    if (expected === undefined) return true;
-    if ((expected.adds <= 0 && expected.deletes <= 0) || this.now() - expected.setAtMs > EXPECTATIONS_TIMEOUT_MS) {
-      this.expectations.delete(key);
-      return true;
-    }
-    return false;
   }
 
   private podChanged(pod: Pod): void {
@@ -138,11 +100,11 @@ export class ReplicaController {
   private async sync(key: string): Promise<void> {
     const object = this.owners.getByKey(key) as OwnerObject | undefined;
     if (object === undefined) {
-      this.expectations.delete(key);
+      this.expectations.forget(key);
       return; // gone: the garbage collector removes its pods
     }
     // Still waiting to see its last creates and deletes: the events that satisfy it enqueue it again.
-    if (!this.satisfied(key)) return;
+    if (!this.expectations.satisfied(key)) return;
     const owner = this.ownerOf(object);
     const namespace = owner.metadata.namespace ?? '';
     const pods = (this.options.pods.list() as Pod[]).filter((pod) => pod.metadata?.namespace === namespace);
@@ -156,8 +118,7 @@ export class ReplicaController {
       await client.patch('Pod', namespace, pod.metadata?.name ?? '', { metadata: { ownerReferences: kept.length === 0 ? null : kept, resourceVersion: pod.metadata?.resourceVersion } });
     }
     if (plan.create.length > 0 || plan.delete.length > 0) {
-      const expected: Expectations = { adds: plan.create.length, deletes: plan.delete.length, setAtMs: this.now() };
-      this.expectations.set(key, expected);
+      const expected = this.expectations.expect(key, plan.create.length, plan.delete.length);
       // A write that failed will never be observed: stop expecting it (and fail the sync, so it is retried).
       const creates = Promise.all(plan.create.map((pod) => client.create('Pod', pod as KubeObject).catch((error: unknown) => {
         expected.adds--;

@@ -10,6 +10,8 @@
 import type { Pod, PodTemplateSpec } from '../../../proto/gen/resources/v1/core.js';
 import type { ObjectMeta, OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
 import type { Labels } from '../common/reconcile-selector.js';
+import { claimObjects } from '../common/reconcile-claim.js';
+import { isActive, readySinceMs } from '../common/reconcile-pod.js';
 import { parseTimestampMs } from '../common/reconcile-time.js';
 
 export interface ReplicatedOwner {
@@ -42,21 +44,6 @@ export interface ReplicaPlan {
 /** Kubernetes creates at most this many pods per sync of one owner (its burstReplicas). */
 export const MAX_CREATES_PER_SYNC = 500;
 
-export function controllerOf(pod: Pod): OwnerReference | undefined {
-  return (pod.metadata?.ownerReferences ?? []).find((reference) => reference.controller === true);
-}
-
-function isActive(pod: Pod): boolean {
-  const phase = pod.status?.phase;
-  return pod.metadata?.deletionTimestamp === undefined && phase !== 'Succeeded' && phase !== 'Failed';
-}
-
-function readySince(pod: Pod): number | undefined {
-  const ready = (pod.status?.conditions ?? []).find((condition) => condition.type === 'Ready' && condition.status === 'True');
-  if (ready === undefined) return undefined;
-  return parseTimestampMs(ready.lastTransitionTime) ?? 0;
-}
-
 function restarts(pod: Pod): number {
   return (pod.status?.containerStatuses ?? []).reduce((sum, status) => sum + (status.restartCount ?? 0), 0);
 }
@@ -69,8 +56,8 @@ export function deletionOrder(a: Pod, b: Pod): number {
   if (assigned(a) !== assigned(b)) return assigned(a) - assigned(b);
   const phase = (pod: Pod): number => PHASE_RANK[pod.status?.phase ?? 'Pending'] ?? 0;
   if (phase(a) !== phase(b)) return phase(a) - phase(b);
-  const readyA = readySince(a);
-  const readyB = readySince(b);
+  const readyA = readySinceMs(a);
+  const readyB = readySinceMs(b);
   if ((readyA === undefined) !== (readyB === undefined)) return readyA === undefined ? -1 : 1;
   if (readyA !== undefined && readyB !== undefined && readyA !== readyB) return readyB - readyA;
   if (restarts(a) !== restarts(b)) return restarts(b) - restarts(a);
@@ -101,30 +88,18 @@ export function podFromTemplate(owner: ReplicatedOwner): Pod {
 }
 
 export function planReplicas(owner: ReplicatedOwner, pods: readonly Pod[], nowMs: number): ReplicaPlan {
-  const uid = owner.metadata.uid ?? '';
   const namespace = owner.metadata.namespace ?? 'default';
   const deleting = owner.metadata.deletionTimestamp !== undefined;
-  const adopt: Pod[] = [];
-  const release: Pod[] = [];
-  const owned: Pod[] = [];
-  for (const pod of pods) {
-    if (pod.metadata?.namespace !== namespace) continue;
-    const controller = controllerOf(pod);
-    const matches = owner.selects(pod.metadata.labels);
-    if (controller?.uid === uid) {
-      if (matches) owned.push(pod);
-      else release.push(pod);
-    } else if (controller === undefined && matches && !deleting && isActive(pod)) {
-      adopt.push(pod);
-      owned.push(pod);
-    }
-  }
+  const { owned, adopt, release } = claimObjects(
+    { uid: owner.metadata.uid ?? '', deleting, selects: (pod) => owner.selects(pod.metadata?.labels), adoptable: isActive },
+    pods.filter((pod) => pod.metadata?.namespace === namespace),
+  );
   const active = owned.filter(isActive);
   const diff = active.length - owner.replicas;
   const create = deleting || diff >= 0 ? [] : Array.from({ length: Math.min(-diff, MAX_CREATES_PER_SYNC) }, () => podFromTemplate(owner));
   const remove = deleting || diff <= 0 ? [] : [...active].sort(deletionOrder).slice(0, diff);
   const templateLabels = owner.template?.metadata?.labels ?? {};
-  const ready = active.filter((pod) => readySince(pod) !== undefined);
+  const ready = active.filter((pod) => readySinceMs(pod) !== undefined);
   return {
     adopt,
     release,
@@ -134,7 +109,7 @@ export function planReplicas(owner: ReplicatedOwner, pods: readonly Pod[], nowMs
       replicas: active.length,
       fullyLabeledReplicas: active.filter((pod) => Object.entries(templateLabels).every(([key, value]) => pod.metadata?.labels?.[key] === value)).length,
       readyReplicas: ready.length,
-      availableReplicas: ready.filter((pod) => (readySince(pod) ?? 0) + owner.minReadySeconds * 1000 <= nowMs).length,
+      availableReplicas: ready.filter((pod) => (readySinceMs(pod) ?? 0) + owner.minReadySeconds * 1000 <= nowMs).length,
       observedGeneration: owner.metadata.generation ?? 0,
     },
   };

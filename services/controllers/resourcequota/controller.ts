@@ -19,18 +19,22 @@
 // charge came between (or the quota cache was behind the view), the write
 // fails with a conflict and the namespace is counted again shortly.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
-import { Informer } from '../../client/informer.js';
 import { KINDS, kindInfo, type KindInfo } from '../../client/kinds.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
-import { contributes, hardOf, planQuotaStatus, type QuotaObject } from './reconcile.js';
+import { contributes } from '../../client/quota.js';
+import { listAll } from '../common/loop.js';
+import { hardOf, planQuotaStatus, type QuotaObject } from './reconcile.js';
 
 export interface ResourceQuotaControllerOptions {
   readonly client: ResourceClient;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
   /** The shared pod informer, of every pod without selectors (the caller starts it). */
-  readonly pods: Informer<KubeObject>;
+  readonly pods: InformerView<KubeObject>;
   /** Every namespace with quotas is recounted this often (Kubernetes: 5 minutes). */
   readonly resyncPeriodMs?: number;
   readonly workers?: number;
@@ -38,8 +42,6 @@ export interface ResourceQuotaControllerOptions {
 }
 
 export const DEFAULT_QUOTA_RESYNC_PERIOD_MS = 5 * 60_000;
-/** Objects per list page. */
-const LIST_PAGE_SIZE = 500;
 /** A count that lost to a charge is made again after this long (the quota cache catches up meanwhile). */
 const CONFLICT_RETRY_MS = 100;
 
@@ -55,12 +57,12 @@ function revisionOf(object: QuotaObject): number {
 }
 
 export class ResourceQuotaController {
-  private readonly quotas: Informer<KubeObject>;
+  private readonly quotas: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
   private readonly resyncPeriodMs: number;
 
   constructor(private readonly options: ResourceQuotaControllerOptions) {
-    this.quotas = new Informer(options.client, 'ResourceQuota', { log: options.log });
+    this.quotas = informerFor(options, 'ResourceQuota');
     this.resyncPeriodMs = options.resyncPeriodMs ?? DEFAULT_QUOTA_RESYNC_PERIOD_MS;
     if (!(this.resyncPeriodMs > 0)) throw new Error(`ResourceQuotaController: resyncPeriodMs must be positive, not ${this.resyncPeriodMs}`);
   }
@@ -109,7 +111,7 @@ export class ResourceQuotaController {
     await Promise.all(KINDS.filter((info) => info.namespaced && contributes(info, names)).map(async (info) => {
       // The shared cache serves when it already holds every change up to the quotas' versions (see the top).
       const cacheFresh = info === POD_INFO && Number(this.options.pods.lastSyncResourceVersion) >= newest;
-      content.set(info, cacheFresh ? this.options.pods.list().filter((pod) => pod.metadata?.namespace === namespace) : await this.list(info, namespace));
+      content.set(info, cacheFresh ? this.options.pods.list().filter((pod) => pod.metadata?.namespace === namespace) : await listAll(this.options.client, info.kind, namespace));
     }));
     let conflicted = false;
     for (const quota of quotas) {
@@ -127,16 +129,5 @@ export class ResourceQuotaController {
     }
     // Expected when charges keep coming: not an error, just another count.
     this.queue.addAfter(namespace, conflicted ? CONFLICT_RETRY_MS : this.resyncPeriodMs);
-  }
-
-  private async list(info: KindInfo, namespace: string): Promise<KubeObject[]> {
-    const objects: KubeObject[] = [];
-    let continueToken = '';
-    do {
-      const page = await this.options.client.list(info.kind, { namespace, limit: LIST_PAGE_SIZE, continue: continueToken });
-      objects.push(...page.items);
-      continueToken = page.continue;
-    } while (continueToken !== '');
-    return objects;
   }
 }

@@ -1,22 +1,15 @@
-// The resource quota controller's decision, in pure functions: what a
-// namespace's objects use, counted exactly as the API server charges them
-// (services/apiserver/quota.ts, which controllers may not import: a test
-// holds the two to the same answers), and the status a quota should show —
-// status.hard = spec.hard, status.used = the sum over what exists of every
-// name it limits. The controller writes it when it differs, which corrects
-// whatever drift the in-transaction charging left (quotas created before
-// the objects were counted, a status written by hand, older data).
-//
-// Tracked, as Kubernetes names them: pods, cpu / requests.cpu, memory /
-// requests.memory, limits.cpu, limits.memory (containers summed, init
-// containers as their maximum) for pods that have not finished; the bare
-// counts services, configmaps, secrets, persistentvolumeclaims,
-// replicationcontrollers, resourcequotas; count/<resource>[.<group>] for
-// every namespaced kind (finished pods included).
+// The resource quota controller's decision, in pure functions: the status
+// a quota should show — status.hard = spec.hard, status.used = the sum over
+// what exists of every name it limits, each object's usage counted exactly
+// as the API server charges it (both use services/client/quota.ts). The
+// controller writes it when it differs, which corrects whatever drift the
+// in-transaction charging left (quotas created before the objects were
+// counted, a status written by hand, older data). Finished pods count only
+// in count/pods.
 
 import type { KindInfo } from '../../client/kinds.js';
-
-export type Usage = Map<string, number>;
+import { quantityValue } from '../../client/quantity.js';
+import { contributes, formatQuantity, usageOf, type Usage } from '../../client/quota.js';
 
 /** What the controller reads of an object. */
 export interface QuotaObject {
@@ -30,72 +23,13 @@ export interface QuotaStatus {
   readonly used: Record<string, string>;
 }
 
-const BARE_COUNTS = new Set(['pods', 'services', 'configmaps', 'secrets', 'persistentvolumeclaims', 'replicationcontrollers', 'resourcequotas']);
-const POD_RESOURCES = new Set(['pods', 'cpu', 'memory', 'requests.cpu', 'requests.memory', 'limits.cpu', 'limits.memory']);
 /** Amounts closer than this are equal (cpu in cores sums 0.1 + 0.2 as floating point). */
 const TOLERANCE = 1e-9;
-
-const QUANTITY = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
-const SUFFIX_SCALE: Readonly<Record<string, number>> = { n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
 
 type Record_ = Readonly<Record<string, unknown>>;
 
 function isRecord(value: unknown): value is Record_ {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** A quantity in base units (cpu in cores, memory in bytes); undefined when it is not one. */
-export function quantityValue(text: unknown): number | undefined {
-  if (typeof text !== 'string') return undefined;
-  const match = QUANTITY.exec(text);
-  if (match === null) return undefined;
-  const suffix = match[2] ?? '';
-  const factor = suffix === '' ? 1 : /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX_SCALE[suffix]!;
-  return Number(match[1]) * factor;
-}
-
-/** cpu as millicores when fractional, the rest as integers (the API server's formatting). */
-export function formatQuantity(name: string, amount: number): string {
-  const isCpu = name === 'cpu' || name.endsWith('.cpu');
-  if (isCpu && !Number.isInteger(amount)) return `${Math.round(amount * 1000)}m`;
-  return String(Math.round(amount));
-}
-
-/** count/<resource> for the core group, count/<resource>.<group> otherwise. */
-export function countName(info: KindInfo): string {
-  const group = info.apiVersion.includes('/') ? info.apiVersion.split('/')[0]! : '';
-  return group === '' ? `count/${info.resource}` : `count/${info.resource}.${group}`;
-}
-
-function containerTotal(containers: unknown, field: 'requests' | 'limits', resource: 'cpu' | 'memory', combine: (a: number, b: number) => number): number {
-  if (!Array.isArray(containers)) return 0;
-  let total = 0;
-  for (const container of containers) {
-    if (!isRecord(container) || !isRecord(container.resources)) continue;
-    const amounts = container.resources[field];
-    if (!isRecord(amounts)) continue;
-    total = combine(total, quantityValue(amounts[resource]) ?? 0);
-  }
-  return total;
-}
-
-/** What one object of `info` uses. */
-export function usageOf(info: KindInfo, object: QuotaObject): Usage {
-  const usage: Usage = new Map([[countName(info), 1]]);
-  if (BARE_COUNTS.has(info.resource)) usage.set(info.resource, 1);
-  if (info.kind !== 'Pod') return usage;
-  const phase = isRecord(object.status) ? object.status.phase : undefined;
-  if (phase === 'Succeeded' || phase === 'Failed') return new Map([[countName(info), 1]]);
-  if (!isRecord(object.spec)) return usage;
-  const spec = object.spec;
-  for (const field of ['requests', 'limits'] as const) {
-    for (const resource of ['cpu', 'memory'] as const) {
-      const total = Math.max(containerTotal(spec.containers, field, resource, (a, b) => a + b), containerTotal(spec.initContainers, field, resource, Math.max));
-      usage.set(`${field}.${resource}`, total);
-      if (field === 'requests') usage.set(resource, total);
-    }
-  }
-  return usage;
 }
 
 /** spec.hard as given (the strings), leaving out what is not a quantity. */
@@ -105,14 +39,6 @@ export function hardOf(quota: QuotaObject): Record<string, string> {
   if (!isRecord(spec) || !isRecord(spec.hard)) return hard;
   for (const [name, value] of Object.entries(spec.hard)) if (typeof value === 'string' && quantityValue(value) !== undefined) hard[name] = value;
   return hard;
-}
-
-/** Whether objects of `info` can use any of these names (the kinds a sync must look at). */
-export function contributes(info: KindInfo, names: Iterable<string>): boolean {
-  for (const name of names) {
-    if (name === countName(info) || (name === info.resource && BARE_COUNTS.has(name)) || (info.kind === 'Pod' && POD_RESOURCES.has(name))) return true;
-  }
-  return false;
 }
 
 /** Every name the quota limits, summed over `content` (kind → the namespace's objects of it). */

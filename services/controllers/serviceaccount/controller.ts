@@ -5,27 +5,30 @@
 // that finds the account already there (the cache was behind) is success;
 // one refused because the namespace began terminating is nothing to retry.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Namespace } from '../../../proto/gen/resources/v1/core.js';
-import { Informer, keyOf } from '../../client/informer.js';
+import { keyOf } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
 import { planDefaultServiceAccounts } from './reconcile.js';
 
 export interface ServiceAccountsControllerOptions {
   readonly client: ResourceClient;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
   readonly workers?: number;
   readonly log?: (line: string) => void;
 }
 
 export class ServiceAccountsController {
-  private readonly namespaces: Informer<KubeObject>;
-  private readonly accounts: Informer<KubeObject>;
+  private readonly namespaces: InformerView<KubeObject>;
+  private readonly accounts: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
 
   constructor(private readonly options: ServiceAccountsControllerOptions) {
-    this.namespaces = new Informer(options.client, 'Namespace', { log: options.log });
-    this.accounts = new Informer(options.client, 'ServiceAccount', { log: options.log });
+    this.namespaces = informerFor(options, 'Namespace');
+    this.accounts = informerFor(options, 'ServiceAccount');
   }
 
   async run(signal: AbortSignal): Promise<void> {

@@ -14,10 +14,11 @@
 // is pinned to the version read; a token Secret made but not yet listed
 // (a conflict, a crash) is adopted by the next sync, not duplicated.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import { randomBytes, randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Secret, ServiceAccount } from '../../../proto/gen/resources/v1/core.js';
-import { Informer, keyOf } from '../../client/informer.js';
+import { keyOf } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
 import {
@@ -33,6 +34,8 @@ import {
 
 export interface TokensControllerOptions {
   readonly client: ResourceClient;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
   /** The cluster CA (PEM), put in each token Secret as ca.crt when given. */
   readonly rootCaPem?: string;
   readonly workers?: number;
@@ -43,7 +46,7 @@ export interface TokensControllerOptions {
 export const TOKEN_BYTES = 32;
 /** Names tried when a generated Secret name is taken. */
 const MAX_NAME_ATTEMPTS = 5;
-const TOKEN_SECRETS = `type=${SERVICE_ACCOUNT_TOKEN_TYPE}`;
+export const TOKEN_SECRETS = `type=${SERVICE_ACCOUNT_TOKEN_TYPE}`;
 
 function base64(text: string): string {
   return Buffer.from(text, 'utf8').toString('base64');
@@ -64,13 +67,13 @@ async function unlessNotFound<T>(promise: Promise<T>): Promise<T | undefined> {
 }
 
 export class TokensController {
-  private readonly accounts: Informer<KubeObject>;
-  private readonly secrets: Informer<KubeObject>;
+  private readonly accounts: InformerView<KubeObject>;
+  private readonly secrets: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
 
   constructor(private readonly options: TokensControllerOptions) {
-    this.accounts = new Informer(options.client, 'ServiceAccount', { log: options.log });
-    this.secrets = new Informer(options.client, 'Secret', { fieldSelector: TOKEN_SECRETS, log: options.log });
+    this.accounts = informerFor(options, 'ServiceAccount');
+    this.secrets = informerFor(options, 'Secret', { fieldSelector: TOKEN_SECRETS });
   }
 
   async run(signal: AbortSignal): Promise<void> {

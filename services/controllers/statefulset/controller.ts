@@ -8,28 +8,31 @@
 // and simply tries again later; deletes carry the resourceVersion seen, so
 // a pod made again under the same name is never deleted by mistake.
 
+import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { StatefulSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { PersistentVolumeClaim, Pod, PodTemplateSpec } from '../../../proto/gen/resources/v1/core.js';
-import { Informer, keyOf } from '../../client/informer.js';
+import { keyOf } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
-import { controllerOf } from '../daemonset/reconcile-pod.js';
+import { controllerOf } from '../common/reconcile-pod.js';
 import { ordinalOf, planStatefulSet, statefulSetOwnerReference, type StatefulSetPlan } from './reconcile.js';
 
 export interface StatefulSetControllerOptions {
   readonly client: ResourceClient;
+  /** Warm shared informers (a waiting candidate's); absent: the controller's own. */
+  readonly informers?: SharedInformers;
   /** Shared: the caller starts it. */
-  readonly pods: Informer<KubeObject>;
+  readonly pods: InformerView<KubeObject>;
   readonly workers?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => number;
 }
 
 export class StatefulSetController {
-  private readonly sets: Informer<KubeObject>;
-  private readonly claims: Informer<KubeObject>;
+  private readonly sets: InformerView<KubeObject>;
+  private readonly claims: InformerView<KubeObject>;
   private readonly queue = new WorkQueue<string>();
   /**
    * Per set key, the templates of its current and update revisions as this
@@ -39,8 +42,8 @@ export class StatefulSetController {
   private readonly revisions = new Map<string, ReadonlyMap<string, PodTemplateSpec>>();
 
   constructor(private readonly options: StatefulSetControllerOptions) {
-    this.sets = new Informer(options.client, 'StatefulSet', { log: options.log });
-    this.claims = new Informer(options.client, 'PersistentVolumeClaim', { log: options.log });
+    this.sets = informerFor(options, 'StatefulSet');
+    this.claims = informerFor(options, 'PersistentVolumeClaim');
   }
 
   /** Run until `signal` aborts. The pod informer is shared: start it (and wait for its sync) separately. */

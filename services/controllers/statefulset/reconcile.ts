@@ -20,7 +20,9 @@ import type { StatefulSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { PersistentVolumeClaim, Pod, PodTemplateSpec, Volume } from '../../../proto/gen/resources/v1/core.js';
 import type { OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
-import { controllerOf, isAvailable, isReady, isTerminating, REVISION_LABEL, soonestMs, templateHash, untilAvailableMs } from '../daemonset/reconcile-pod.js';
+import { claimObjects, type Claimed } from '../common/reconcile-claim.js';
+import { isAvailable, isReady, isTerminating, untilAvailableMs } from '../common/reconcile-pod.js';
+import { REVISION_LABEL, soonestMs, templateHash } from '../daemonset/reconcile-pod.js';
 
 export const POD_NAME_LABEL = 'statefulset.kubernetes.io/pod-name';
 export const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';
@@ -153,25 +155,19 @@ const phaseOf = (pod: Pod): string => pod.status?.phase ?? '';
 const isRunningAndReady = (pod: Pod): boolean => phaseOf(pod) === 'Running' && isReady(pod);
 const isHealthy = (pod: Pod | undefined): boolean => pod !== undefined && isRunningAndReady(pod) && !isTerminating(pod);
 
-function claimPods(inputs: StatefulSetInputs): { adopt: Pod[]; release: Pod[]; owned: Pod[] } {
+/** ClaimPods: orphans adopted unless terminating, and only those named as the set's ordinals. */
+function claimPods(inputs: StatefulSetInputs): Claimed<Pod> {
   const metadata = inputs.statefulSet.metadata ?? {};
   const selector = inputs.statefulSet.spec?.selector;
-  const adopt: Pod[] = [];
-  const release: Pod[] = [];
-  const owned: Pod[] = [];
-  for (const pod of inputs.pods) {
-    if (pod.metadata?.namespace !== metadata.namespace) continue;
-    const controller = controllerOf(pod);
-    const matches = selectorMatches(selector, pod.metadata?.labels);
-    if (controller?.uid === metadata.uid) {
-      if (matches) owned.push(pod);
-      else release.push(pod);
-    } else if (controller === undefined && matches && metadata.deletionTimestamp === undefined && !isTerminating(pod) && ordinalOf(metadata.name ?? '', pod.metadata?.name ?? '') !== undefined) {
-      adopt.push(pod);
-      owned.push(pod);
-    }
-  }
-  return { adopt, release, owned };
+  return claimObjects(
+    {
+      uid: metadata.uid,
+      deleting: metadata.deletionTimestamp !== undefined,
+      selects: (pod) => selectorMatches(selector, pod.metadata?.labels),
+      adoptable: (pod) => !isTerminating(pod) && ordinalOf(metadata.name ?? '', pod.metadata?.name ?? '') !== undefined,
+    },
+    inputs.pods.filter((pod) => pod.metadata?.namespace === metadata.namespace),
+  );
 }
 
 export function planStatefulSet(inputs: StatefulSetInputs): StatefulSetPlan {

@@ -5,9 +5,8 @@
 // undefined when nothing about the pod can fail on any node, so the
 // framework skips it. Reason strings are Kubernetes' own.
 
-import type * as core from '../../../proto/gen/resources/v1/core.js';
 import type { PodInfo } from './pod.js';
-import { nodeSelectorTermMatches, tolerated } from './selectors.js';
+import { nodeAffinityMatcher, tolerated } from '../../client/scheduling.js';
 import type { ClusterSnapshot, NodeInfo } from './snapshot.js';
 
 export type FilterName = 'NodeUnschedulable' | 'NodeReady' | 'TaintToleration' | 'NodeAffinity' | 'NodePorts' | 'NodeResourcesFit' | 'InterPodAffinity';
@@ -82,15 +81,9 @@ export const taintToleration: FilterPlugin = {
 export const nodeAffinity: FilterPlugin = {
   name: 'NodeAffinity',
   prepare(pod) {
-    const selector = Object.entries(pod.pod.spec?.nodeSelector ?? {});
-    const required: core.NodeSelector | undefined = pod.pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
-    if (selector.length === 0 && required === undefined) return undefined;
-    const terms = required?.nodeSelectorTerms ?? [];
-    return (node) => {
-      for (const [key, value] of selector) if (node.labels.get(key) !== value) return NODE_AFFINITY;
-      if (required !== undefined && !terms.some((term) => nodeSelectorTermMatches(term, node.name, node.labels))) return NODE_AFFINITY;
-      return FITS;
-    };
+    const matches = nodeAffinityMatcher(pod.pod.spec);
+    if (matches === undefined) return undefined;
+    return (node) => (matches(node.name, node.labels) ? FITS : NODE_AFFINITY);
   },
 };
 

@@ -32,4 +32,6 @@ export {
 export { REASON_AFFINITY, REASON_ANTI_AFFINITY, REASON_EXISTING_ANTI_AFFINITY } from './interpodaffinity.js';
 export { MAX_NODE_SCORE, type ScoreName, type ScorePlugin } from './scores.js';
 export { DEFAULT_CPU_REQUEST_MILLIS, DEFAULT_MEMORY_REQUEST_BYTES, podInfoOf, type PodInfo, type Resources } from './pod.js';
-export { parseQuantity, resourceAmount, type QuantityScale } from './quantity.js';
+export { resourceAmount } from './quantity.js';
+// The exact quantity parser lives in services/client (controllers and the API server use it too).
+export { parseQuantity, type QuantityScale } from '../../client/quantity.js';

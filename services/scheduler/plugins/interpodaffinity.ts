@@ -5,7 +5,7 @@
 
 import { termMatches, type AffinityTerm, type PodInfo } from './pod.js';
 import { FITS, unfit, type FilterPlugin, type NodeFilter } from './filters.js';
-import type { Labels } from './selectors.js';
+import type { Labels } from '../../client/labels.js';
 import type { ClusterSnapshot, NodeInfo } from './snapshot.js';
 
 export const REASON_AFFINITY = "node(s) didn't match pod affinity rules";

@@ -6,7 +6,7 @@
 import type * as core from '../../../proto/gen/resources/v1/core.js';
 import type * as meta from '../../../proto/gen/resources/v1/meta.js';
 import { resourceAmount } from './quantity.js';
-import { EMPTY_LABELS, labelMatcher, labelsOf, type LabelMatcher, type Labels } from './selectors.js';
+import { EMPTY_LABELS, labelMatcher, labelsOf, type LabelMatcher, type Labels } from '../../client/labels.js';
 
 /** What Kubernetes counts for a container that requests no cpu / no memory, when scoring. */
 export const DEFAULT_CPU_REQUEST_MILLIS = 100;

@@ -5,7 +5,7 @@
 
 import { interPodAffinityRawScores } from './interpodaffinity.js';
 import type { PodInfo } from './pod.js';
-import { nodeSelectorTermMatches, toleratesTaint } from './selectors.js';
+import { nodeSelectorTermMatches, toleratesTaint } from '../../client/scheduling.js';
 import type { ClusterSnapshot, NodeInfo } from './snapshot.js';
 
 export type ScoreName =

@@ -7,7 +7,7 @@
 import type * as core from '../../../proto/gen/resources/v1/core.js';
 import { emptyResources, isScalarResource, podInfoOf, type PodInfo, type Resources } from './pod.js';
 import { resourceAmount } from './quantity.js';
-import { labelsOf, type Labels } from './selectors.js';
+import { labelsOf, type Labels } from '../../client/labels.js';
 
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 const LEGACY_ZONE_LABEL = 'failure-domain.beta.kubernetes.io/zone';
