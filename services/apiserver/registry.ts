@@ -16,7 +16,7 @@ import * as etcd from '../../proto/gen/etcd/rpc.js';
 import { KvError, prefixEnd as kvPrefixEnd, type RangeResponse, type TxnResponse } from '../../raft/kv/index.js';
 import type { ReplicatedStore } from '../store/index.js';
 import type { Context, Tracer } from '@opentelemetry/api';
-import { endSpan, startSpan, type ActiveSpan } from '../telemetry/index.js';
+import { endSpan, spanTimeNow, startSpan, type ActiveSpan } from '../telemetry/index.js';
 import { KINDS, kindInfo, listPrefix, objectKey, type KindInfo } from '../client/kinds.js';
 import { decodeStrict, isJsonObject, type FieldError, type Json } from './schema.js';
 import { COMMON_FIELDS, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.js';
@@ -744,8 +744,9 @@ export class Registry {
     try {
       const result = await this.store.write(op, {
         committed: () => {
-          endSpan(propose.span);
-          apply = startSpan(trace.tracer, 'store.apply', {}, trace.parent);
+          const at = spanTimeNow();
+          endSpan(propose.span, undefined, at);
+          apply = startSpan(trace.tracer, 'store.apply', {}, trace.parent, at);
         },
       });
       if (apply === undefined) endSpan(propose.span);

@@ -14,6 +14,7 @@ export {
   endSpan,
   recordSpanError,
   startSpan,
+  spanTimeNow,
   withSpan,
   type ActiveSpan,
   type TracesExporter,

@@ -19,7 +19,8 @@
 // unless someone installed a context manager.
 
 import { SpanStatusCode, context, trace } from '@opentelemetry/api';
-import type { Attributes, Context, Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, Context, HrTime, Span, Tracer } from '@opentelemetry/api';
+import { hrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -86,9 +87,9 @@ export function createTracing(options: TracingOptions): Tracing {
 }
 
 /** Starts a span under `parent` (default: `context.active()`). End it with endSpan. */
-export function startSpan(tracer: Tracer, name: string, attributes: Attributes = {}, parent?: Context): ActiveSpan {
+export function startSpan(tracer: Tracer, name: string, attributes: Attributes = {}, parent?: Context, startTime?: HrTime): ActiveSpan {
   const parentContext = parent ?? context.active();
-  const span = tracer.startSpan(name, { attributes }, parentContext);
+  const span = tracer.startSpan(name, { attributes, ...(startTime === undefined ? {} : { startTime }) }, parentContext);
   return { span, context: trace.setSpan(parentContext, span) };
 }
 
@@ -104,9 +105,18 @@ export function recordSpanError(span: Span, error: unknown): void {
 }
 
 /** Ends a span, first marking it failed if an error is given. */
-export function endSpan(span: Span, error?: unknown): void {
+export function endSpan(span: Span, error?: unknown, endTime?: HrTime): void {
   if (error !== undefined) recordSpanError(span, error);
-  span.end();
+  span.end(endTime);
+}
+
+/**
+ * Now, for handing over from one span to the next at one instant: each span
+ * converts its own clock readings (anchored when its trace began), so two
+ * readings microseconds apart can come out in either order.
+ */
+export function spanTimeNow(): HrTime {
+  return hrTime();
 }
 
 /**
