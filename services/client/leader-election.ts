@@ -18,6 +18,13 @@
 // within the renew deadline stops leading. The fence is never cleared: after
 // losing the Lease, those clients' writes keep the old token and are refused.
 //
+// One exception, which fencing makes safe: a candidate that first sees a
+// version late (its reads stalled while the Raft leader was re-elected, say)
+// would wait a whole duration more; if the renewTime inside is already older
+// than the duration by its own wall clock (allowing maxClockSkewMs), it takes
+// over at once. Were its clock wrong, the cost is a needless handover — the
+// old holder's writes bounce either way — never two writers.
+//
 // Durations are sub-second (failover within a second is the goal), so the
 // Lease also carries them in milliseconds in an annotation; its
 // leaseDurationSeconds is the same rounded up, for kubectl-minded readers.
@@ -26,6 +33,7 @@ import * as grpc from '@grpc/grpc-js';
 import { statusCodeOf, type KubeObject, type ResourceClient, type WriteFence } from './resources.js';
 
 export const LEASE_DURATION_MS_ANNOTATION = 'coordination.mast.io/lease-duration-ms';
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 100;
 
 export interface Leadership {
   readonly identity: string;
@@ -57,6 +65,10 @@ export interface LeaderElectionOptions {
   readonly log?: (line: string) => void;
   /** Monotonic milliseconds (tests); default performance.now. */
   readonly now?: () => number;
+  /** Wall-clock milliseconds, to read renewTime against (tests); default Date.now. */
+  readonly wallNow?: () => number;
+  /** How far candidates' wall clocks may be apart (default 100 ms): a renewTime older than the lease duration plus this is expired. */
+  readonly maxClockSkewMs?: number;
 }
 
 interface LeaseSpec {
@@ -232,7 +244,9 @@ export class LeaderElector {
   private expired(lease: LeaseObject): boolean {
     const annotated = Number((lease.metadata?.annotations as Record<string, string> | undefined)?.[LEASE_DURATION_MS_ANNOTATION]);
     const durationMs = Number.isFinite(annotated) && annotated > 0 ? annotated : (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
-    return this.observed !== undefined && this.now() - this.observed.atMs > durationMs;
+    if (this.observed !== undefined && this.now() - this.observed.atMs > durationMs) return true;
+    const renewedAtMs = Date.parse(lease.spec?.renewTime ?? '');
+    return Number.isFinite(renewedAtMs) && (this.options.wallNow ?? Date.now)() - renewedAtMs > durationMs + (this.options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS);
   }
 
   private becomeLeader(token: string): void {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { LeaderElector, type Leadership } from '../../services/client/leader-election.js';
-import { ResourceClient } from '../../services/client/resources.js';
+import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
 import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 import { failure } from '../support/refusals.js';
 
@@ -170,6 +170,59 @@ describe('client: leader election with fencing', function () {
     } finally {
       await elector.stop();
       real.close();
+    }
+  });
+
+  it('takes a Lease whose renewTime is already past at once, but never one its holder keeps renewing, on a frozen monotonic clock', async function () {
+    const client = new ResourceClient({ endpoints: cluster.endpoints });
+    const lease = (name: string, renewedAgoMs: number): KubeObject => ({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name, namespace: 'kube-system', annotations: { 'coordination.mast.io/lease-duration-ms': '600' } },
+      spec: { holderIdentity: 'ghost', leaseDurationSeconds: 1, renewTime: new Date(Date.now() - renewedAgoMs).toISOString().replace(/Z$/, '000Z') },
+    });
+    await client.create('Lease', lease('stale-renewal', 10_000));
+    await client.create('Lease', lease('fresh-renewal', 0));
+    const reads = new Map<string, number>();
+    // Each elector's reads counted, so the test can wait for "looked often enough" instead of sleeping.
+    const counted = (name: string): ResourceClient =>
+      new Proxy(client, {
+        get(target, property) {
+          const value = Reflect.get(target, property) as unknown;
+          if (property === 'get') reads.set(name, (reads.get(name) ?? 0) + 1);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    const frozen = (): number => 0;
+    const elector = (name: string, leaderships: Leadership[]): LeaderElector =>
+      new LeaderElector({ client: counted(name), fenced: [], namespace: 'kube-system', name, identity: `taker-${name}`, now: frozen, onStartedLeading: (leadership) => leaderships.push(leadership) });
+    const tookStale: Leadership[] = [];
+    const tookFresh: Leadership[] = [];
+    const stale = elector('stale-renewal', tookStale);
+    const fresh = elector('fresh-renewal', tookFresh);
+    try {
+      // Observation alone would never expire it (the monotonic clock stands still): the renewTime says it has.
+      stale.start();
+      await waitFor('the stale Lease taken', async () => (tookStale.length === 1 ? true : undefined), 30_000, 10);
+      // A live holder: renewing every 100 ms.
+      const renewing = setInterval(() => {
+        void client
+          .get('Lease', 'kube-system', 'fresh-renewal')
+          .then((current) => client.update('Lease', { ...current, spec: { ...(current.spec as object), renewTime: new Date().toISOString().replace(/Z$/, '000Z') } }))
+          .catch(() => undefined);
+      }, 100);
+      try {
+        fresh.start();
+        await waitFor('20 looks at the fresh Lease', async () => ((reads.get('fresh-renewal') ?? 0) >= 20 ? true : undefined), 30_000, 10);
+      } finally {
+        clearInterval(renewing);
+      }
+      expect(tookFresh).to.have.length(0);
+      expect(((await client.get('Lease', 'kube-system', 'fresh-renewal')).spec as { holderIdentity: string }).holderIdentity).to.equal('ghost');
+    } finally {
+      await stale.stop();
+      await fresh.stop();
+      client.close();
     }
   });
 
