@@ -108,7 +108,7 @@ export async function benchScheduler(options: SchedulerBenchOptions, log: (line:
       onStartedLeading: (leadership) => {
         boundBefore += scheduler?.bound ?? 0;
         leaderships++;
-        scheduler = new Scheduler({ client: schedulerClient, maxBindsInFlight: 100, log });
+        scheduler = new Scheduler({ client: schedulerClient, ...(process.env.MAST_BENCH_BINDS_IN_FLIGHT === undefined ? {} : { maxBindsInFlight: Number(process.env.MAST_BENCH_BINDS_IN_FLIGHT) }), log });
         running = scheduler.run(leadership.signal).catch((error: unknown) => log(`scheduler stopped: ${String(error)}`));
       },
       log,

