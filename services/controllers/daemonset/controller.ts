@@ -8,13 +8,14 @@
 // up from creating a second pod on a node. Writes go through the client
 // given (fenced in the controller-manager).
 
+import { runLoop } from '../common/loop.js';
 import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { DaemonSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { Node, Pod } from '../../../proto/gen/resources/v1/core.js';
 import { keyOf } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { WorkQueue } from '../../client/workqueue.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
 import { daemonTolerations, nodeFit } from './reconcile-node.js';
 import { PodExpectations } from '../common/pod-expectations.js';
@@ -64,15 +65,7 @@ export class DaemonSetController {
     this.nodes.onAdd(() => this.enqueueAll());
     this.nodes.onDelete(() => this.enqueueAll());
     this.nodes.onUpdate((old, node) => this.nodeChanged(old as Node, node as Node));
-    this.daemonSets.start();
-    this.nodes.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.daemonSets.stop();
-      this.nodes.stop();
-    }, { once: true });
-    await Promise.all([this.daemonSets.waitForSync(), this.nodes.waitForSync(), this.options.pods.waitForSync()]);
-    await runWorkers(this.queue, this.options.workers ?? 2, (key) => this.sync(key), (key, error) => this.options.log?.(`DaemonSet ${key}: ${error instanceof Error ? error.message : String(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.daemonSets, this.nodes], shared: [this.options.pods], workers: this.options.workers ?? 2, name: 'DaemonSet', sync: (key) => this.sync(key), log: this.options.log });
   }
 
   private now(): number {

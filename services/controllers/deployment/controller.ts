@@ -15,8 +15,8 @@ import type { Deployment, ReplicaSet } from '../../../proto/gen/resources/v1/app
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import { keyOf } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
-import { messageOf } from '../common/loop.js';
+import { WorkQueue } from '../../client/workqueue.js';
+import { runLoop } from '../common/loop.js';
 import { controllerOf } from '../common/reconcile-pod.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
 import { DeploymentSpecError, isNewReplicaSetOf, ownerReferenceTo, planDeployment, REVISION_ANNOTATION, viewOf } from './reconcile.js';
@@ -78,15 +78,7 @@ export class DeploymentController {
       this.replicaSetChanged(rs);
     });
     this.replicaSets.onDelete((rs) => this.replicaSetChanged(rs));
-    this.deployments.start();
-    this.replicaSets.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.deployments.stop();
-      this.replicaSets.stop();
-    }, { once: true });
-    await Promise.all([this.deployments.waitForSync(), this.replicaSets.waitForSync(), this.options.pods.waitForSync()]);
-    await runWorkers(this.queue, this.options.workers ?? 4, (key) => this.sync(key), (key, error) => this.options.log?.(`Deployment ${key}: ${messageOf(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.deployments, this.replicaSets], shared: [this.options.pods], workers: this.options.workers ?? 4, name: 'Deployment', sync: (key) => this.sync(key), log: this.options.log });
   }
 
   private now(): number {

@@ -4,12 +4,13 @@
 // asks for — create, update when different, delete when the Service is
 // gone or lost its selector's management. Level-triggered, as the others.
 
+import { runLoop } from '../common/loop.js';
 import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import type { Endpoints, Pod, Service } from '../../../proto/gen/resources/v1/core.js';
 import { keyOf } from '../../client/informer.js';
 import * as grpc from '@grpc/grpc-js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { WorkQueue } from '../../client/workqueue.js';
 import { desiredEndpoints, endpointsMatch } from './reconcile.js';
 
 export interface EndpointsControllerOptions {
@@ -43,15 +44,7 @@ export class EndpointsController {
       this.podChanged(pod as Pod);
     });
     this.options.pods.onDelete((pod) => this.podChanged(pod as Pod));
-    this.services.start();
-    this.endpoints.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.services.stop();
-      this.endpoints.stop();
-    }, { once: true });
-    await Promise.all([this.services.waitForSync(), this.endpoints.waitForSync(), this.options.pods.waitForSync()]);
-    await runWorkers(this.queue, this.options.workers ?? 2, (key) => this.sync(key), (key, error) => this.options.log?.(`endpoints ${key}: ${error instanceof Error ? error.message : String(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.services, this.endpoints], shared: [this.options.pods], workers: this.options.workers ?? 2, name: 'endpoints', sync: (key) => this.sync(key), log: this.options.log });
   }
 
   /** Every Service of the pod's namespace whose selector picks it (before or after a change). */

@@ -9,6 +9,7 @@
 // recent recommendations and scale events lives here, per HPA, as in
 // Kubernetes; a new leader starts afresh from the current scale.
 
+import { runLoop } from '../common/loop.js';
 import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { HorizontalPodAutoscaler } from '../../../proto/gen/resources/v1/autoscaling.js';
@@ -16,7 +17,7 @@ import type { LabelSelector } from '../../../proto/gen/resources/v1/meta.js';
 import type { PodMetrics } from '../../../proto/gen/resources/v1/metrics.js';
 import { keyOf } from '../../client/informer.js';
 import type { KubeObject, ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { WorkQueue } from '../../client/workqueue.js';
 import { sameJson } from '../common/reconcile-json.js';
 import { equalitySelects, selectorMatches, type Labels } from '../common/reconcile-selector.js';
 import { DEFAULT_AUTOSCALER_SETTINGS, EMPTY_HISTORY, failedScaleStatus, planAutoscaler, recordScale, type AutoscalerHistory, type AutoscalerInput, type AutoscalerSettings, type ScaleTarget } from './reconcile.js';
@@ -88,15 +89,7 @@ export class HorizontalPodAutoscalerController {
     this.podMetrics.onAdd((metrics) => this.metricsChanged(metrics));
     this.podMetrics.onUpdate((_old, metrics) => this.metricsChanged(metrics));
     this.podMetrics.onDelete((metrics) => this.metricsChanged(metrics));
-    this.hpas.start();
-    this.podMetrics.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.hpas.stop();
-      this.podMetrics.stop();
-    }, { once: true });
-    await Promise.all([this.hpas.waitForSync(), this.podMetrics.waitForSync(), this.options.pods.waitForSync()]);
-    await runWorkers(this.queue, this.options.workers ?? 2, (key) => this.sync(key), (key, error) => this.options.log?.(`HorizontalPodAutoscaler ${key}: ${messageOf(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.hpas, this.podMetrics], shared: [this.options.pods], workers: this.options.workers ?? 2, name: 'HorizontalPodAutoscaler', sync: (key) => this.sync(key), log: this.options.log });
   }
 
   private now(): number {

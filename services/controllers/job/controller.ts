@@ -15,9 +15,9 @@ import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { EventRecorder } from '../../client/events.js';
 import { keyOf } from '../../client/informer.js';
 import type { KubeObject, ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { WorkQueue } from '../../client/workqueue.js';
 import { sameJson } from '../common/reconcile-json.js';
-import { isCode, MAX_REQUEUE_DELAY_MS } from '../common/loop.js';
+import { isCode, MAX_REQUEUE_DELAY_MS, runLoop } from '../common/loop.js';
 import { PodExpectations } from '../common/pod-expectations.js';
 import { controllerOf } from '../common/reconcile-pod.js';
 import { DEFAULT_JOB_PLAN_OPTIONS, encodeTracking, hasFinalizer, JOB_TRACKING_ANNOTATION, JOB_TRACKING_FINALIZER, jobOwnerReference, jobSelects, planJob, type JobPlan, type JobPlanOptions, type PlanEvent } from './reconcile.js';
@@ -63,14 +63,7 @@ export class JobController {
     this.jobs.onUpdate((_old, job) => this.queue.add(keyOf(job)));
     this.jobs.onDelete((job) => this.queue.add(keyOf(job)));
     this.expectations.watch(this.options.pods, (pod) => this.podChanged(pod));
-    this.jobs.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.jobs.stop();
-    }, { once: true });
-    await this.jobs.waitForSync();
-    await this.options.pods.waitForSync();
-    await runWorkers(this.queue, this.options.workers ?? 4, (key) => this.sync(key), (key, error) => this.options.log?.(`Job ${key}: ${error instanceof Error ? error.message : String(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.jobs], shared: [this.options.pods], workers: this.options.workers ?? 4, name: 'Job', sync: (key) => this.sync(key), log: this.options.log });
   }
 
   private now(): number {

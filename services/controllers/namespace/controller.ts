@@ -19,8 +19,8 @@ import type { Namespace, Pod } from '../../../proto/gen/resources/v1/core.js';
 import { keyOf } from '../../client/informer.js';
 import { KINDS, type KindInfo } from '../../client/kinds.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
-import { listAll, messageOf } from '../common/loop.js';
+import { WorkQueue } from '../../client/workqueue.js';
+import { listAll, messageOf, runLoop } from '../common/loop.js';
 import { needsFinalizing, planContentDeletion, planNamespaceStatus, withoutOurFinalizer, type ContentGroup } from './reconcile.js';
 
 export interface NamespaceControllerOptions {
@@ -65,13 +65,7 @@ export class NamespaceController {
     this.options.pods.onUpdate((old, pod) => {
       if ((old as Pod).metadata?.deletionTimestamp === undefined && (pod as Pod).metadata?.deletionTimestamp !== undefined) podGone(pod);
     });
-    this.namespaces.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.namespaces.stop();
-    }, { once: true });
-    await Promise.all([this.namespaces.waitForSync(), this.options.pods.waitForSync()]);
-    await runWorkers(this.queue, this.options.workers ?? 2, (key) => this.sync(key), (key, error) => this.options.log?.(`namespace ${key}: ${messageOf(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.namespaces], shared: [this.options.pods], workers: this.options.workers ?? 2, name: 'namespace', sync: (key) => this.sync(key), log: this.options.log });
   }
 
   private now(): number {

@@ -8,12 +8,13 @@
 // repeated event changes nothing, the next sync sees the world as it is.
 // Writes go through the controller-manager's fenced client.
 
+import { runLoop } from '../common/loop.js';
 import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { LabelSelector } from '../../../proto/gen/resources/v1/meta.js';
 import { keyOf } from '../../client/informer.js';
 import type { KubeObject, ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { WorkQueue } from '../../client/workqueue.js';
 import { equalitySelects, selectorMatches } from '../common/reconcile-selector.js';
 import { PodExpectations } from '../common/pod-expectations.js';
 import { controllerOf } from '../common/reconcile-pod.js';
@@ -54,14 +55,7 @@ export class ReplicaController {
     this.owners.onUpdate((_old, owner) => this.queue.add(keyOf(owner)));
     this.owners.onDelete((owner) => this.queue.add(keyOf(owner)));
     this.expectations.watch(this.options.pods, (pod) => this.podChanged(pod));
-    this.owners.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.owners.stop();
-    }, { once: true });
-    await this.owners.waitForSync();
-    await this.options.pods.waitForSync();
-    await runWorkers(this.queue, this.options.workers ?? 4, (key) => this.sync(key), (key, error) => this.options.log?.(`${this.options.kind} ${key}: ${error instanceof Error ? error.message : String(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.owners], shared: [this.options.pods], workers: this.options.workers ?? 4, name: this.options.kind, sync: (key) => this.sync(key), log: this.options.log });
   }
 
   private now(): number {

@@ -24,9 +24,9 @@ import * as grpc from '@grpc/grpc-js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import { KINDS, kindInfo, type KindInfo } from '../../client/kinds.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { WorkQueue } from '../../client/workqueue.js';
 import { contributes } from '../../client/quota.js';
-import { listAll } from '../common/loop.js';
+import { listAll, runLoop } from '../common/loop.js';
 import { hardOf, planQuotaStatus, type QuotaObject } from './reconcile.js';
 
 export interface ResourceQuotaControllerOptions {
@@ -85,13 +85,7 @@ export class ResourceQuotaController {
     this.options.pods.onUpdate((old, pod) => {
       if (finished(old as Pod) !== finished(pod as Pod)) podChanged(pod);
     });
-    this.quotas.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.quotas.stop();
-    }, { once: true });
-    await Promise.all([this.quotas.waitForSync(), this.options.pods.waitForSync()]);
-    await runWorkers(this.queue, this.options.workers ?? 2, (key) => this.sync(key), (key, error) => this.options.log?.(`resourcequotas of ${key}: ${error instanceof Error ? error.message : String(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.quotas], shared: [this.options.pods], workers: this.options.workers ?? 2, name: 'resourcequotas of', sync: (key) => this.sync(key), log: this.options.log });
   }
 
   private quotasOf(namespace: string): KubeObject[] {

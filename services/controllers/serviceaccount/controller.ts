@@ -5,12 +5,13 @@
 // that finds the account already there (the cache was behind) is success;
 // one refused because the namespace began terminating is nothing to retry.
 
+import { runLoop } from '../common/loop.js';
 import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Namespace } from '../../../proto/gen/resources/v1/core.js';
 import { keyOf } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { WorkQueue } from '../../client/workqueue.js';
 import { planDefaultServiceAccounts } from './reconcile.js';
 
 export interface ServiceAccountsControllerOptions {
@@ -35,15 +36,7 @@ export class ServiceAccountsController {
     this.namespaces.onAdd((namespace) => this.queue.add(keyOf(namespace)));
     this.namespaces.onUpdate((_old, namespace) => this.queue.add(keyOf(namespace)));
     this.accounts.onDelete((account) => this.queue.add(account.metadata?.namespace ?? ''));
-    this.namespaces.start();
-    this.accounts.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.namespaces.stop();
-      this.accounts.stop();
-    }, { once: true });
-    await Promise.all([this.namespaces.waitForSync(), this.accounts.waitForSync()]);
-    await runWorkers(this.queue, this.options.workers ?? 2, (key) => this.sync(key), (key, error) => this.options.log?.(`serviceaccounts of ${key}: ${error instanceof Error ? error.message : String(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.namespaces, this.accounts], workers: this.options.workers ?? 2, name: 'serviceaccounts of', sync: (key) => this.sync(key), log: this.options.log });
   }
 
   private async sync(name: string): Promise<void> {

@@ -14,13 +14,14 @@
 // is pinned to the version read; a token Secret made but not yet listed
 // (a conflict, a crash) is adopted by the next sync, not duplicated.
 
+import { runLoop } from '../common/loop.js';
 import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import { randomBytes, randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Secret, ServiceAccount } from '../../../proto/gen/resources/v1/core.js';
 import { keyOf } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { WorkQueue } from '../../client/workqueue.js';
 import {
   accountNameOf,
   NAME_SUFFIX_ALPHABET,
@@ -92,15 +93,7 @@ export class TokensController {
       const name = accountNameOf(object as Secret);
       if (name !== undefined) this.queue.add(`account:${object.metadata?.namespace ?? ''}/${name}`);
     });
-    this.accounts.start();
-    this.secrets.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.accounts.stop();
-      this.secrets.stop();
-    }, { once: true });
-    await Promise.all([this.accounts.waitForSync(), this.secrets.waitForSync()]);
-    await runWorkers(this.queue, this.options.workers ?? 2, (key) => this.sync(key), (key, error) => this.options.log?.(`tokens ${key}: ${error instanceof Error ? error.message : String(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.accounts, this.secrets], workers: this.options.workers ?? 2, name: 'tokens', sync: (key) => this.sync(key), log: this.options.log });
   }
 
   private secretsIn(namespace: string): Secret[] {

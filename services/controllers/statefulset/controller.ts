@@ -8,13 +8,14 @@
 // and simply tries again later; deletes carry the resourceVersion seen, so
 // a pod made again under the same name is never deleted by mistake.
 
+import { runLoop } from '../common/loop.js';
 import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { StatefulSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { PersistentVolumeClaim, Pod, PodTemplateSpec } from '../../../proto/gen/resources/v1/core.js';
 import { keyOf } from '../../client/informer.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
-import { runWorkers, WorkQueue } from '../../client/workqueue.js';
+import { WorkQueue } from '../../client/workqueue.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
 import { controllerOf } from '../common/reconcile-pod.js';
 import { ordinalOf, planStatefulSet, statefulSetOwnerReference, type StatefulSetPlan } from './reconcile.js';
@@ -60,15 +61,7 @@ export class StatefulSetController {
     this.claims.onAdd((claim) => this.claimChanged(claim as PersistentVolumeClaim));
     this.claims.onUpdate((_old, claim) => this.claimChanged(claim as PersistentVolumeClaim));
     this.claims.onDelete((claim) => this.claimChanged(claim as PersistentVolumeClaim));
-    this.sets.start();
-    this.claims.start();
-    signal.addEventListener('abort', () => {
-      this.queue.shutDown();
-      this.sets.stop();
-      this.claims.stop();
-    }, { once: true });
-    await Promise.all([this.sets.waitForSync(), this.claims.waitForSync(), this.options.pods.waitForSync()]);
-    await runWorkers(this.queue, this.options.workers ?? 2, (key) => this.sync(key), (key, error) => this.options.log?.(`StatefulSet ${key}: ${error instanceof Error ? error.message : String(error)}`));
+    await runLoop({ signal, queue: this.queue, own: [this.sets, this.claims], shared: [this.options.pods], workers: this.options.workers ?? 2, name: 'StatefulSet', sync: (key) => this.sync(key), log: this.options.log });
   }
 
   private now(): number {
