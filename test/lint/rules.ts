@@ -30,6 +30,8 @@ const DETERMINISTIC: readonly RegExp[] = [
   /^services\/controllers\/.*reconcile[^/]*\.ts$/,
   // The pure helpers those share from services/client.
   /^services\/client\/(labels|quantity|quota|scheduling)\.ts$/,
+  // The agent's pure decisions: what to do next for a pod, the status to report, backoff, env.
+  /^services\/agent\/(pod-actions|pod-status|backoff|env)\.ts$/,
 ];
 
 /** Globals that read time, draw randomness, schedule work or reach the process. */
@@ -69,12 +71,13 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   'services/apiserver': ['services/client', 'services/store', 'services/etcdapi', 'services/telemetry', 'raft/core', 'raft/kv', 'proto'],
   'services/master': ['services/apiserver', 'services/client', 'services/scheduler', 'services/controllers', 'services/store', 'services/etcdapi', 'services/telemetry', 'services/pki', 'raft/core', 'raft/transport', 'proto'],
   'services/ctl': ['services/client', 'proto'],
-  'services/cmd': ['services/master', 'services/ctl', 'services/client', 'services/store', 'services/pki', 'raft/storage'],
+  'services/cmd': ['services/master', 'services/ctl', 'services/client', 'services/agent', 'services/cri', 'services/store', 'services/pki', 'raft/storage'],
   'services/pki': [],
   'services/launcher': ['services/client'],
   'services/scheduler': ['services/client', 'proto'],
   'services/controllers': ['services/client', 'proto'],
   'services/agent': ['services/client', 'proto'],
+  'services/cri': ['proto'],
   'services/proxy': ['services/client', 'proto'],
   ops: ['*'],
   test: ['*'],
