@@ -139,6 +139,49 @@ export interface WatchEvent {
   object: Buffer;
 }
 
+export interface PodLogsRequest {
+  namespace: string;
+  name: string;
+  /** Empty: the pod's only container (an error naming the choices when it has several). */
+  container: string;
+  follow: boolean;
+  /** The previous attempt's log (after a restart). */
+  previous: boolean;
+  /** Only the last N lines (absent: all). */
+  tailLines?:
+    | number
+    | undefined;
+  /** Only lines logged in the last N seconds. */
+  sinceSeconds?:
+    | number
+    | undefined;
+  /** Prefix each line with its RFC 3339 timestamp. */
+  timestamps: boolean;
+  /** Stop after this many bytes (absent: no limit). */
+  limitBytes?: number | undefined;
+}
+
+export interface PodLogsChunk {
+  /** Log text as the container wrote it (stdout and stderr interleaved in order). */
+  data: Buffer;
+}
+
+export interface PodExecRequest {
+  namespace: string;
+  name: string;
+  /** Empty: the pod's only container. */
+  container: string;
+  command: string[];
+  /** 0: the agent's default (60 s). */
+  timeoutSeconds: number;
+}
+
+export interface PodExecResponse {
+  stdout: Buffer;
+  stderr: Buffer;
+  exitCode: number;
+}
+
 function createBaseCreateRequest(): CreateRequest {
   return { kind: "", object: Buffer.alloc(0) };
 }
@@ -1437,6 +1480,534 @@ export const WatchEvent: MessageFns<WatchEvent> = {
   },
 };
 
+function createBasePodLogsRequest(): PodLogsRequest {
+  return {
+    namespace: "",
+    name: "",
+    container: "",
+    follow: false,
+    previous: false,
+    tailLines: undefined,
+    sinceSeconds: undefined,
+    timestamps: false,
+    limitBytes: undefined,
+  };
+}
+
+export const PodLogsRequest: MessageFns<PodLogsRequest> = {
+  encode(message: PodLogsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.container !== "") {
+      writer.uint32(26).string(message.container);
+    }
+    if (message.follow !== false) {
+      writer.uint32(32).bool(message.follow);
+    }
+    if (message.previous !== false) {
+      writer.uint32(40).bool(message.previous);
+    }
+    if (message.tailLines !== undefined) {
+      writer.uint32(48).int64(message.tailLines);
+    }
+    if (message.sinceSeconds !== undefined) {
+      writer.uint32(56).int64(message.sinceSeconds);
+    }
+    if (message.timestamps !== false) {
+      writer.uint32(64).bool(message.timestamps);
+    }
+    if (message.limitBytes !== undefined) {
+      writer.uint32(72).int64(message.limitBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PodLogsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePodLogsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.container = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.follow = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.previous = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.tailLines = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.sinceSeconds = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.timestamps = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.limitBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PodLogsRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      container: isSet(object.container) ? globalThis.String(object.container) : "",
+      follow: isSet(object.follow) ? globalThis.Boolean(object.follow) : false,
+      previous: isSet(object.previous) ? globalThis.Boolean(object.previous) : false,
+      tailLines: isSet(object.tailLines)
+        ? globalThis.Number(object.tailLines)
+        : isSet(object.tail_lines)
+        ? globalThis.Number(object.tail_lines)
+        : undefined,
+      sinceSeconds: isSet(object.sinceSeconds)
+        ? globalThis.Number(object.sinceSeconds)
+        : isSet(object.since_seconds)
+        ? globalThis.Number(object.since_seconds)
+        : undefined,
+      timestamps: isSet(object.timestamps) ? globalThis.Boolean(object.timestamps) : false,
+      limitBytes: isSet(object.limitBytes)
+        ? globalThis.Number(object.limitBytes)
+        : isSet(object.limit_bytes)
+        ? globalThis.Number(object.limit_bytes)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PodLogsRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.container !== "") {
+      obj.container = message.container;
+    }
+    if (message.follow !== false) {
+      obj.follow = message.follow;
+    }
+    if (message.previous !== false) {
+      obj.previous = message.previous;
+    }
+    if (message.tailLines !== undefined) {
+      obj.tailLines = Math.round(message.tailLines);
+    }
+    if (message.sinceSeconds !== undefined) {
+      obj.sinceSeconds = Math.round(message.sinceSeconds);
+    }
+    if (message.timestamps !== false) {
+      obj.timestamps = message.timestamps;
+    }
+    if (message.limitBytes !== undefined) {
+      obj.limitBytes = Math.round(message.limitBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PodLogsRequest>, I>>(base?: I): PodLogsRequest {
+    return PodLogsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PodLogsRequest>, I>>(object: I): PodLogsRequest {
+    const message = createBasePodLogsRequest();
+    message.namespace = object.namespace ?? "";
+    message.name = object.name ?? "";
+    message.container = object.container ?? "";
+    message.follow = object.follow ?? false;
+    message.previous = object.previous ?? false;
+    message.tailLines = object.tailLines ?? undefined;
+    message.sinceSeconds = object.sinceSeconds ?? undefined;
+    message.timestamps = object.timestamps ?? false;
+    message.limitBytes = object.limitBytes ?? undefined;
+    return message;
+  },
+};
+
+function createBasePodLogsChunk(): PodLogsChunk {
+  return { data: Buffer.alloc(0) };
+}
+
+export const PodLogsChunk: MessageFns<PodLogsChunk> = {
+  encode(message: PodLogsChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PodLogsChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePodLogsChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PodLogsChunk {
+    return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: PodLogsChunk): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PodLogsChunk>, I>>(base?: I): PodLogsChunk {
+    return PodLogsChunk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PodLogsChunk>, I>>(object: I): PodLogsChunk {
+    const message = createBasePodLogsChunk();
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBasePodExecRequest(): PodExecRequest {
+  return { namespace: "", name: "", container: "", command: [], timeoutSeconds: 0 };
+}
+
+export const PodExecRequest: MessageFns<PodExecRequest> = {
+  encode(message: PodExecRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.container !== "") {
+      writer.uint32(26).string(message.container);
+    }
+    for (const v of message.command) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.timeoutSeconds !== 0) {
+      writer.uint32(40).int32(message.timeoutSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PodExecRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePodExecRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.container = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.command.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeoutSeconds = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PodExecRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      container: isSet(object.container) ? globalThis.String(object.container) : "",
+      command: globalThis.Array.isArray(object?.command) ? object.command.map((e: any) => globalThis.String(e)) : [],
+      timeoutSeconds: isSet(object.timeoutSeconds)
+        ? globalThis.Number(object.timeoutSeconds)
+        : isSet(object.timeout_seconds)
+        ? globalThis.Number(object.timeout_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: PodExecRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.container !== "") {
+      obj.container = message.container;
+    }
+    if (message.command?.length) {
+      obj.command = message.command;
+    }
+    if (message.timeoutSeconds !== 0) {
+      obj.timeoutSeconds = Math.round(message.timeoutSeconds);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PodExecRequest>, I>>(base?: I): PodExecRequest {
+    return PodExecRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PodExecRequest>, I>>(object: I): PodExecRequest {
+    const message = createBasePodExecRequest();
+    message.namespace = object.namespace ?? "";
+    message.name = object.name ?? "";
+    message.container = object.container ?? "";
+    message.command = object.command?.map((e) => e) || [];
+    message.timeoutSeconds = object.timeoutSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBasePodExecResponse(): PodExecResponse {
+  return { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), exitCode: 0 };
+}
+
+export const PodExecResponse: MessageFns<PodExecResponse> = {
+  encode(message: PodExecResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.stdout.length !== 0) {
+      writer.uint32(10).bytes(message.stdout);
+    }
+    if (message.stderr.length !== 0) {
+      writer.uint32(18).bytes(message.stderr);
+    }
+    if (message.exitCode !== 0) {
+      writer.uint32(24).int32(message.exitCode);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PodExecResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePodExecResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.stdout = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.stderr = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PodExecResponse {
+    return {
+      stdout: isSet(object.stdout) ? Buffer.from(bytesFromBase64(object.stdout)) : Buffer.alloc(0),
+      stderr: isSet(object.stderr) ? Buffer.from(bytesFromBase64(object.stderr)) : Buffer.alloc(0),
+      exitCode: isSet(object.exitCode)
+        ? globalThis.Number(object.exitCode)
+        : isSet(object.exit_code)
+        ? globalThis.Number(object.exit_code)
+        : 0,
+    };
+  },
+
+  toJSON(message: PodExecResponse): unknown {
+    const obj: any = {};
+    if (message.stdout.length !== 0) {
+      obj.stdout = base64FromBytes(message.stdout);
+    }
+    if (message.stderr.length !== 0) {
+      obj.stderr = base64FromBytes(message.stderr);
+    }
+    if (message.exitCode !== 0) {
+      obj.exitCode = Math.round(message.exitCode);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PodExecResponse>, I>>(base?: I): PodExecResponse {
+    return PodExecResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PodExecResponse>, I>>(object: I): PodExecResponse {
+    const message = createBasePodExecResponse();
+    message.stdout = object.stdout ?? Buffer.alloc(0);
+    message.stderr = object.stderr ?? Buffer.alloc(0);
+    message.exitCode = object.exitCode ?? 0;
+    return message;
+  },
+};
+
 export type ResourcesService = typeof ResourcesService;
 export const ResourcesService = {
   create: {
@@ -1532,6 +2103,36 @@ export const ResourcesService = {
     responseSerialize: (value: ObjectResponse): Buffer => Buffer.from(ObjectResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ObjectResponse => ObjectResponse.decode(value),
   },
+  /**
+   * A container's log (the pods/log subresource): the master asks the
+   * agent of the pod's node and relays its answer; with follow, the stream
+   * stays open and carries new lines until the client cancels or the
+   * container's log ends (the pod is gone). FAILED_PRECONDITION when the
+   * pod is not on a node yet or the agent cannot be reached.
+   */
+  podLogs: {
+    path: "/mast.api.v1.Resources/PodLogs" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: PodLogsRequest): Buffer => Buffer.from(PodLogsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PodLogsRequest => PodLogsRequest.decode(value),
+    responseSerialize: (value: PodLogsChunk): Buffer => Buffer.from(PodLogsChunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PodLogsChunk => PodLogsChunk.decode(value),
+  },
+  /**
+   * Run a command in a running container and wait for it (the pods/exec
+   * subresource, non-interactive: no stdin or tty), through the node agent
+   * (CRI ExecSync).
+   */
+  podExec: {
+    path: "/mast.api.v1.Resources/PodExec" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PodExecRequest): Buffer => Buffer.from(PodExecRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PodExecRequest => PodExecRequest.decode(value),
+    responseSerialize: (value: PodExecResponse): Buffer => Buffer.from(PodExecResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PodExecResponse => PodExecResponse.decode(value),
+  },
 } as const;
 
 export interface ResourcesServer extends UntypedServiceImplementation {
@@ -1556,6 +2157,20 @@ export interface ResourcesServer extends UntypedServiceImplementation {
    * or is already assigned. What schedulers call instead of an Update.
    */
   bind: handleUnaryCall<BindRequest, ObjectResponse>;
+  /**
+   * A container's log (the pods/log subresource): the master asks the
+   * agent of the pod's node and relays its answer; with follow, the stream
+   * stays open and carries new lines until the client cancels or the
+   * container's log ends (the pod is gone). FAILED_PRECONDITION when the
+   * pod is not on a node yet or the agent cannot be reached.
+   */
+  podLogs: handleServerStreamingCall<PodLogsRequest, PodLogsChunk>;
+  /**
+   * Run a command in a running container and wait for it (the pods/exec
+   * subresource, non-interactive: no stdin or tty), through the node agent
+   * (CRI ExecSync).
+   */
+  podExec: handleUnaryCall<PodExecRequest, PodExecResponse>;
 }
 
 export interface ResourcesClient extends Client {
@@ -1683,6 +2298,39 @@ export interface ResourcesClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ObjectResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A container's log (the pods/log subresource): the master asks the
+   * agent of the pod's node and relays its answer; with follow, the stream
+   * stays open and carries new lines until the client cancels or the
+   * container's log ends (the pod is gone). FAILED_PRECONDITION when the
+   * pod is not on a node yet or the agent cannot be reached.
+   */
+  podLogs(request: PodLogsRequest, options?: Partial<CallOptions>): ClientReadableStream<PodLogsChunk>;
+  podLogs(
+    request: PodLogsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<PodLogsChunk>;
+  /**
+   * Run a command in a running container and wait for it (the pods/exec
+   * subresource, non-interactive: no stdin or tty), through the node agent
+   * (CRI ExecSync).
+   */
+  podExec(
+    request: PodExecRequest,
+    callback: (error: ServiceError | null, response: PodExecResponse) => void,
+  ): ClientUnaryCall;
+  podExec(
+    request: PodExecRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PodExecResponse) => void,
+  ): ClientUnaryCall;
+  podExec(
+    request: PodExecRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PodExecResponse) => void,
   ): ClientUnaryCall;
 }
 

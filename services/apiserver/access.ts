@@ -49,7 +49,7 @@ export interface AccessRequest {
   readonly info: KindInfo;
   readonly namespace: string;
   readonly name?: string;
-  readonly subresource?: 'status' | 'binding';
+  readonly subresource?: 'status' | 'binding' | 'log' | 'exec';
   /** For writes: the object as it is stored now (node restriction looks at a pod's node). */
   readonly current?: ApiObject | undefined;
 }
@@ -252,6 +252,8 @@ export function nodeRestriction(user: UserInfo, request: AccessRequest, podOf: (
       if (request.subresource === 'status') return boundHere ? undefined : `node "${node}" can only update the status of pods with spec.nodeName set to itself`;
       return `node "${node}" can only update the status of pods, not their spec`;
     }
+    case 'NodeMetrics':
+      return request.name === node ? undefined : `node "${node}" can only write its own NodeMetrics`;
     case 'PodMetrics': {
       const pod = podOf(request.namespace, request.name ?? '');
       // The metrics of a pod that is gone may go too (the agent cleans up after its pods).

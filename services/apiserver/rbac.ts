@@ -362,7 +362,7 @@ const VIEW_RULES: readonly PolicyRule[] = [
   rule(READ, [BATCH], ['jobs', 'jobs/status', 'cronjobs', 'cronjobs/status']),
   rule(READ, [AUTOSCALING], ['horizontalpodautoscalers', 'horizontalpodautoscalers/status']),
   // metrics-server's system:aggregated-metrics-reader, aggregated into view, edit and admin.
-  rule(READ, [METRICS], ['podmetrics']),
+  rule(READ, [METRICS], ['podmetrics', 'nodemetrics']),
 ];
 
 /** edit: view, plus reading secrets and writing workloads, services, config and claims; no RBAC, no status, no quotas. */
@@ -398,7 +398,7 @@ const NODE_RULES: readonly PolicyRule[] = [
   rule(['create', 'get', 'update', 'patch', 'list', 'watch'], [COORDINATION], ['leases']),
   rule(['create', 'patch', 'update'], [CORE], ['events']),
   // The usage of its pods (node restriction: only pods bound to it).
-  rule(['get', 'create', 'update', 'patch', 'delete'], [METRICS], ['podmetrics']),
+  rule(['get', 'create', 'update', 'patch', 'delete'], [METRICS], ['podmetrics', 'nodemetrics']),
 ];
 
 /** system:kube-scheduler: watch what placement depends on, bind pods (pods/binding), lead by lease. */

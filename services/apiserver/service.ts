@@ -13,6 +13,7 @@ import { ApiError, namespaceOf, Registry, type ApiObject, type Fence, type Reaso
 import { listCached, startWatch, type WatchHandle } from './watch.js';
 import type { WatchCache } from './watch-cache.js';
 import type { Access } from './access.js';
+import { AgentCallError, NodeProxy, podTarget } from './node-proxy.js';
 import type { UserInfo } from './rbac.js';
 import { isJsonObject } from './schema.js';
 import { kindInfo, objectKey, type KindInfo } from '../client/kinds.js';
@@ -52,12 +53,15 @@ export interface ResourceServiceOptions {
   readonly metrics?: MasterMetrics;
   /** Each request is a span (its writes' propose and apply are children) when given. */
   readonly tracer?: Tracer;
+  /** How pods/log and pods/exec reach node agents (absent: insecure channels). */
+  readonly agentCredentials?: grpc.ChannelCredentials;
 }
 
 /** Kubernetes' cacher keeps 100 events per resource by default and grows under load; one window for all kinds here. */
 export const DEFAULT_WATCH_CACHE_EVENTS = 10_000;
 
 export function statusOf(error: unknown): Partial<grpc.StatusObject> {
+  if (error instanceof AgentCallError) return { ...error.status };
   if (error instanceof ApiError) {
     const metadata = new grpc.Metadata();
     metadata.set('mast-reason', error.reason);
@@ -135,6 +139,18 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
     };
   };
   const current = (info: KindInfo, namespace: string, name: string): ApiObject | undefined => cache.get(info, objectKey(info, namespace, name))?.object;
+  const nodeProxy = new NodeProxy({ credentials: options.agentCredentials ?? grpc.credentials.createInsecure() });
+  const podInfo = Registry.kind('Pod');
+  const nodeInfo = Registry.kind('Node');
+  /** The pod a pods/log or pods/exec call names, authorized for `verb` on `subresource`, and where its container runs. */
+  const podCall = (metadata: grpc.Metadata, authContext: ReturnType<grpc.ServerInterceptingCallInterface['getAuthContext']>, request: { namespace: string; name: string; container: string }, verb: 'get' | 'create', subresource: 'log' | 'exec') => {
+    const user = access.authenticate(metadata, authContext);
+    const namespace = namespaceOf(podInfo, request.namespace);
+    access.authorize(user, { verb, info: podInfo, namespace, name: request.name, subresource });
+    const pod = current(podInfo, namespace, request.name);
+    if (pod === undefined) throw new ApiError('NotFound', `pods "${request.name}" not found in namespace ${namespace}`);
+    return podTarget(pod, request.container, (node) => current(nodeInfo, '', node));
+  };
 
   return {
     create: unary('create', async (request: api.CreateRequest, { user, context }) => {
@@ -195,6 +211,40 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
       access.authorize(user, { verb: 'create', info, namespace, name: request.name, subresource: 'binding' });
       return { object: bytesOf(await registry.bind(namespace, request.name, request.nodeName, { ...context, resourceVersion: request.resourceVersion })) };
     }),
+    podLogs: (call: grpc.ServerWritableStream<api.PodLogsRequest, api.PodLogsChunk>) => {
+      const request = call.request;
+      let relay: { done: Promise<void>; cancel: () => void } | undefined;
+      let ended = false;
+      const end = (error?: unknown): void => {
+        if (ended) return;
+        ended = true;
+        relay?.cancel();
+        if (error === undefined) call.end();
+        else call.emit('error', Object.assign(new Error(statusOf(error).details ?? 'logs failed'), statusOf(error)));
+      };
+      call.on('cancelled', () => end());
+      try {
+        const target = podCall(call.metadata, call.getAuthContext(), request, 'get', 'log');
+        const { namespace: _namespace, name: _name, container: _container, ...options } = request;
+        relay = nodeProxy.logs(target, options, (data) => {
+          if (!ended) call.write({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) });
+        });
+        relay.done.then(() => end(), (error: unknown) => end(error));
+      } catch (error) {
+        end(error);
+      }
+    },
+    podExec: (call: grpc.ServerUnaryCall<api.PodExecRequest, api.PodExecResponse>, callback: grpc.sendUnaryData<api.PodExecResponse>) => {
+      const request = call.request;
+      (async () => {
+        const target = podCall(call.metadata, call.getAuthContext(), request, 'create', 'exec');
+        const response = await nodeProxy.exec(target, request.command, request.timeoutSeconds);
+        return { stdout: response.stdout, stderr: response.stderr, exitCode: response.exitCode };
+      })().then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(statusOf(error)),
+      );
+    },
     watch: (call: grpc.ServerWritableStream<api.WatchRequest, api.WatchEvent>) => {
       const request = call.request;
       let watch: WatchHandle | undefined;

@@ -40,6 +40,7 @@ export const KINDS: readonly KindInfo[] = [
   kind('CronJob', 'batch/v1', 'cronjobs', true, true, ['cj']),
   kind('HorizontalPodAutoscaler', 'autoscaling/v2', 'horizontalpodautoscalers', true, true, ['hpa']),
   kind('PodMetrics', 'metrics.k8s.io/v1beta1', 'podmetrics', true, false),
+  kind('NodeMetrics', 'metrics.k8s.io/v1beta1', 'nodemetrics', false, false),
   kind('Lease', 'coordination.k8s.io/v1', 'leases', true, false),
   kind('Role', 'rbac.authorization.k8s.io/v1', 'roles', true, false),
   kind('RoleBinding', 'rbac.authorization.k8s.io/v1', 'rolebindings', true, false),

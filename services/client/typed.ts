@@ -35,6 +35,7 @@ export interface KindTypes {
   CronJob: batch.CronJob;
   HorizontalPodAutoscaler: autoscaling.HorizontalPodAutoscaler;
   PodMetrics: metrics.PodMetrics;
+  NodeMetrics: metrics.NodeMetrics;
   Lease: coordination.Lease;
   Role: rbac.Role;
   RoleBinding: rbac.RoleBinding;
@@ -67,6 +68,7 @@ export const TYPED_KINDS: Readonly<Record<KindName, true>> = {
   CronJob: true,
   HorizontalPodAutoscaler: true,
   PodMetrics: true,
+  NodeMetrics: true,
   Lease: true,
   Role: true,
   RoleBinding: true,

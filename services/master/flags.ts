@@ -34,6 +34,10 @@ export interface MasterFlags {
   readonly peerKeyFile: string;
   readonly peerTrustedCaFile: string;
   readonly peerClientCertAuth: boolean;
+  /** TLS to node agents (pods/log, pods/exec): the client certificate and key this master presents, and the agents' CA. */
+  readonly agentClientCertificate: string;
+  readonly agentClientKey: string;
+  readonly agentCertificateAuthority: string;
   /** How long Events are kept after they last happened. */
   readonly eventTtlMs: number;
   /** Whether this master runs a (leader-elected) scheduler candidate. */
@@ -91,6 +95,9 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'peer-key-file': { kind: 'string', help: 'TLS key for https:// peer URLs' },
   'peer-trusted-ca-file': { kind: 'string', help: 'CA bundle to verify other masters' },
   'peer-client-cert-auth': { kind: 'bool', help: 'require other masters to present a certificate signed by --peer-trusted-ca-file' },
+  'agent-client-certificate': { kind: 'string', help: 'pods/log and pods/exec: TLS client certificate this master presents to node agents (with --agent-client-key; absent: plain connections)' },
+  'agent-client-key': { kind: 'string', help: 'pods/log and pods/exec: key of --agent-client-certificate' },
+  'agent-certificate-authority': { kind: 'string', help: 'pods/log and pods/exec: CA bundle that signed the agents\' serving certificates' },
   scheduler: { kind: 'bool', help: 'run a scheduler candidate in this master: the one holding the kube-system/kube-scheduler Lease binds pods (default true; --scheduler=false to leave scheduling to others)' },
   controllers: { kind: 'bool', help: 'run a controller-manager candidate in this master: the one holding the kube-system/kube-controller-manager Lease runs the controllers (default true)' },
   'node-monitor-grace-period': { kind: 'string', help: 'controller-manager: how long a node may go without a heartbeat (its Lease) before it is marked Ready=Unknown and tainted unreachable, e.g. 40s (default 40s)' },
@@ -222,6 +229,9 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     peerKeyFile: text('peer-key-file', ''),
     peerTrustedCaFile: text('peer-trusted-ca-file', ''),
     peerClientCertAuth: bool('peer-client-cert-auth'),
+    agentClientCertificate: text('agent-client-certificate', ''),
+    agentClientKey: text('agent-client-key', ''),
+    agentCertificateAuthority: text('agent-certificate-authority', ''),
     eventTtlMs: parseDuration('event-ttl', text('event-ttl', '1h')),
     scheduler: raw.has('scheduler') ? parseBool('scheduler', raw.get('scheduler')!) : true,
     controllers: raw.has('controllers') ? parseBool('controllers', raw.get('controllers')!) : true,
@@ -238,6 +248,7 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
   const tlsUrl = (list: readonly string[]): boolean => list.some((url) => url.startsWith('https://'));
   if (tlsUrl(flags.listenClientUrls) && (flags.certFile === '' || flags.keyFile === '')) throw new FlagError('https:// client URLs need --cert-file and --key-file');
   if (tlsUrl(flags.listenPeerUrls) && (flags.peerCertFile === '' || flags.peerKeyFile === '')) throw new FlagError('https:// peer URLs need --peer-cert-file and --peer-key-file');
+  if ((flags.agentClientCertificate === '') !== (flags.agentClientKey === '')) throw new FlagError('--agent-client-certificate and --agent-client-key go together');
   if (flags.clientCertAuth && flags.trustedCaFile === '') throw new FlagError('--client-cert-auth needs --trusted-ca-file');
   if (flags.peerClientCertAuth && flags.peerTrustedCaFile === '') throw new FlagError('--peer-client-cert-auth needs --peer-trusted-ca-file');
   if (!flags.insecure) {

@@ -206,6 +206,7 @@ export class Master {
       allocator: { serviceCidr: flags.serviceClusterIpRange, nodePortRange: flags.serviceNodePortRange },
       metrics: telemetry.metrics,
       ...(flags.tracesExporter === 'none' ? {} : { tracer: telemetry.tracer }),
+      agentCredentials: channelCredentials(flags.agentClientCertificate !== '' || flags.agentCertificateAuthority !== '', flags.agentClientCertificate, flags.agentClientKey, flags.agentCertificateAuthority),
     });
     // What every cluster has; whichever member gets there first creates it.
     const warn = (message: string): void => this.logger.warn(message);

@@ -90,7 +90,11 @@ export interface NodeStatus {
   phase?: string | undefined;
   conditions?: Condition[] | undefined;
   addresses?: NodeAddress[] | undefined;
-  nodeInfo?: NodeSystemInfo | undefined;
+  nodeInfo?:
+    | NodeSystemInfo
+    | undefined;
+  /** Where the node's agent serves (logs, exec): its InternalIP address and this port. */
+  daemonEndpoints?: NodeDaemonEndpoints | undefined;
 }
 
 export interface NodeStatus_CapacityEntry {
@@ -101,6 +105,15 @@ export interface NodeStatus_CapacityEntry {
 export interface NodeStatus_AllocatableEntry {
   key: string;
   value?: Quantity | undefined;
+}
+
+export interface NodeDaemonEndpoints {
+  kubeletEndpoint?: DaemonEndpoint | undefined;
+}
+
+export interface DaemonEndpoint {
+  /** Capitalised in Kubernetes' JSON too. */
+  Port?: number | undefined;
 }
 
 export interface NodeAddress {

@@ -8,7 +8,7 @@
 import type { ObjectMeta, Quantity } from "./meta.js";
 
 /**
- * metrics.k8s.io/v1beta1 kinds: PodMetrics, as metrics-server serves them.
+ * metrics.k8s.io/v1beta1 kinds: PodMetrics and NodeMetrics, as metrics-server serves them.
  * Conventions: see meta.proto.
  *
  * In Kubernetes the metrics API is not stored: metrics-server answers it
@@ -45,6 +45,27 @@ export interface PodMetrics {
 }
 
 export interface PodMetrics_CustomMetricsEntry {
+  key: string;
+  value?: Quantity | undefined;
+}
+
+/**
+ * apiVersion: metrics.k8s.io/v1beta1. Named as the node it measures;
+ * written by that node's agent, read by `mastctl top nodes`.
+ */
+export interface NodeMetrics {
+  apiVersion?: string | undefined;
+  kind?: string | undefined;
+  metadata?: ObjectMeta | undefined;
+  timestamp?: string | undefined;
+  window?:
+    | string
+    | undefined;
+  /** cpu (cores), memory (working set bytes) of the whole node. */
+  usage?: { [key: string]: Quantity } | undefined;
+}
+
+export interface NodeMetrics_UsageEntry {
   key: string;
   value?: Quantity | undefined;
 }

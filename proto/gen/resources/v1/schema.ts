@@ -146,7 +146,14 @@ export const RESOURCE_SCHEMA: Readonly<Record<string, Readonly<Record<string, Fi
   "addresses": {
    "list": "NodeAddress"
   },
-  "nodeInfo": "NodeSystemInfo"
+  "nodeInfo": "NodeSystemInfo",
+  "daemonEndpoints": "NodeDaemonEndpoints"
+ },
+ "NodeDaemonEndpoints": {
+  "kubeletEndpoint": "DaemonEndpoint"
+ },
+ "DaemonEndpoint": {
+  "Port": "int32"
  },
  "NodeAddress": {
   "type": "string",
@@ -1284,6 +1291,16 @@ export const RESOURCE_SCHEMA: Readonly<Record<string, Readonly<Record<string, Fi
    "list": "ContainerMetrics"
   },
   "customMetrics": {
+   "map": "Quantity"
+  }
+ },
+ "NodeMetrics": {
+  "apiVersion": "string",
+  "kind": "string",
+  "metadata": "ObjectMeta",
+  "timestamp": "string",
+  "window": "string",
+  "usage": {
    "map": "Quantity"
   }
  },
