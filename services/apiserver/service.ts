@@ -225,7 +225,7 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
       call.on('cancelled', () => end());
       try {
         const target = podCall(call.metadata, call.getAuthContext(), request, 'get', 'log');
-        const { namespace: _namespace, name: _name, container: _container, ...options } = request;
+        const options = { follow: request.follow, previous: request.previous, tailLines: request.tailLines, sinceSeconds: request.sinceSeconds, timestamps: request.timestamps, limitBytes: request.limitBytes };
         relay = nodeProxy.logs(target, options, (data) => {
           if (!ended) call.write({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) });
         });
