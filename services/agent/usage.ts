@@ -1,0 +1,157 @@
+// Pod and node usage, as metrics-server would serve it: every window the
+// agent reads the runtime's container stats (CRI ListContainerStats) and
+// the node's /proc, turns cumulative CPU time into cores over the window,
+// and writes a PodMetrics per pod it runs and a NodeMetrics for itself —
+// what the HorizontalPodAutoscaler and `mastctl top` read.
+
+import * as grpc from '@grpc/grpc-js';
+import { readFile } from 'node:fs/promises';
+import type { ContainerStats } from '../../proto/gen/cri/v1/api.js';
+import { statusCodeOf, type KubeObject, type ResourceClient } from '../client/resources.js';
+
+export const POD_NAME_LABEL = 'io.kubernetes.pod.name';
+export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
+export const POD_UID_LABEL = 'io.kubernetes.pod.uid';
+export const CONTAINER_NAME_LABEL = 'io.kubernetes.container.name';
+
+/** One reading of a container: cumulative CPU nanoseconds and working set, at a time (ns). */
+interface Sample {
+  readonly cpuNs: number;
+  readonly memoryBytes: number;
+  readonly atNs: number;
+}
+
+/** Cores used between two cumulative readings, as a quantity in millicores ("250m"). */
+export function cpuQuantity(previous: { cpuNs: number; atNs: number } | undefined, current: { cpuNs: number; atNs: number }): string {
+  if (previous === undefined || current.atNs <= previous.atNs || current.cpuNs < previous.cpuNs) return '0';
+  const cores = (current.cpuNs - previous.cpuNs) / (current.atNs - previous.atNs);
+  const milli = Math.round(cores * 1000);
+  return milli === 0 ? '0' : `${milli}m`;
+}
+
+/** Bytes as kubectl prints memory: Ki, rounded up. */
+export function memoryQuantity(bytes: number): string {
+  if (bytes <= 0) return '0';
+  return `${Math.ceil(bytes / 1024)}Ki`;
+}
+
+export interface UsageReporterOptions {
+  readonly client: ResourceClient;
+  readonly nodeName: string;
+  readonly listContainerStats: () => Promise<ContainerStats[]>;
+  /** The window between readings (metrics-server: 15 s). */
+  readonly intervalMs?: number;
+  /** The node's cumulative busy CPU time and used memory (default: /proc/stat and /proc/meminfo). */
+  readonly readNode?: () => Promise<{ cpuNs: number; memoryBytes: number }>;
+  readonly now?: () => number;
+  readonly log?: (line: string) => void;
+}
+
+/** Busy CPU time of the whole node (all CPUs, without idle and iowait) and memory in use (MemTotal - MemAvailable). */
+export async function readProcNode(): Promise<{ cpuNs: number; memoryBytes: number }> {
+  const [stat, meminfo] = await Promise.all([readFile('/proc/stat', 'utf8'), readFile('/proc/meminfo', 'utf8')]);
+  const cpu = stat.split('\n').find((line) => line.startsWith('cpu '))!.trim().split(/\s+/).slice(1).map(Number);
+  const busyTicks = cpu.reduce((sum, value, index) => (index === 3 || index === 4 ? sum : sum + value), 0);
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(meminfo)?.[1] ?? 0) * 1024;
+  return { cpuNs: busyTicks * 10_000_000, memoryBytes: field('MemTotal') - field('MemAvailable') };
+}
+
+export class UsageReporter {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly containers = new Map<string, Sample>();
+  private node: Sample | undefined;
+  /** PodMetrics written, by namespace/name: removed when their pod's containers are gone. */
+  private readonly written = new Set<string>();
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly options: UsageReporterOptions) {}
+
+  start(): void {
+    const tick = (): void => {
+      if (this.running !== undefined) return;
+      this.running = this.report()
+        .catch((error: unknown) => this.options.log?.(`usage: ${error instanceof Error ? error.message : String(error)}`))
+        .finally(() => (this.running = undefined));
+    };
+    tick();
+    this.timer = setInterval(tick, this.options.intervalMs ?? 15_000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One reading: write every pod's and the node's metrics (the first reading only primes CPU: usage needs two). */
+  async report(): Promise<void> {
+    const now = this.options.now ?? Date.now;
+    const window = `${Math.round((this.options.intervalMs ?? 15_000) / 1000)}s`;
+    const timestamp = new Date(now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const stats = await this.options.listContainerStats();
+    const pods = new Map<string, { namespace: string; name: string; containers: Array<{ name: string; usage: Record<string, string> }> }>();
+    const seen = new Set<string>();
+    for (const stat of stats) {
+      const labels = stat.attributes?.labels ?? {};
+      const namespace = labels[POD_NAMESPACE_LABEL];
+      const name = labels[POD_NAME_LABEL];
+      const container = labels[CONTAINER_NAME_LABEL] ?? stat.attributes?.metadata?.name;
+      const id = stat.attributes?.id ?? '';
+      if (namespace === undefined || name === undefined || container === undefined || id === '') continue;
+      const sample: Sample = { cpuNs: stat.cpu?.usageCoreNanoSeconds?.value ?? 0, memoryBytes: stat.memory?.workingSetBytes?.value ?? 0, atNs: stat.cpu?.timestamp || now() * 1e6 };
+      seen.add(id);
+      const previous = this.containers.get(id);
+      this.containers.set(id, sample);
+      const key = `${namespace}/${name}`;
+      const pod = pods.get(key) ?? { namespace, name, containers: [] };
+      pods.set(key, pod);
+      pod.containers.push({ name: container, usage: { cpu: cpuQuantity(previous, sample), memory: memoryQuantity(sample.memoryBytes) } });
+    }
+    for (const id of [...this.containers.keys()]) if (!seen.has(id)) this.containers.delete(id);
+    for (const [key, pod] of pods) {
+      // Several attempts of one container (an exited one kept for logs): the latest reading wins.
+      const byName = new Map(pod.containers.map((container) => [container.name, container]));
+      await this.write('PodMetrics', pod.namespace, pod.name, {
+        apiVersion: 'metrics.k8s.io/v1beta1',
+        kind: 'PodMetrics',
+        metadata: { name: pod.name, namespace: pod.namespace },
+        timestamp,
+        window,
+        containers: [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)),
+      });
+      this.written.add(key);
+    }
+    for (const key of [...this.written]) {
+      if (pods.has(key)) continue;
+      const [namespace, name] = key.split('/') as [string, string];
+      this.written.delete(key);
+      await this.options.client.delete('PodMetrics', namespace, name).catch((error: unknown) => {
+        if (statusCodeOf(error) !== grpc.status.NOT_FOUND) throw error;
+      });
+    }
+    const nodeReading = await (this.options.readNode ?? readProcNode)();
+    const nodeSample: Sample = { ...nodeReading, atNs: now() * 1e6 };
+    const cpu = cpuQuantity(this.node, nodeSample);
+    this.node = nodeSample;
+    await this.write('NodeMetrics', '', this.options.nodeName, {
+      apiVersion: 'metrics.k8s.io/v1beta1',
+      kind: 'NodeMetrics',
+      metadata: { name: this.options.nodeName },
+      timestamp,
+      window,
+      usage: { cpu, memory: memoryQuantity(nodeSample.memoryBytes) },
+    });
+  }
+
+  /** Create or replace (metrics are overwritten whole; no conflicts to merge). */
+  private async write(kind: string, namespace: string, name: string, object: KubeObject): Promise<void> {
+    const client = this.options.client;
+    try {
+      const current = await client.get(kind, namespace, name);
+      await client.update(kind, { ...object, metadata: { ...object.metadata, resourceVersion: current.metadata?.resourceVersion } });
+    } catch (error) {
+      if (statusCodeOf(error) !== grpc.status.NOT_FOUND) throw error;
+      await client.create(kind, object);
+    }
+  }
+}
