@@ -142,13 +142,16 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
   const nodeProxy = new NodeProxy({ credentials: options.agentCredentials ?? grpc.credentials.createInsecure() });
   const podInfo = Registry.kind('Pod');
   const nodeInfo = Registry.kind('Node');
-  /** The pod a pods/log or pods/exec call names, authorized for `verb` on `subresource`, and where its container runs. */
-  const podCall = (metadata: grpc.Metadata, authContext: ReturnType<grpc.ServerInterceptingCallInterface['getAuthContext']>, request: { namespace: string; name: string; container: string }, verb: 'get' | 'create', subresource: 'log' | 'exec') => {
+  /**
+   * The pod a pods/log or pods/exec call names, authorized for `verb` on
+   * `subresource`, and where its container runs. Read after a linearizable
+   * barrier (registry.get), so a pod just created elsewhere is found here.
+   */
+  const podCall = async (metadata: grpc.Metadata, authContext: ReturnType<grpc.ServerInterceptingCallInterface['getAuthContext']>, request: { namespace: string; name: string; container: string }, verb: 'get' | 'create', subresource: 'log' | 'exec') => {
     const user = access.authenticate(metadata, authContext);
     const namespace = namespaceOf(podInfo, request.namespace);
     access.authorize(user, { verb, info: podInfo, namespace, name: request.name, subresource });
-    const pod = current(podInfo, namespace, request.name);
-    if (pod === undefined) throw new ApiError('NotFound', `pods "${request.name}" not found in namespace ${namespace}`);
+    const pod = await registry.get('Pod', namespace, request.name);
     return podTarget(pod, request.container, (node) => current(nodeInfo, '', node));
   };
 
@@ -223,21 +226,21 @@ export function resourceHandlers(store: ReplicatedStore, registry: Registry, cac
         else call.emit('error', Object.assign(new Error(statusOf(error).details ?? 'logs failed'), statusOf(error)));
       };
       call.on('cancelled', () => end());
-      try {
-        const target = podCall(call.metadata, call.getAuthContext(), request, 'get', 'log');
+      (async () => {
+        const target = await podCall(call.metadata, call.getAuthContext(), request, 'get', 'log');
+        if (ended) return;
         const options = { follow: request.follow, previous: request.previous, tailLines: request.tailLines, sinceSeconds: request.sinceSeconds, timestamps: request.timestamps, limitBytes: request.limitBytes };
         relay = nodeProxy.logs(target, options, (data) => {
           if (!ended) call.write({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) });
         });
-        relay.done.then(() => end(), (error: unknown) => end(error));
-      } catch (error) {
-        end(error);
-      }
+        await relay.done;
+        end();
+      })().catch((error: unknown) => end(error));
     },
     podExec: (call: grpc.ServerUnaryCall<api.PodExecRequest, api.PodExecResponse>, callback: grpc.sendUnaryData<api.PodExecResponse>) => {
       const request = call.request;
       (async () => {
-        const target = podCall(call.metadata, call.getAuthContext(), request, 'create', 'exec');
+        const target = await podCall(call.metadata, call.getAuthContext(), request, 'create', 'exec');
         const response = await nodeProxy.exec(target, request.command, request.timeoutSeconds);
         return { stdout: response.stdout, stderr: response.stderr, exitCode: response.exitCode };
       })().then(

@@ -82,6 +82,44 @@ export interface WatchParams {
   readonly allowBookmarks?: boolean;
 }
 
+/** What part of a container's log to read (the pods/log subresource's options, as kubectl names them). */
+export interface PodLogsOptions {
+  /** Empty or absent: the pod's only container (the master names the choices when it has several). */
+  readonly container?: string;
+  /** Keep the stream open for new lines until cancelled or the log ends. */
+  readonly follow?: boolean;
+  /** The previous attempt's log (after a restart). */
+  readonly previous?: boolean;
+  readonly tailLines?: number;
+  readonly sinceSeconds?: number;
+  readonly timestamps?: boolean;
+  readonly limitBytes?: number;
+}
+
+/** A log stream being read: `done` settles when it ends (resolves on the server's end or on cancel, rejects with the call's error). */
+export interface PodLogsStream {
+  readonly done: Promise<void>;
+  cancel(): void;
+}
+
+export interface PodExecOptions {
+  /** Empty or absent: the pod's only container. */
+  readonly container?: string;
+  /** How long the command may run (absent or 0: the agent's default, 60 s). */
+  readonly timeoutSeconds?: number;
+}
+
+export interface PodExecResult {
+  readonly stdout: Uint8Array;
+  readonly stderr: Uint8Array;
+  readonly exitCode: number;
+}
+
+/** The agent's exec timeout when the caller gives none (proto/api.proto: PodExecRequest.timeout_seconds). */
+const DEFAULT_EXEC_TIMEOUT_SECONDS = 60;
+/** Beyond the command's own timeout, how long an exec call waits for the master and the agent to answer. */
+const EXEC_DEADLINE_MARGIN_MS = 15_000;
+
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 50,
   'grpc.max_reconnect_backoff_ms': 1000,
@@ -248,6 +286,76 @@ export class ResourceClient {
       if (retryTimer !== undefined) clearTimeout(retryTimer);
       stream?.cancel();
     };
+  }
+
+  /**
+   * A container's log (pods/log): each chunk of text to `onData` as the
+   * master relays it from the pod's node agent. A log is not resumable, so
+   * the stream stays on the master it started on; it moves to another only
+   * when the first could not be reached at all. Without `follow`, it ends
+   * with the log; with it, when cancelled or when the log ends for good.
+   */
+  podLogs(namespace: string, name: string, options: PodLogsOptions, onData: (chunk: Uint8Array) => void): PodLogsStream {
+    const request = api.PodLogsRequest.fromPartial({
+      namespace,
+      name,
+      container: options.container ?? '',
+      follow: options.follow ?? false,
+      previous: options.previous ?? false,
+      tailLines: options.tailLines,
+      sinceSeconds: options.sinceSeconds,
+      timestamps: options.timestamps ?? false,
+      limitBytes: options.limitBytes,
+    });
+    let cancelled = false;
+    let stream: grpc.ClientReadableStream<api.PodLogsChunk> | undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      // Each master at most once, and only while nothing was received: a log is not resumable.
+      const open = (attemptsLeft: number): void => {
+        if (cancelled) return resolve();
+        const index = this.pick();
+        const current = this.clients[index]!.podLogs(request, this.metadata());
+        stream = current;
+        let received = false;
+        current.on('data', (chunk: api.PodLogsChunk) => {
+          received = true;
+          if (!cancelled) onData(chunk.data);
+        });
+        current.on('end', () => resolve());
+        current.on('error', (error: grpc.ServiceError) => {
+          if (cancelled || error.code === grpc.status.CANCELLED) return resolve();
+          const neverSent = error.code === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED/.test(error.message);
+          if (neverSent) this.unhealthyUntil[index] = Date.now() + UNHEALTHY_MS;
+          if (neverSent && !received && attemptsLeft > 1) open(attemptsLeft - 1);
+          else reject(error);
+        });
+      };
+      open(this.clients.length);
+    });
+    return {
+      done,
+      cancel: () => {
+        cancelled = true;
+        stream?.cancel();
+      },
+    };
+  }
+
+  /**
+   * Run a command in a pod's container (pods/exec, non-interactive) and wait
+   * for it. Never repeated on another master once it may have been sent:
+   * a command is not safe to run twice. A non-zero exit code is an answer,
+   * not an error.
+   */
+  podExec(namespace: string, name: string, command: readonly string[], options: PodExecOptions = {}): Promise<PodExecResult> {
+    const timeoutSeconds = options.timeoutSeconds ?? 0;
+    const request = api.PodExecRequest.fromPartial({ namespace, name, container: options.container ?? '', command: [...command], timeoutSeconds });
+    const deadlineMs = (timeoutSeconds > 0 ? timeoutSeconds : DEFAULT_EXEC_TIMEOUT_SECONDS) * 1000 + EXEC_DEADLINE_MARGIN_MS;
+    return this.call<api.PodExecResponse>(false, (client, callOptions, done) => client.podExec(request, this.metadata(), { ...callOptions, deadline: Date.now() + Math.max(deadlineMs, this.timeoutMs) }, done)).then((response) => ({
+      stdout: response.stdout,
+      stderr: response.stderr,
+      exitCode: response.exitCode,
+    }));
   }
 
   /** The next master, round robin, passing over those that recently failed to answer (while any other is left). */

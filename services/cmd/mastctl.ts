@@ -10,6 +10,8 @@ process.noDeprecation = true;
 
 const code = await runCtl(process.argv.slice(2), {
   out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+  write: (chunk, stream) => (stream === 'stderr' ? process.stderr : process.stdout).write(chunk),
   readStdin: () => readFileSync(0, 'utf8'),
   env: process.env,
   now: () => new Date(),

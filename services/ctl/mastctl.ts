@@ -10,6 +10,9 @@
 //   mastctl describe KIND [NAME...]
 //   mastctl get ... -w                 then every change, until Ctrl-C
 //   mastctl rollout status|history|undo|pause|resume deploy/NAME   (see rollout.ts)
+//   mastctl logs POD|TYPE/NAME [-c CONTAINER] [-f] [-p] [--tail=N] [--since=DURATION] [--timestamps] [--limit-bytes=N]
+//   mastctl exec POD|TYPE/NAME [-c CONTAINER] -- CMD [ARGS...]     (non-interactive)
+//   mastctl top pods [NAME] [-n NS | -A] [-l SEL] [--containers] | top nodes [NAME]   (see pods.ts)
 //   mastctl cluster-info | member list
 //
 // Masters: --server URL[,URL...], else $MAST_MASTERS, else the config file
@@ -26,6 +29,7 @@ import { KINDS, resolveKind, type KindInfo } from '../client/kinds.js';
 import { ResourceClient, type KubeObject } from '../client/resources.js';
 import { readManifests, ManifestError } from './manifests.js';
 import { describeEvents, formatTable, printObjects, type PrintOptions } from './printers.js';
+import { POD_COMMAND_FLAGS, runExec, runLogs, runTop, type PodsIo } from './pods.js';
 import { runRollout } from './rollout.js';
 
 export class UsageError extends Error {
@@ -33,29 +37,41 @@ export class UsageError extends Error {
 }
 
 export interface CtlIo {
+  /** A line to stdout (the newline is the callee's). */
   readonly out: (text: string) => void;
+  /** A line to stderr; absent: to `out`. */
+  readonly err?: (text: string) => void;
+  /** Bytes or text as they come, no newline added (logs, exec); absent: each chunk as a line to `out` or `err`. */
+  readonly write?: (chunk: Uint8Array | string, stream: 'stdout' | 'stderr') => void;
   readonly readStdin: () => string;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly now: () => Date;
-  /** Resolves when the user interrupts (Ctrl-C): ends `get -w`. */
+  /** Resolves when the user interrupts (Ctrl-C): ends `get -w` and `logs -f`. */
   readonly interrupted?: Promise<void>;
 }
 
 interface Parsed {
   readonly positional: string[];
   readonly flags: Map<string, string[]>;
+  /** Where `--` stood: the index in `positional` of the first word after it (undefined: there was none). */
+  readonly dashAt: number | undefined;
 }
 
 const BOOLEAN_FLAGS = new Set(['A', 'all-namespaces', 'show-labels', 'overwrite', 'w', 'watch']);
 const SHORT: Readonly<Record<string, string>> = { n: 'namespace', o: 'output', l: 'selector', f: 'filename', A: 'all-namespaces', w: 'watch' };
 
+/** Flags read the global way until the command word, then as that command reads them (logs' -f is --follow, not --filename). */
 function parseArgs(args: readonly string[]): Parsed {
   const positional: string[] = [];
   const flags = new Map<string, string[]>();
+  let dashAt: number | undefined;
+  let shortNames: Readonly<Record<string, string>> = SHORT;
+  let booleans: ReadonlySet<string> = BOOLEAN_FLAGS;
   const add = (name: string, value: string): void => void flags.set(name, [...(flags.get(name) ?? []), value]);
   for (let index = 0; index < args.length; index++) {
     const arg = args[index]!;
     if (arg === '--') {
+      dashAt = positional.length;
       positional.push(...args.slice(index + 1));
       break;
     }
@@ -63,12 +79,17 @@ function parseArgs(args: readonly string[]): Parsed {
     const short = /^-([A-Za-z])(?:=?(.+))?$/.exec(arg);
     if (long === null && short === null) {
       positional.push(arg);
+      const own = positional.length === 1 ? POD_COMMAND_FLAGS[arg] : undefined;
+      if (own !== undefined) {
+        shortNames = { ...SHORT, ...own.short };
+        booleans = new Set([...BOOLEAN_FLAGS, ...own.booleans]);
+      }
       continue;
     }
     const rawName = long !== null ? long[1]! : short![1]!;
-    const name = SHORT[rawName] ?? rawName;
+    const name = (short !== null ? shortNames[rawName] : undefined) ?? SHORT[rawName] ?? rawName;
     const inline = long !== null ? long[2] : short![2];
-    if (BOOLEAN_FLAGS.has(rawName) || BOOLEAN_FLAGS.has(name)) {
+    if (booleans.has(rawName) || booleans.has(name)) {
       add(name, inline ?? 'true');
     } else if (inline !== undefined) {
       add(name, inline);
@@ -79,7 +100,7 @@ function parseArgs(args: readonly string[]): Parsed {
       index++;
     }
   }
-  return { positional, flags };
+  return { positional, flags, dashAt };
 }
 
 /** kubectl's --cascade: background (default, also "true"), foreground, orphan (also "false"). */
@@ -354,6 +375,16 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
       }
       case 'rollout':
         return await runRollout(client, rest, { namespace: namespace ?? 'default', flag: (name) => flag(parsed, name) }, io);
+      case 'logs':
+      case 'exec':
+      case 'top': {
+        const options = { namespace, flag: (name: string) => flag(parsed, name), boolFlag: (name: string) => boolFlag(parsed, name) };
+        const podsIo = podsIoOf(io);
+        if (command === 'logs') return await runLogs(client, rest, options, podsIo);
+        if (command === 'top') return await runTop(client, rest, options, podsIo);
+        const dashAt = parsed.dashAt;
+        return await runExec(client, dashAt === undefined ? rest : parsed.positional.slice(1, dashAt), dashAt === undefined ? undefined : parsed.positional.slice(dashAt), options, podsIo);
+      }
       case 'cluster-info':
       case 'member': {
         if (command === 'member' && rest[0] !== 'list') throw new UsageError('usage: mastctl member list');
@@ -392,6 +423,18 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
     client?.close();
     etcd?.close();
   }
+}
+
+/** The streams logs and exec write to, from what the caller gave (tests give `out` alone). */
+function podsIoOf(io: CtlIo): PodsIo {
+  const err = io.err ?? io.out;
+  const write =
+    io.write ??
+    ((chunk: Uint8Array | string, stream: 'stdout' | 'stderr'): void => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      (stream === 'stderr' ? err : io.out)(text.replace(/\n$/, ''));
+    });
+  return { out: io.out, err, write, ...(io.interrupted === undefined ? {} : { interrupted: io.interrupted }) };
 }
 
 async function get(client: ResourceClient, rest: readonly string[], parsed: Parsed, io: CtlIo): Promise<void> {
@@ -489,6 +532,11 @@ const USAGE = `mastctl controls a mast cluster.
   rollout history deploy/NAME [--revision=N]
   rollout undo deploy/NAME [--to-revision=N]
   rollout pause|resume deploy/NAME
+  logs POD|TYPE/NAME [-c CONTAINER] [-f|--follow] [-p|--previous] [--tail=N] [--since=DURATION] [--timestamps] [--limit-bytes=N]
+                                a container's log (TYPE/NAME: the first pod of a deployment, replicaset, statefulset, daemonset, job...)
+  exec POD|TYPE/NAME [-c CONTAINER] -- CMD [ARGS...]   run a command in a container and wait for it (no stdin, no tty)
+  top pods [NAME] [-n NS | -A] [-l SELECTOR] [--containers] [--sort-by=cpu|memory]
+  top nodes [NAME] [-l SELECTOR] [--sort-by=cpu|memory]   cpu and memory usage, from the metrics the agents report
   cluster-info                  masters, leader, revision
   member list
 
