@@ -17,6 +17,7 @@ import { HorizontalPodAutoscalerController } from './hpa/controller.js';
 import { NODE_LEASE_NAMESPACE, NodeLifecycleController } from './nodelifecycle/controller.js';
 import { TaintEvictionController } from './nodelifecycle/taint-eviction.js';
 import { NamespaceController } from './namespace/controller.js';
+import { PersistentVolumeController } from './persistentvolume/controller.js';
 import { ResourceQuotaController } from './resourcequota/controller.js';
 import { ServiceAccountsController } from './serviceaccount/controller.js';
 import { TOKEN_SECRETS, TokensController } from './serviceaccount/tokens-controller.js';
@@ -43,6 +44,7 @@ export const CONTROLLER_MANAGER_INFORMERS: ReadonlyArray<string | readonly [stri
   'DaemonSet',
   'StatefulSet',
   'PersistentVolumeClaim',
+  'PersistentVolume',
   'Job',
   'CronJob',
   'Service',
@@ -82,6 +84,7 @@ export async function runControllerManager(client: ResourceClient, signal: Abort
     new NamespaceController({ client, ...shared, pods, log }),
     new ResourceQuotaController({ client, ...shared, pods, log }),
     new ServiceAccountsController({ client, ...shared, log }),
+    new PersistentVolumeController({ client, ...shared, log, events }),
     new TokensController({ client, ...shared, log, ...(options.rootCaPem === undefined ? {} : { rootCaPem: options.rootCaPem }) }),
   ];
   await Promise.all(controllers.map((controller) => controller.run(signal)));

@@ -56,7 +56,7 @@ function work(options: CandidateOptions, informers: SharedInformers): (client: R
 
 /** The informers each component reads, kept warm while its candidate waits. */
 const WARM_INFORMERS: Readonly<Record<Component, ReadonlyArray<string | readonly [string, Selection]>>> = {
-  scheduler: ['Pod', 'Node'],
+  scheduler: ['Pod', 'Node', 'PersistentVolumeClaim', 'PersistentVolume'],
   'controller-manager': CONTROLLER_MANAGER_INFORMERS,
 };
 

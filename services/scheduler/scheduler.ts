@@ -7,16 +7,17 @@
 // in flight. A bind that fails forgets the assumption and retries with
 // backoff; one refused as Fenced means this scheduler was superseded: it
 // stops. A pod no node fits gets PodScheduled=False with Kubernetes'
-// "0/N nodes are available: ..." and waits until nodes or pods change.
+// "0/N nodes are available: ..." and waits until nodes or pods change — or,
+// when it names PersistentVolumeClaims, until a claim or volume changes.
 
-import type { Node, Pod } from '../../proto/gen/resources/v1/core.js';
+import type { Node, PersistentVolume, PersistentVolumeClaim, Pod } from '../../proto/gen/resources/v1/core.js';
 import type { EventRecorder, InvolvedObject } from '../client/events.js';
 import { keyOf } from '../client/informer.js';
 import { informerFor, type InformerView, type SharedInformers } from '../client/shared-informers.js';
 import * as grpc from '@grpc/grpc-js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../client/resources.js';
 import { WorkQueue } from '../client/workqueue.js';
-import { assume, buildSnapshot, forget, schedule, type ClusterSnapshot } from './plugins/index.js';
+import { assume, buildSnapshot, forget, podInfoOf, schedule, type ClusterSnapshot, type StorageLister } from './plugins/index.js';
 
 export const DEFAULT_SCHEDULER_NAME = 'default-scheduler';
 /** Binds in flight by default: enough to keep Raft's batches full (the bench: 256 beat 100 by 15%; 600 was worse). */
@@ -40,9 +41,15 @@ export interface SchedulerOptions {
 export class Scheduler {
   private readonly pods: InformerView;
   private readonly nodes: InformerView;
+  private readonly claims: InformerView;
+  private readonly volumes: InformerView;
+  /** Claims and volumes as the snapshot reads them: straight from the caches. */
+  private readonly storage: StorageLister;
   private readonly queue = new WorkQueue<string>({ baseBackoffMs: 10, maxBackoffMs: 5000 });
   /** Pods no node fits now: tried again when nodes or pods change. */
   private readonly parked = new Set<string>();
+  /** The parked pods that name claims: tried again when claims or volumes change too. */
+  private readonly parkedWithClaims = new Set<string>();
   /** Pods assumed on a node whose bind is not yet seen by the informer. */
   private readonly assumed = new Map<string, string>();
   private snapshot: ClusterSnapshot | undefined;
@@ -62,6 +69,12 @@ export class Scheduler {
     this.maxBindsInFlight = options.maxBindsInFlight ?? DEFAULT_MAX_BINDS_IN_FLIGHT;
     this.pods = informerFor(options, 'Pod');
     this.nodes = informerFor(options, 'Node');
+    this.claims = informerFor(options, 'PersistentVolumeClaim');
+    this.volumes = informerFor(options, 'PersistentVolume');
+    this.storage = {
+      claim: (namespace, name) => this.claims.get(namespace, name) as PersistentVolumeClaim | undefined,
+      volume: (name) => this.volumes.get('', name) as PersistentVolume | undefined,
+    };
   }
 
   /** Run until `signal` aborts (leadership lost) or the scheduler is superseded. */
@@ -74,10 +87,15 @@ export class Scheduler {
     this.pods.onAdd((pod) => this.podChanged(undefined, pod as Pod));
     this.pods.onUpdate((old, pod) => this.podChanged(old as Pod, pod as Pod));
     this.pods.onDelete((pod) => this.podChanged(pod as Pod, undefined));
-    this.nodes.start();
-    this.pods.start();
+    for (const storage of [this.claims, this.volumes]) {
+      storage.onAdd(() => this.storageChanged());
+      storage.onUpdate(() => this.storageChanged());
+      storage.onDelete(() => this.storageChanged());
+    }
+    const informers = [this.nodes, this.pods, this.claims, this.volumes];
+    for (const informer of informers) informer.start();
     try {
-      await Promise.all([this.nodes.waitForSync(), this.pods.waitForSync()]);
+      await Promise.all(informers.map((informer) => informer.waitForSync()));
       while (!this.stopped) {
         const key = await this.queue.get();
         if (key === undefined) break;
@@ -99,6 +117,8 @@ export class Scheduler {
     this.queue.shutDown();
     this.pods.stop();
     this.nodes.stop();
+    this.claims.stop();
+    this.volumes.stop();
     this.bindSlot?.();
   }
 
@@ -114,6 +134,15 @@ export class Scheduler {
   private unpark(): void {
     for (const key of this.parked) this.queue.add(key);
     this.parked.clear();
+    this.parkedWithClaims.clear();
+  }
+
+  /** A claim or volume changed: only the parked pods that name claims may fit now. */
+  private storageChanged(): void {
+    for (const key of this.parkedWithClaims) {
+      if (this.parked.delete(key)) this.queue.add(key);
+    }
+    this.parkedWithClaims.clear();
   }
 
   private podChanged(old: Pod | undefined, pod: Pod | undefined): void {
@@ -138,7 +167,7 @@ export class Scheduler {
   private currentSnapshot(): ClusterSnapshot {
     if (this.snapshot === undefined) {
       const pods = this.pods.list() as Pod[];
-      this.snapshot = buildSnapshot(this.nodes.list() as Node[], pods);
+      this.snapshot = buildSnapshot(this.nodes.list() as Node[], pods, { storage: this.storage });
       for (const [key, node] of this.assumed) {
         const pod = this.pods.getByKey(key) as Pod | undefined;
         if (pod !== undefined && (pod.spec?.nodeName ?? '') === '') assume(this.snapshot, pod, node);
@@ -155,6 +184,7 @@ export class Scheduler {
     this.nextStartIndex = result.nextStartIndex;
     if (result.node === undefined) {
       this.parked.add(key);
+      if (podInfoOf(pod!).claimNames.length > 0) this.parkedWithClaims.add(key);
       this.unschedulable++;
       void this.reportUnschedulable(pod!, result.reason ?? 'no node fits');
       return;

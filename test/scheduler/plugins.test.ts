@@ -1,7 +1,8 @@
 // The scheduler's filter and score plugins and the framework that runs them
 // (quantities: test/client/quantity.test.ts): each filter's pass and fail with Kubernetes' reason strings,
 // the order the scores put nodes in, pod (anti-)affinity both ways, the
-// "0/N nodes are available" summary, and assume/forget keeping the snapshot
+// "0/N nodes are available" summary, VolumeBinding's claims and volume node
+// affinity, and assume/forget keeping the snapshot
 // current between pods.
 
 import { expect } from 'chai';
@@ -217,6 +218,54 @@ describe('scheduler plugins', () => {
         expect(filter('TaintToleration', tolerating({ key: 'dedicated', value: 'cpu' }), snapshot, 'gpu')).to.equal('node(s) had untolerated taint {dedicated: gpu}');
         expect(filter('TaintToleration', tolerating({ key: 'dedicated', operator: 'Exists', effect: 'NoSchedule' }), snapshot, 'gpu')).to.equal('node(s) had untolerated taint {dedicated: gpu}');
         expect(filter('TaintToleration', tolerating({ key: 'other', operator: 'Exists' }), snapshot, 'not-ready')).to.equal('node(s) had untolerated taint {node.kubernetes.io/not-ready: }');
+      });
+    });
+
+    describe('VolumeBinding', () => {
+      const hostAffinity = (...hosts: string[]): core.VolumeNodeAffinity => ({ required: { nodeSelectorTerms: [{ matchExpressions: [{ key: HOSTNAME, operator: 'In', values: hosts }] }] } });
+      const localVolume = (name: string, nodeAffinity?: core.VolumeNodeAffinity): core.PersistentVolume => ({ metadata: { name }, spec: { capacity: { storage: '1Gi' }, local: { path: `/mnt/${name}` }, nodeAffinity } });
+      const claim = (name: string, volumeName?: string, extra: { deleting?: boolean; annotated?: boolean } = {}): core.PersistentVolumeClaim => ({
+        metadata: { name, namespace: 'default', ...(extra.deleting ? { deletionTimestamp: '2026-11-25T12:00:00Z' } : {}), ...(extra.annotated === false ? {} : volumeName === undefined ? {} : { annotations: { 'pv.kubernetes.io/bind-completed': 'yes' } }) },
+        spec: { volumeName },
+        status: { phase: volumeName === undefined || extra.annotated === false ? 'Pending' : 'Bound' },
+      });
+      const using = (...claimNames: string[]): core.Pod => pod('p', { spec: { containers: [{ name: 'c' }], volumes: [{ name: 'scratch', emptyDir: {} }, ...claimNames.map((claimName, index) => ({ name: `v${index}`, persistentVolumeClaim: { claimName } }))] } });
+      const nodes = [node('n1'), node('n2', { labels: { disk: 'ssd' } }), node('n3')];
+      const snapshot = buildSnapshot(nodes, [], {
+        claims: [claim('on-n1', 'pv-n1'), claim('on-n2', 'pv-n2'), claim('anywhere', 'pv-free'), claim('pending'), claim('named-only', 'pv-n1', { annotated: false }), claim('going', 'pv-n1', { deleting: true }), claim('dangling', 'pv-gone'), claim('two-nodes', 'pv-n1-n2')],
+        volumes: [localVolume('pv-n1', hostAffinity('n1')), localVolume('pv-n2', { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] }] } }), localVolume('pv-free'), localVolume('pv-n1-n2', hostAffinity('n1', 'n2'))],
+      });
+      const verdicts = (incoming: core.Pod): string[] => ['n1', 'n2', 'n3'].map((name) => filter('VolumeBinding', incoming, snapshot, name));
+      const conflict = 'node(s) had volume node affinity conflict';
+
+      it("keeps a pod with a bound local volume to the nodes the volume's node affinity names", () => {
+        expect(verdicts(using('on-n1'))).to.deep.equal(['ok', conflict, conflict]);
+        expect(verdicts(using('on-n2'))).to.deep.equal([conflict, 'ok', conflict]);
+        expect(verdicts(using('two-nodes'))).to.deep.equal(['ok', 'ok', conflict]);
+        expect(verdicts(using('two-nodes', 'on-n2'))).to.deep.equal([conflict, 'ok', conflict]);
+        expect(verdicts(using('on-n1', 'on-n2'))).to.deep.equal([conflict, conflict, conflict]);
+        expect(verdicts(using('anywhere'))).to.deep.equal(['ok', 'ok', 'ok']);
+        expect(verdicts(pod('no-claims'))).to.deep.equal(['ok', 'ok', 'ok']);
+      });
+
+      it('rejects every node, with Kubernetes\' messages, for a missing, deleted or unbound claim, or a missing volume', () => {
+        expect(verdicts(using('nope'))).to.deep.equal(Array(3).fill('persistentvolumeclaim "nope" not found'));
+        expect(verdicts(using('going'))).to.deep.equal(Array(3).fill('persistentvolumeclaim "going" is being deleted'));
+        expect(verdicts(using('pending'))).to.deep.equal(Array(3).fill('pod has unbound immediate PersistentVolumeClaims'));
+        expect(verdicts(using('named-only'))).to.deep.equal(Array(3).fill('pod has unbound immediate PersistentVolumeClaims'));
+        expect(verdicts(using('dangling'))).to.deep.equal(Array(3).fill('persistentvolume "pv-gone" not found'));
+        // A missing claim is told before an unbound one, as Kubernetes' PreFilter does.
+        expect(verdicts(using('pending', 'nope'))[0]).to.equal('persistentvolumeclaim "nope" not found');
+        // Claims are looked up in the pod's own namespace.
+        expect(filter('VolumeBinding', { ...using('on-n1'), metadata: { name: 'p', namespace: 'other' } }, snapshot, 'n1')).to.equal('persistentvolumeclaim "on-n1" not found');
+      });
+
+      it('says why in the summary without filtering any node, and places the pod on its volume\'s node', () => {
+        expect(schedule(using('pending'), snapshot).reason).to.equal('0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.');
+        expect(schedule(using('nope'), snapshot).reason).to.equal('0/3 nodes are available: persistentvolumeclaim "nope" not found.');
+        expect(schedule(using('on-n1', 'on-n2'), snapshot).reason).to.equal('0/3 nodes are available: 3 node(s) had volume node affinity conflict.');
+        expect(schedule(using('on-n2'), snapshot).node).to.equal('n2');
+        expect(schedule(using('on-n1'), snapshot).node).to.equal('n1');
       });
     });
   });

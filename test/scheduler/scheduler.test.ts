@@ -1,7 +1,8 @@
 // The scheduler's binding loop against a real master with hollow nodes
 // (Node objects with capacity, no runtime): pods are bound where they fit,
 // spread, and selected; a pod that fits nowhere says why and is bound when
-// a node that fits appears.
+// a node that fits appears; a pod whose claim is missing or unbound waits,
+// saying so, and goes to its local volume's node once the claim is bound.
 
 import { expect } from 'chai';
 import { mkdtempSync } from 'node:fs';
@@ -81,5 +82,31 @@ describe('scheduler: the binding loop on a real master', function () {
     await addNode('n4', '4');
     await waitFor('big to be bound', async () => ((await nodeOf('big')) === 'n4' ? true : undefined), 30_000, 20);
     expect(scheduler.unschedulable).to.be.greaterThan(0);
+  });
+
+  it('holds a pod whose claim is missing or unbound, and binds it to its volume\'s node once the claim is bound', async function () {
+    const condition = async (): Promise<string | undefined> => ((await client.get('Pod', 'default', 'claimer')) as Pod).status?.conditions?.find((found) => found.type === 'PodScheduled')?.message;
+    const saying = (text: string): Promise<string> => waitFor(`the pod to say ${text}`, async () => ((await condition())?.endsWith(text) === true ? condition() : undefined), 30_000, 20);
+    await client.create('Pod', pod('claimer', '100m', { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }] }));
+    expect(await saying('persistentvolumeclaim "data" not found.')).to.match(/^0\/\d+ nodes are available: persistentvolumeclaim "data" not found\.$/);
+    // The claim appears, unbound (no binder runs here): the pod is tried again and says why it still waits.
+    const claim = await client.create('PersistentVolumeClaim', { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data', namespace: 'default' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } });
+    await saying('pod has unbound immediate PersistentVolumeClaims.');
+    // Bound as the binder binds, to a local volume on n2.
+    await client.create('PersistentVolume', {
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: 'pv-data' },
+      spec: {
+        capacity: { storage: '1Gi' },
+        accessModes: ['ReadWriteOnce'],
+        local: { path: '/mnt/disks/data' },
+        nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['n2'] }] }] } },
+        claimRef: { kind: 'PersistentVolumeClaim', namespace: 'default', name: 'data', uid: claim.metadata?.uid },
+      },
+    });
+    await client.update('PersistentVolumeClaim', { ...claim, metadata: { ...claim.metadata, annotations: { 'pv.kubernetes.io/bind-completed': 'yes' } }, spec: { ...(claim.spec as object), volumeName: 'pv-data' } });
+    await waitFor('claimer to be bound', async () => ((await nodeOf('claimer')) !== '' ? true : undefined), 30_000, 20);
+    expect(await nodeOf('claimer')).to.equal('n2');
   });
 });

@@ -1,25 +1,33 @@
 // kube-scheduler's filter plugins for one node each: NodeUnschedulable,
 // NodeReady, TaintToleration, NodeAffinity, NodePorts and NodeResourcesFit
-// (InterPodAffinity is in interpodaffinity.ts). Each plugin first prepares
-// for a pod (Kubernetes' PreFilter) and returns the per-node check, or
-// undefined when nothing about the pod can fail on any node, so the
-// framework skips it. Reason strings are Kubernetes' own.
+// (InterPodAffinity is in interpodaffinity.ts, VolumeBinding in
+// volumebinding.ts). Each plugin first prepares for a pod (Kubernetes'
+// PreFilter) and returns the per-node check, or undefined when nothing
+// about the pod can fail on any node, so the framework skips it, or a
+// rejection when the pod fits no node whichever it is (Kubernetes'
+// UnschedulableAndUnresolvable from PreFilter: no node is looked at).
+// Reason strings are Kubernetes' own.
 
 import type { PodInfo } from './pod.js';
 import { nodeAffinityMatcher, tolerated } from '../../client/scheduling.js';
 import type { ClusterSnapshot, NodeInfo } from './snapshot.js';
 
-export type FilterName = 'NodeUnschedulable' | 'NodeReady' | 'TaintToleration' | 'NodeAffinity' | 'NodePorts' | 'NodeResourcesFit' | 'InterPodAffinity';
+export type FilterName = 'NodeUnschedulable' | 'NodeReady' | 'TaintToleration' | 'NodeAffinity' | 'NodePorts' | 'NodeResourcesFit' | 'VolumeBinding' | 'InterPodAffinity';
 
 /** reason is the first of reasons; only NodeResourcesFit gives several ("Insufficient cpu", "Insufficient memory"). */
 export type FilterResult = { readonly ok: true } | { readonly ok: false; readonly reason: string; readonly reasons: readonly string[] };
 
 export type NodeFilter = (node: NodeInfo) => FilterResult;
 
+/** The pod fits no node, whichever, for this reason ("pod has unbound immediate PersistentVolumeClaims"). */
+export interface PodRejection {
+  readonly rejected: string;
+}
+
 export interface FilterPlugin {
   readonly name: FilterName;
-  /** The check of one node for this pod; undefined when the pod passes on every node. */
-  prepare(pod: PodInfo, snapshot: ClusterSnapshot): NodeFilter | undefined;
+  /** The check of one node for this pod; undefined when the pod passes on every node; a rejection when it passes on none. */
+  prepare(pod: PodInfo, snapshot: ClusterSnapshot): NodeFilter | PodRejection | undefined;
 }
 
 export const FITS: FilterResult = { ok: true };

@@ -4,7 +4,8 @@
 // plugins, take the highest total, and break ties with an injected function
 // (default: the smallest node name, so the result is a function of the input).
 // When nothing fits, the reason is Kubernetes' "0/N nodes are available: ..."
-// summary.
+// summary; when a plugin rejects the pod before any node is looked at
+// (VolumeBinding's missing or unbound claims), "0/N nodes are available: <why>.".
 
 import {
   nodeAffinity,
@@ -13,12 +14,15 @@ import {
   nodeResourcesFit,
   nodeUnschedulable,
   taintToleration,
+  unfit,
   type FilterName,
   type FilterPlugin,
   type FilterResult,
   type NodeFilter,
+  type PodRejection,
 } from './filters.js';
 import { interPodAffinity } from './interpodaffinity.js';
+import { volumeBinding } from './volumebinding.js';
 import { podInfoOf } from './pod.js';
 import {
   balancedAllocation,
@@ -34,7 +38,7 @@ import type { ClusterSnapshot, NodeInfo } from './snapshot.js';
 import type * as core from '../../../proto/gen/resources/v1/core.js';
 
 /** Kubernetes' default filter order (NodeReady, which Kubernetes expresses as a taint, sits with NodeUnschedulable). */
-export const FILTERS: readonly FilterPlugin[] = [nodeUnschedulable, nodeReady, taintToleration, nodeAffinity, nodePorts, nodeResourcesFit, interPodAffinity];
+export const FILTERS: readonly FilterPlugin[] = [nodeUnschedulable, nodeReady, taintToleration, nodeAffinity, nodePorts, nodeResourcesFit, volumeBinding, interPodAffinity];
 
 export const SCORES: readonly ScorePlugin[] = [leastAllocated, balancedAllocation, podTopologySpread, nodeAffinityPreferred, interPodAffinityPreferred, taintTolerationPreferred];
 
@@ -104,13 +108,15 @@ export function unschedulableMessage(nodeCount: number, reasonCounts: ReadonlyMa
   return parts.length === 0 ? `0/${nodeCount} nodes are available.` : `0/${nodeCount} nodes are available: ${parts.join(', ')}.`;
 }
 
-/** The filters that apply to this pod, prepared (Kubernetes' PreFilter). */
-export function prepareFilters(pod: core.Pod, snapshot: ClusterSnapshot): NodeFilter[] {
+/** The filters that apply to this pod, prepared (Kubernetes' PreFilter); or the first plugin's rejection of every node. */
+export function prepareFilters(pod: core.Pod, snapshot: ClusterSnapshot): NodeFilter[] | PodRejection {
   const info = podInfoOf(pod);
   const prepared: NodeFilter[] = [];
   for (const plugin of FILTERS) {
     const filter = plugin.prepare(info, snapshot);
-    if (filter !== undefined) prepared.push(filter);
+    if (filter === undefined) continue;
+    if (typeof filter !== 'function') return filter;
+    prepared.push(filter);
   }
   return prepared;
 }
@@ -130,12 +136,19 @@ interface Filtered {
   readonly reasonCounts: Map<string, number>;
   /** How many nodes were looked at (all of them unless enough were feasible sooner). */
   processed: number;
+  /** Why no node was looked at. */
+  rejected?: string;
 }
 
 /** The nodes from `start` round, until `enough` are feasible (kube-scheduler's findNodesThatPassFilters). */
 function filterNodes(pod: core.Pod, snapshot: ClusterSnapshot, start: number, enough: number): Filtered {
   const filters = prepareFilters(pod, snapshot);
   const result: Filtered = { feasible: [], filtered: new Map(), reasonCounts: new Map(), processed: 0 };
+  if (!Array.isArray(filters)) {
+    for (const node of snapshot.nodes) result.filtered.set(node.name, filters.rejected);
+    result.rejected = filters.rejected;
+    return result;
+  }
   const count = snapshot.nodes.length;
   for (let offset = 0; offset < count && result.feasible.length < enough; offset++) {
     const node = snapshot.nodes[(start + offset) % count]!;
@@ -193,8 +206,9 @@ function best(feasible: readonly NodeInfo[], totals: Float64Array, tieBreak: (ca
 export function schedule(pod: core.Pod, snapshot: ClusterSnapshot, options: ScheduleOptions = {}): ScheduleResult {
   const count = snapshot.nodes.length;
   const start = count === 0 ? 0 : (((options.startIndex ?? 0) % count) + count) % count;
-  const { feasible, filtered, reasonCounts, processed } = filterNodes(pod, snapshot, start, numFeasibleNodesToFind(count, options.percentageOfNodesToScore));
+  const { feasible, filtered, reasonCounts, processed, rejected } = filterNodes(pod, snapshot, start, numFeasibleNodesToFind(count, options.percentageOfNodesToScore));
   const nextStartIndex = count === 0 ? 0 : (start + processed) % count;
+  if (rejected !== undefined) return { reason: `0/${count} nodes are available: ${rejected}.`, filtered, nextStartIndex };
   if (feasible.length === 0) return { reason: unschedulableMessage(count, reasonCounts), filtered, nextStartIndex };
   const only = feasible.length === 1 ? feasible[0] : undefined;
   if (only !== undefined) return { node: only.name, filtered, nextStartIndex };
@@ -209,7 +223,9 @@ export function runFilter(name: FilterName, pod: core.Pod, snapshot: ClusterSnap
   const plugin = FILTERS.find((candidate) => candidate.name === name);
   const node = snapshot.byName.get(nodeName);
   if (plugin === undefined || node === undefined) throw new Error(`no filter ${name} or no node ${nodeName}`);
-  return plugin.prepare(podInfoOf(pod), snapshot)?.(node) ?? { ok: true };
+  const prepared = plugin.prepare(podInfoOf(pod), snapshot);
+  if (prepared === undefined) return { ok: true };
+  return typeof prepared === 'function' ? prepared(node) : unfit(prepared.rejected);
 }
 
 /** One score plugin's normalized scores over the given nodes (default: every node), by node name; empty when it would skip. */

@@ -3,7 +3,7 @@
 // deterministic — no clocks, randomness or I/O (the lint's determinism rule
 // covers this folder) — so the binding loop can replay a decision.
 
-export { assume, buildSnapshot, forget, ZONE_LABEL, type ClusterSnapshot, type NodeInfo, type SnapshotOptions } from './snapshot.js';
+export { assume, buildSnapshot, forget, ZONE_LABEL, type ClusterSnapshot, type NodeInfo, type SnapshotOptions, type StorageLister } from './snapshot.js';
 export {
   DEFAULT_WEIGHTS,
   FILTERS,
@@ -28,7 +28,9 @@ export {
   type FilterPlugin,
   type FilterResult,
   type NodeFilter,
+  type PodRejection,
 } from './filters.js';
+export { isClaimBound, REASON_UNBOUND_IMMEDIATE_CLAIMS, REASON_VOLUME_NODE_AFFINITY } from './volumebinding.js';
 export { REASON_AFFINITY, REASON_ANTI_AFFINITY, REASON_EXISTING_ANTI_AFFINITY } from './interpodaffinity.js';
 export { MAX_NODE_SCORE, type ScoreName, type ScorePlugin } from './scores.js';
 export { DEFAULT_CPU_REQUEST_MILLIS, DEFAULT_MEMORY_REQUEST_BYTES, podInfoOf, type PodInfo, type Resources } from './pod.js';

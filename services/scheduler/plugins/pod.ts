@@ -1,7 +1,8 @@
 // What the plugins need to know about a pod, worked out once per pod object
 // (memoised in a WeakMap) instead of once per node: its resource requests
 // as Kubernetes computes them, the host ports it binds, its workload (for
-// spreading) and its pod (anti-)affinity terms with their namespaces resolved.
+// spreading), its pod (anti-)affinity terms with their namespaces resolved,
+// and the claims its volumes name.
 
 import type * as core from '../../../proto/gen/resources/v1/core.js';
 import type * as meta from '../../../proto/gen/resources/v1/meta.js';
@@ -57,6 +58,8 @@ export interface PodInfo {
   readonly preferredAntiAffinity: readonly AffinityTerm[];
   /** Any pod affinity or anti-affinity term at all (Kubernetes' PodsWithAffinity). */
   readonly hasPodAffinity: boolean;
+  /** The PersistentVolumeClaims its volumes name, in its namespace (empty for most pods: VolumeBinding then skips it). */
+  readonly claimNames: readonly string[];
 }
 
 /** Resources the scheduler tracks beyond cpu, memory and pods (Kubernetes' ScalarResources, plus ephemeral-storage). */
@@ -163,6 +166,15 @@ function termsOf(required: core.PodAffinityTerm[] | undefined, preferred: core.W
   ];
 }
 
+const NO_CLAIMS: readonly string[] = [];
+
+function claimNamesOf(spec: core.PodSpec): readonly string[] {
+  const volumes = spec.volumes;
+  if (volumes === undefined || volumes.length === 0) return NO_CLAIMS;
+  const names = volumes.map((volume) => volume.persistentVolumeClaim?.claimName ?? '').filter((name) => name !== '');
+  return names.length === 0 ? NO_CLAIMS : names;
+}
+
 function compile(pod: core.Pod): PodInfo {
   const metadata = pod.metadata ?? {};
   const spec = pod.spec ?? {};
@@ -185,6 +197,7 @@ function compile(pod: core.Pod): PodInfo {
     preferredAffinity,
     preferredAntiAffinity,
     hasPodAffinity: requiredAffinity.length + preferredAffinity.length + requiredAntiAffinity.length + preferredAntiAffinity.length > 0,
+    claimNames: claimNamesOf(spec),
   };
 }
 

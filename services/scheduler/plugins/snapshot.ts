@@ -2,7 +2,9 @@
 // snapshot): each node with its pods and the totals the filters and scores
 // read — requested resources, used host ports, workload counts, the pods
 // with (anti-)affinity — computed once by buildSnapshot and kept current by
-// assume and forget, so scheduling a pod costs O(nodes), not O(pods).
+// assume and forget, so scheduling a pod costs O(nodes), not O(pods). It
+// also answers for PersistentVolumeClaims and PersistentVolumes by name
+// (VolumeBinding reads them only for pods that name a claim).
 
 import type * as core from '../../../proto/gen/resources/v1/core.js';
 import { emptyResources, isScalarResource, podInfoOf, type PodInfo, type Resources } from './pod.js';
@@ -42,6 +44,17 @@ export interface NodeInfo {
   readonly podsWithRequiredAntiAffinity: readonly PodInfo[];
 }
 
+/**
+ * Claims and volumes by name. The scheduler hands in a view of its
+ * informers' caches (a scheduling decision is synchronous, so it sees one
+ * state throughout, and rebuilding the snapshot copies nothing); tests
+ * hand in lists (SnapshotOptions.claims and .volumes).
+ */
+export interface StorageLister {
+  claim(namespace: string, name: string): core.PersistentVolumeClaim | undefined;
+  volume(name: string): core.PersistentVolume | undefined;
+}
+
 export interface ClusterSnapshot {
   readonly nodes: readonly NodeInfo[];
   readonly byName: ReadonlyMap<string, NodeInfo>;
@@ -57,6 +70,7 @@ export interface ClusterSnapshot {
    * one small map per pod instead of a lookup in every node's own map.
    */
   readonly workloadNodes: ReadonlyMap<string, ReadonlyMap<NodeInfo, number>>;
+  readonly storage: StorageLister;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -172,6 +186,18 @@ function addPod(counts: SnapshotCounts, info: MutableNodeInfo, pod: core.Pod): v
 export interface SnapshotOptions {
   /** Namespaces, for pod affinity terms with a namespaceSelector. */
   readonly namespaces?: readonly core.Namespace[];
+  /** Claims and volumes by name (the scheduler's caches); or else... */
+  readonly storage?: StorageLister;
+  /** ...these claims and volumes (none by default). */
+  readonly claims?: readonly core.PersistentVolumeClaim[];
+  readonly volumes?: readonly core.PersistentVolume[];
+}
+
+/** A StorageLister over lists. */
+function listedStorage(claims: readonly core.PersistentVolumeClaim[], volumes: readonly core.PersistentVolume[]): StorageLister {
+  const claimsByKey = new Map(claims.map((claim) => [`${claim.metadata?.namespace ?? ''}/${claim.metadata?.name ?? ''}`, claim]));
+  const volumesByName = new Map(volumes.map((volume) => [volume.metadata?.name ?? '', volume]));
+  return { claim: (namespace, name) => claimsByKey.get(`${namespace}/${name}`), volume: (name) => volumesByName.get(name) };
 }
 
 /**
@@ -187,7 +213,8 @@ export function buildSnapshot(nodes: readonly core.Node[], pods: readonly core.P
     const name = node.metadata?.name ?? '';
     if (name !== '' && !byName.has(name)) byName.set(name, newNodeInfo(node, name, zones));
   }
-  const snapshot: Mutable<ClusterSnapshot> & SnapshotCounts = { nodes: [...byName.values()], byName, zones, namespaceLabels: new Map(), podsWithAffinityCount: 0, podsWithRequiredAntiAffinityCount: 0, workloadNodes: new Map() };
+  const storage = options.storage ?? listedStorage(options.claims ?? [], options.volumes ?? []);
+  const snapshot: Mutable<ClusterSnapshot> & SnapshotCounts = { nodes: [...byName.values()], byName, zones, namespaceLabels: new Map(), podsWithAffinityCount: 0, podsWithRequiredAntiAffinityCount: 0, workloadNodes: new Map(), storage };
   for (const pod of pods) {
     const phase = pod.status?.phase;
     const info = byName.get(pod.spec?.nodeName ?? '');
