@@ -6,6 +6,7 @@ import { benchScheduler } from './scheduler.js';
 import { benchApi } from './api.js';
 import { benchCrash } from './crash.js';
 import { benchKv } from './kv.js';
+import { benchPods } from './pods.js';
 
 const USAGE = `usage: npm run bench -- NAME [flags]
 
@@ -21,6 +22,10 @@ benchmarks:
           --nodes N (1000), --pods N (10000), --kills N (5) failovers of the
           master hosting the active scheduler (and controller-manager),
           --stale-rounds N (3) SIGSTOP/SIGCONT rounds of the active scheduler
+  pods    pod startup latency on one agent: --pods N (50) created at --rate N (5)
+          pods/s, creation accepted → Running as the API reports it, p50/p99;
+          then N created at once, wall time; --runtime containerd (default:
+          root and ops/containerd/install.sh) or embedded
 `;
 
 async function main(): Promise<void> {
@@ -44,6 +49,13 @@ async function main(): Promise<void> {
     case 'scheduler': {
       const { values } = parseArgs({ args: rest, options: { nodes: { type: 'string', default: '1000' }, pods: { type: 'string', default: '10000' }, kills: { type: 'string', default: '5' }, 'stale-rounds': { type: 'string', default: '3' } } });
       const result = await benchScheduler({ nodes: Number(values.nodes), pods: Number(values.pods), kills: Number(values.kills), staleRounds: Number(values['stale-rounds']) }, log);
+      log(JSON.stringify(result));
+      return;
+    }
+    case 'pods': {
+      const { values } = parseArgs({ args: rest, options: { pods: { type: 'string', default: '50' }, rate: { type: 'string', default: '5' }, runtime: { type: 'string', default: 'containerd' } } });
+      if (values.runtime !== 'containerd' && values.runtime !== 'embedded') throw new Error(`--runtime must be containerd or embedded, not ${JSON.stringify(values.runtime)}`);
+      const result = await benchPods({ runtime: values.runtime, pods: Number(values.pods), rate: Number(values.rate) }, log);
       log(JSON.stringify(result));
       return;
     }

@@ -1,0 +1,146 @@
+// `npm run bench -- pods`: pod startup latency on one node, the way
+// Kubernetes' density test measures its latency pods: --pods pods created
+// at --rate pods/s, each timed from its creation being accepted by the API
+// to the watch showing the agent's status update with phase Running; p50
+// and p99. Then the same number created at once: the wall time until all
+// are Running. 3 masters (scheduler and controllers inside), one
+// `mast agent` on containerd (--runtime containerd, the default: needs
+// root and ops/containerd/install.sh) or on the embedded runtime
+// (--runtime embedded).
+// Last line: {"bench":"pods","runtime","pods","startup_p50_ms","startup_p99_ms","batch_wall_ms"}.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
+import { LocalAgent } from '../../services/launcher/local-agent.js';
+import { containerdUnavailable, LocalContainerd } from '../../services/launcher/local-containerd.js';
+import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
+
+export interface PodsBenchOptions {
+  readonly runtime: 'containerd' | 'embedded';
+  readonly pods: number;
+  /** Pods per second in the latency phase. */
+  readonly rate: number;
+}
+
+const NAMESPACE = 'bench';
+const NODE = 'bench-node';
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function benchPod(name: string, runtime: PodsBenchOptions['runtime']): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: NAMESPACE, labels: { bench: 'pods' } },
+    spec: {
+      terminationGracePeriodSeconds: 0,
+      containers: [{ name: 'sleep', image: runtime === 'containerd' ? 'docker.io/local/busybox:1' : 'busybox', command: ['sleep', '3600'], resources: { requests: { cpu: '10m', memory: '16Mi' } } }],
+    },
+  };
+}
+
+/** Watches the namespace's pods and records when each is first seen Running. */
+class RunningTimes {
+  readonly at = new Map<string, number>();
+  private stop: (() => void) | undefined;
+
+  constructor(private readonly client: ResourceClient) {}
+
+  async start(): Promise<void> {
+    const list = await this.client.list('Pod', { namespace: NAMESPACE });
+    this.stop = this.client.watch('Pod', { namespace: NAMESPACE, resourceVersion: list.resourceVersion }, {
+      onEvent: (type, object) => {
+        const name = String(object.metadata?.name);
+        if (type !== 'DELETED' && (object.status as { phase?: string } | undefined)?.phase === 'Running' && !this.at.has(name)) this.at.set(name, performance.now());
+      },
+    });
+  }
+
+  close(): void {
+    this.stop?.();
+  }
+}
+
+async function deleteAll(client: ResourceClient, names: readonly string[]): Promise<void> {
+  await Promise.all(names.map((name) => client.delete('Pod', NAMESPACE, name).catch(() => undefined)));
+  await waitFor('the pods to be gone', async () => ((await client.list('Pod', { namespace: NAMESPACE })).items.length === 0 ? true : undefined), 300_000, 200);
+}
+
+export async function benchPods(options: PodsBenchOptions, log: (line: string) => void): Promise<Record<string, unknown>> {
+  if (options.runtime === 'containerd') {
+    const unavailable = containerdUnavailable();
+    if (unavailable !== '') throw new Error(`--runtime containerd needs root and ops/containerd/install.sh: ${unavailable} (or use --runtime embedded)`);
+  }
+  const baseDir = mkdtempSync(join(tmpdir(), 'mast-bench-pods-'));
+  let containerd: LocalContainerd | undefined;
+  let cluster: LocalCluster | undefined;
+  let agent: LocalAgent | undefined;
+  let client: ResourceClient | undefined;
+  let times: RunningTimes | undefined;
+  try {
+    const subnet = '10.90.0.0/24';
+    if (options.runtime === 'containerd') {
+      containerd = await LocalContainerd.start(join(baseDir, 'containerd'), { bridge: 'mastbench0', subnet });
+      log(`containerd on ${containerd.socket}`);
+    }
+    cluster = await LocalCluster.start({ size: 3, baseDir: join(baseDir, 'masters'), scheduler: true, controllers: true });
+    client = new ResourceClient({ endpoints: cluster.endpoints, timeoutMs: 30_000 });
+    await waitForNamespace(client, 'default');
+    await client.create('Namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
+    agent = LocalAgent.start({
+      nodeName: NODE,
+      masters: cluster.endpoints,
+      rootDir: join(baseDir, 'agent'),
+      ...(containerd === undefined ? {} : { runtimeEndpoint: containerd.endpoint, podCidr: subnet }),
+      flags: ['--max-pods', String(Math.max(110, options.pods + 10))],
+    });
+    await waitFor('the node to be Ready', async () => {
+      const node = await client!.get('Node', '', NODE);
+      return ((node.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? []).some((condition) => condition.type === 'Ready' && condition.status === 'True') ? true : undefined;
+    }, 60_000, 100);
+    times = new RunningTimes(client);
+    await times.start();
+
+    // Latency pods: one every 1/rate s; each timed from its accepted creation.
+    const accepted = new Map<string, number>();
+    const names = Array.from({ length: options.pods }, (_, index) => `latency-${index}`);
+    const started = performance.now();
+    await Promise.all(
+      names.map(async (name, index) => {
+        const due = started + (index * 1000) / options.rate;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        await client!.create('Pod', benchPod(name, options.runtime));
+        accepted.set(name, performance.now());
+      }),
+    );
+    await waitFor(`${options.pods} latency pods Running`, async () => (names.every((name) => times!.at.has(name)) ? true : undefined), 300_000, 50);
+    const latencies = names.map((name) => times!.at.get(name)! - accepted.get(name)!).sort((a, b) => a - b);
+    const p50 = Math.round(percentile(latencies, 50));
+    const p99 = Math.round(percentile(latencies, 99));
+    log(`${options.pods} pods at ${options.rate}/s on ${options.runtime}: startup p50 ${p50} ms, p99 ${p99} ms, max ${Math.round(latencies.at(-1)!)} ms`);
+    await deleteAll(client, names);
+
+    // All at once: wall time from the first create to the last Running.
+    const batch = Array.from({ length: options.pods }, (_, index) => `batch-${index}`);
+    const batchStarted = performance.now();
+    await Promise.all(batch.map((name) => client!.create('Pod', benchPod(name, options.runtime))));
+    await waitFor(`${options.pods} batch pods Running`, async () => (batch.every((name) => times!.at.has(name)) ? true : undefined), 600_000, 50);
+    const batchWallMs = Math.round(Math.max(...batch.map((name) => times!.at.get(name)!)) - batchStarted);
+    log(`${options.pods} pods created at once: all Running after ${batchWallMs} ms`);
+    await deleteAll(client, batch);
+    return { bench: 'pods', runtime: options.runtime, pods: options.pods, rate: options.rate, startup_p50_ms: p50, startup_p99_ms: p99, startup_max_ms: Math.round(latencies.at(-1)!), batch_wall_ms: batchWallMs };
+  } finally {
+    times?.close();
+    client?.close();
+    await agent?.stop('SIGTERM').catch(() => undefined);
+    await cluster?.destroy().catch(() => undefined);
+    await containerd?.stop().catch((error: unknown) => log(`containerd cleanup failed: ${String(error)}`));
+    rmSync(baseDir, { recursive: true, force: true });
+  }
+}
