@@ -47,11 +47,28 @@ try {
     });
   }
   writeResourceSchema(resources, join(scratch, 'gen', 'resources', 'v1'));
+  roundWideCriIntegers(join(scratch, 'gen', 'cri', 'v1', 'api.ts'));
   rmSync(out, { recursive: true, force: true });
   cpSync(join(scratch, 'gen'), out, { recursive: true });
   console.log(`generated ${readdirSync(out).join(', ')} into ${out}`);
 } finally {
   rmSync(scratch, { recursive: true, force: true });
+}
+
+/**
+ * CRI's int64 fields are nanosecond timestamps (about 1.8e18 today) and
+ * byte counts: decoded as JavaScript numbers they must not throw above
+ * 2^53, as ts-proto's forceLong=number does, but round to the nearest
+ * double (a timestamp keeps about 256 ns of precision).
+ */
+function roundWideCriIntegers(path) {
+  const text = readFileSync(path, 'utf8');
+  const throwing = /function longToNumber\(int64: \{ toString\(\): string \}\): number \{\n[\s\S]*?\n\}\n/;
+  if (!throwing.test(text)) throw new Error(`${path}: ts-proto's longToNumber has changed shape; update roundWideCriIntegers`);
+  writeFileSync(
+    path,
+    text.replace(throwing, 'function longToNumber(int64: { toString(): string }): number {\n  // Rounded beyond 2^53 (ops/proto/generate.mjs): nanosecond timestamps exceed it.\n  return globalThis.Number(int64.toString());\n}\n'),
+  );
 }
 
 /**

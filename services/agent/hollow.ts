@@ -7,12 +7,12 @@
 // like real ones, by the hundred in one process.
 
 import { Informer } from '../client/informer.js';
-import { microTime } from '../client/leader-election.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../client/resources.js';
 import type { Node, Pod } from '../../proto/gen/resources/v1/core.js';
 import * as grpc from '@grpc/grpc-js';
+import { createOrGetNode, renewNodeLease } from './node-lease.js';
 
-export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
+export { NODE_LEASE_NAMESPACE } from './node-lease.js';
 
 export interface HollowNodeOptions {
   readonly client: ResourceClient;
@@ -28,7 +28,6 @@ export interface HollowNodeOptions {
 }
 
 export const DEFAULT_HOLLOW_CAPACITY = { cpu: '4', memory: '32Gi', pods: '110' } as const;
-const LEASE_DURATION_SECONDS = 40;
 
 export class HollowNode {
   private readonly pods: Informer<KubeObject>;
@@ -85,26 +84,12 @@ export class HollowNode {
   private async register(): Promise<void> {
     const { client, name } = this.options;
     const labels = { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', ...this.options.labels };
-    let node: KubeObject;
-    try {
-      node = await client.create('Node', { apiVersion: 'v1', kind: 'Node', metadata: { name, labels } });
-    } catch (error) {
-      if (statusCodeOf(error) !== grpc.status.ALREADY_EXISTS) throw error;
-      node = await client.get('Node', '', name);
-    }
+    const { node } = await createOrGetNode(client, { apiVersion: 'v1', kind: 'Node', metadata: { name, labels } });
     await client.updateStatus('Node', { ...node, status: this.nodeStatus(new Date()) });
   }
 
   private async renewLease(): Promise<void> {
-    const { client, name } = this.options;
-    const spec = { holderIdentity: name, leaseDurationSeconds: LEASE_DURATION_SECONDS, renewTime: microTime(new Date()) };
-    try {
-      const lease = await client.get('Lease', NODE_LEASE_NAMESPACE, name);
-      await client.update('Lease', { ...lease, spec: { ...(lease.spec as object), ...spec } });
-    } catch (error) {
-      if (statusCodeOf(error) !== grpc.status.NOT_FOUND) throw error;
-      await client.create('Lease', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: NODE_LEASE_NAMESPACE }, spec });
-    }
+    await renewNodeLease(this.options.client, this.options.name, new Date());
   }
 
   /** Renew the Lease; if the Node is no longer Ready (the node lifecycle controller marked it), report it Ready again. */

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // `mast`: the server-side command. `mast master ...` runs one master;
 // `mast init ...` writes a new cluster's CA, certificates and tokens;
-// `mast scheduler` / `mast controller-manager` run those components alone.
+// `mast scheduler` / `mast controller-manager` run those components alone;
+// `mast agent` runs a node agent, `mast cri` the embedded CRI runtime.
 
 import { FlagError, masterUsage, parseMasterFlags } from '../master/flags.js';
 import { Master, jsonLogger } from '../master/master.js';
 import { StorageCorruption } from '../../raft/storage/index.js';
 import { InitialClusterError, StoreError } from '../store/index.js';
 import { ClientConfigError } from '../client/client-config.js';
+import { AgentFlagError } from '../agent/flags.js';
 
 const USAGE = `usage: mast COMMAND [flags]
 
@@ -16,6 +18,8 @@ commands:
   init      write a new cluster's CA, certificates, tokens and mastctl config; mast init --help
   scheduler           run a leader-elected scheduler as a client of the masters; mast scheduler --help
   controller-manager  run a leader-elected controller-manager as a client of the masters; mast controller-manager --help
+  agent     run a node agent: registers the Node and runs the pods bound to it through CRI; mast agent --help
+  cri       run the embedded CRI v1 runtime (containers as host processes, no root); mast cri --help
 `;
 
 async function runMaster(argv: readonly string[]): Promise<void> {
@@ -51,6 +55,16 @@ async function main(argv: readonly string[]): Promise<void> {
       await runComponent(command, rest);
       return;
     }
+    case 'agent': {
+      const { runAgentCommand } = await import('./agent.js');
+      await runAgentCommand(rest);
+      return;
+    }
+    case 'cri': {
+      const { runCriCommand } = await import('../cri/main.js');
+      process.exitCode = await runCriCommand(rest);
+      return;
+    }
     case 'init': {
       // Loaded only here: `mast master` need not load the X.509 code.
       const { runInit } = await import('./init.js');
@@ -70,7 +84,7 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof FlagError || error instanceof ClientConfigError || error instanceof InitialClusterError || (error instanceof StoreError && error.code === 'invalid')) {
+  if (error instanceof FlagError || error instanceof ClientConfigError || error instanceof AgentFlagError || error instanceof InitialClusterError || (error instanceof StoreError && error.code === 'invalid')) {
     process.stderr.write(`mast: ${error.message}\n`);
     process.exit(2);
   }

@@ -1,50 +1,12 @@
 // A real `mast cri` on a temporary unix socket and root, with promise-based
 // CRI clients built from the generated service definitions.
-//
-// Why the clients decode differently from `new RuntimeServiceClient(...)`:
-// CRI timestamps are nanoseconds since the epoch (about 1.8e18), above
-// 2^53, and the generated int64 decoder (forceLong=number) throws
-// "Value is larger than Number.MAX_SAFE_INTEGER" for them. These clients
-// hand the generated decoders a reader that parks such values and puts
-// them back, as (rounded) JS numbers, after decoding.
 
-import { BinaryReader } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as api from '../../proto/gen/cri/v1/api.js';
 import { startCriServer, type CriServer, type CriServerOptions } from '../../services/cri/server.js';
-
-const PARKED_BASE = -(2 ** 52);
-
-class WideInt64Reader extends BinaryReader {
-  readonly parked: number[] = [];
-
-  private park(value: bigint | string): bigint | string {
-    const number = Number(value);
-    if (Number.isSafeInteger(number)) return value;
-    this.parked.push(number);
-    return BigInt(PARKED_BASE - (this.parked.length - 1));
-  }
-
-  override int64(): bigint | string {
-    return this.park(super.int64());
-  }
-
-  override uint64(): bigint | string {
-    return this.park(super.uint64());
-  }
-}
-
-function unpark(value: unknown, parked: readonly number[]): unknown {
-  if (typeof value === 'number' && value <= PARKED_BASE && value > PARKED_BASE - parked.length) return parked[PARKED_BASE - value];
-  if (Array.isArray(value)) return value.map((item) => unpark(item, parked));
-  if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) {
-    for (const [key, item] of Object.entries(value)) (value as Record<string, unknown>)[key] = unpark(item, parked);
-  }
-  return value;
-}
 
 export type DeepPartial<T> = T extends Buffer | number | string | boolean | undefined
   ? T
@@ -63,17 +25,7 @@ interface Codec {
 }
 
 function promiseClient<T>(service: grpc.ServiceDefinition, serviceName: string, address: string): { api: T; close(): void } {
-  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-  for (const [name, method] of Object.entries(service)) {
-    definition[name] = {
-      ...method,
-      responseDeserialize: (buffer: Buffer) => {
-        const reader = new WideInt64Reader(buffer);
-        return unpark(method.responseDeserialize(reader as unknown as Buffer), reader.parked);
-      },
-    };
-  }
-  const Client = grpc.makeGenericClientConstructor(definition, serviceName);
+  const Client = grpc.makeGenericClientConstructor(service, serviceName);
   const client = new Client(address, grpc.credentials.createInsecure()) as unknown as Record<string, (request: unknown, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: unknown) => void) => void>;
   const methods: Record<string, (request?: unknown) => Promise<unknown>> = {};
   for (const [name, method] of Object.entries(service)) {

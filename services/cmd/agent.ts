@@ -1,0 +1,103 @@
+// `mast agent`: a node agent as a process (services/agent). Without
+// --container-runtime-endpoint it starts mast's embedded runtime (mast cri)
+// in the same process, on ROOT/cri.sock with its state under ROOT/cri, so a
+// laptop needs nothing else; with --hollow it runs no pods at all (a
+// HollowNode, for scale tests). SIGTERM/SIGINT stop the agent and leave
+// pods running (a restarted agent adopts them), as a kubelet restart does.
+
+import { join } from 'node:path';
+import { loadClientConfig } from '../client/client-config.js';
+import { ResourceClient } from '../client/resources.js';
+import { Agent } from '../agent/agent.js';
+import { connectCri } from '../agent/cri.js';
+import { agentUsage, DEFAULT_AGENT_PORT, parseAgentFlags } from '../agent/flags.js';
+import { HollowNode } from '../agent/hollow.js';
+import { defaultInternalIP } from '../agent/node-status.js';
+import { startCriServer } from '../cri/server.js';
+import { jsonLogger } from '../master/master.js';
+
+export async function runAgentCommand(argv: readonly string[]): Promise<void> {
+  const flags = parseAgentFlags(argv, process.env);
+  if (flags === 'help') {
+    process.stdout.write(agentUsage());
+    return;
+  }
+  const { masters, credentials } = loadClientConfig(
+    {
+      ...(flags.client.server === undefined ? {} : { server: flags.client.server }),
+      ...(flags.client.kubeconfig === undefined ? {} : { configFile: flags.client.kubeconfig }),
+      ...(flags.client.certificateAuthority === undefined ? {} : { certificateAuthority: flags.client.certificateAuthority }),
+      ...(flags.client.clientCertificate === undefined ? {} : { clientCertificate: flags.client.clientCertificate }),
+      ...(flags.client.clientKey === undefined ? {} : { clientKey: flags.client.clientKey }),
+      ...(flags.client.token === undefined ? {} : { token: flags.client.token }),
+    },
+    process.env,
+  );
+  const logger = jsonLogger(`agent/${flags.nodeName}`, flags.logLevel);
+  const log = (line: string): void => logger.info(line);
+  const client = new ResourceClient({ endpoints: masters, ...(credentials === undefined ? {} : { credentials }) });
+  const nodeIp = flags.nodeIp === '' ? defaultInternalIP() : flags.nodeIp;
+
+  if (flags.hollow) {
+    const hollow = new HollowNode({ client, name: flags.nodeName, labels: flags.nodeLabels, log });
+    await hollow.start();
+    log(`hollow node ${flags.nodeName} started against ${masters.join(',')}`);
+    onSignal(logger, async () => {
+      hollow.stop();
+      client.close();
+    });
+    return;
+  }
+
+  const embedded =
+    flags.runtimeEndpoint === ''
+      ? await startCriServer({ socketPath: join(flags.rootDir, 'cri.sock'), rootDir: join(flags.rootDir, 'cri'), podCidr: flags.podCidr, ...(flags.imageTable === '' ? {} : { imageTable: flags.imageTable }), log: logger })
+      : undefined;
+  const runtime = connectCri(embedded === undefined ? flags.runtimeEndpoint : `unix://${embedded.socketPath}`);
+  const agent = new Agent({
+    client,
+    runtime,
+    nodeName: flags.nodeName,
+    nodeIp,
+    nodeLabels: flags.nodeLabels,
+    rootDir: flags.rootDir,
+    podCidr: flags.podCidr,
+    maxPods: flags.maxPods,
+    clusterDns: flags.clusterDns,
+    clusterDomain: flags.clusterDomain,
+    listenAddress: flags.listenAddress === '' ? `${nodeIp}:${DEFAULT_AGENT_PORT}` : flags.listenAddress,
+    tls: flags.tls,
+    backoffInitialMs: flags.backoffInitialMs,
+    backoffMaxMs: flags.backoffMaxMs,
+    nodeStatusUpdateFrequencyMs: flags.nodeStatusUpdateFrequencyMs,
+    // The embedded runtime runs host processes: it has no cgroups to parent pods to.
+    ...(embedded === undefined ? {} : { cgroupRoot: '' }),
+    log,
+  });
+  try {
+    await agent.start();
+  } catch (error) {
+    await agent.stop().catch(() => undefined);
+    runtime.close();
+    await embedded?.close();
+    client.close();
+    throw error;
+  }
+  onSignal(logger, async () => {
+    await agent.stop();
+    runtime.close();
+    await embedded?.close();
+    client.close();
+  });
+}
+
+function onSignal(logger: { info(message: string): void }, stop: () => Promise<void>): void {
+  const shutdown = (signal: string): void => {
+    logger.info(`received ${signal}, stopping the agent (pods keep running)`);
+    setTimeout(() => process.exit(0), 5000).unref();
+    void stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
