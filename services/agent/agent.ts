@@ -18,6 +18,7 @@ import { LABEL_CONTAINER_NAME, LABEL_POD_UID, NodePodEnvironment } from './pod-e
 import { findOrphans, PodWorker, removeOrphans } from './pod-worker.js';
 import { ContainerState } from '../../proto/gen/cri/v1/api.js';
 import { UsageReporter } from './usage.js';
+import { LifecycleEvents } from './pleg.js';
 
 export interface AgentOptions {
   readonly client: ResourceClient;
@@ -41,6 +42,9 @@ export interface AgentOptions {
   readonly usageIntervalMs?: number;
   readonly log: (line: string) => void;
 }
+
+/** How often a pod worker syncs without a reason to (runtime changes, probes and back-off expiry wake it sooner). */
+export const POD_RESYNC_INTERVAL_MS = 10_000;
 
 /** Whether two statuses say the same (key order aside): nothing to post. */
 function sameStatus(a: PodStatus | undefined, b: PodStatus | undefined): boolean {
@@ -67,6 +71,8 @@ export class Agent {
   private nodeStatus: NodeStatusReporter | undefined;
   private server: AgentServer | undefined;
   private usage: UsageReporter | undefined;
+  private lifecycle: LifecycleEvents | undefined;
+  private runtimeName = '';
   private orphanTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -90,6 +96,7 @@ export class Agent {
     const { client, runtime, nodeName, log } = this.options;
     const version = await runtime.version();
     const runtimeName = version.runtimeName;
+    this.runtimeName = runtimeName;
     this.server = await startAgentServer({ address: this.options.listenAddress, containers: this.podContainers(), ...(this.options.tls === undefined ? {} : { tls: this.options.tls }) });
     log(`agent API on ${this.options.listenAddress.replace(/:0$/, '')}:${this.server.port}; runtime ${runtimeName} ${version.runtimeVersion}`);
     this.nodeStatus = new NodeStatusReporter({
@@ -138,6 +145,9 @@ export class Agent {
     this.pods.start();
     await this.pods.waitForSync();
     await this.removeOrphans();
+    // Workers sync when the runtime's state of their pod changes (one relist a second for all pods), and every resync interval.
+    this.lifecycle = new LifecycleEvents({ runtime, onChange: (uid) => this.workers.get(uid)?.requestSync(), log });
+    this.lifecycle.start();
     // Pods deleted while the agent was down, or bound elsewhere, leave containers behind: sweep now and then.
     this.orphanTimer = setInterval(() => void this.removeOrphans(), 30_000);
     this.usage = new UsageReporter({ client, nodeName, listContainerStats: () => runtime.listContainerStats(), intervalMs: this.options.usageIntervalMs ?? 15_000, log });
@@ -152,6 +162,7 @@ export class Agent {
     for (const informer of [this.pods, this.services, this.configMaps, this.secrets, this.claims, this.volumes]) informer.stop();
     for (const worker of this.workers.values()) worker.stop();
     this.nodeStatus?.stop();
+    await this.lifecycle?.stop();
     await this.usage?.stop();
     await Promise.all([...this.posting.values()].map((entry) => entry.running));
     await this.server?.close();
@@ -170,7 +181,10 @@ export class Agent {
       runtime: this.options.runtime,
       environment: this.environment!,
       hostIP: this.options.nodeIp,
+      runtimeName: this.runtimeName,
       backoff: this.backoff,
+      // The lifecycle relist triggers syncs on runtime changes; this is the safety net (the kubelet's is a minute).
+      resyncIntervalMs: POD_RESYNC_INTERVAL_MS,
       onStatus: (current, status) => this.postStatus(current, status),
       onTerminated: (current) => void this.finishDeletion(current),
       log: this.options.log,

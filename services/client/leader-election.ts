@@ -25,6 +25,15 @@
 // over at once. Were its clock wrong, the cost is a needless handover — the
 // old holder's writes bounce either way — never two writers.
 //
+// Waiting candidates do not poll: they watch the Lease, and each renewal
+// they see restarts their wait; they read and try to take it only when the
+// version they saw has gone unchanged for the lease duration (or at once
+// when it is released or deleted). Only the holder writes every retry
+// period. So an idle cluster pays one renewal per retry period per
+// component, not a linearizable read per candidate as well. Should the
+// watch stall (its master frozen), the candidate still reads the Lease once
+// per duration: the wait it set from the last version it saw expires.
+//
 // Durations are sub-second (failover within a second is the goal), so the
 // Lease also carries them in milliseconds in an annotation; its
 // leaseDurationSeconds is the same rounded up, for kubectl-minded readers.
@@ -81,6 +90,12 @@ interface LeaseSpec {
 
 type LeaseObject = KubeObject & { spec?: LeaseSpec };
 
+/** A Lease's duration in milliseconds: the annotation mast writes, else leaseDurationSeconds. */
+function durationOf(lease: LeaseObject): number {
+  const annotated = Number((lease.metadata?.annotations as Record<string, string> | undefined)?.[LEASE_DURATION_MS_ANNOTATION]);
+  return Number.isFinite(annotated) && annotated > 0 ? annotated : (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
+}
+
 export function microTime(date: Date): string {
   return date.toISOString().replace(/Z$/, '000Z');
 }
@@ -95,7 +110,9 @@ export class LeaderElector {
   private running = false;
   private busy = false;
   /** The version of the Lease last seen, and when (our clock) it was first seen. */
-  private observed: { resourceVersion: string; holder: string; atMs: number } | undefined;
+  private observed: { resourceVersion: string; holder: string; atMs: number; durationMs: number } | undefined;
+  /** Stops the watch on the Lease (waiting candidates learn of renewals from it). */
+  private stopWatch: (() => void) | undefined;
   private leading: { fence: WriteFence; controller: AbortController; renewedAtMs: number } | undefined;
   /** The fence of this process's last leadership (valid while the Lease's holder has not changed). */
   private lastFence: WriteFence | undefined;
@@ -125,7 +142,32 @@ export class LeaderElector {
   start(): void {
     if (this.running || this.stopping !== undefined) return; // once stopped, for good
     this.running = true;
+    const { client, namespace, name } = this.options;
+    this.stopWatch = client.watch('Lease', { namespace, fieldSelector: `metadata.name=${name}` }, {
+      onEvent: (type, object) => this.leaseEvent(type, object as LeaseObject),
+      onError: (error) => this.options.log?.(`leader election: watching ${this.leaseName} ended: ${error.details}; reading it once per lease duration`),
+    });
     this.schedule(0);
+  }
+
+  /** A change of the Lease seen by the watch: a waiting candidate restarts its wait (or tries at once if the Lease is free). */
+  private leaseEvent(type: string, lease: LeaseObject): void {
+    if (!this.running || type === 'BOOKMARK') return;
+    if (type === 'DELETED') {
+      this.observed = undefined;
+    } else {
+      this.observe(String(lease.metadata?.resourceVersion), lease.spec?.holderIdentity ?? '', durationOf(lease));
+    }
+    if (this.busy || this.leading !== undefined) return; // the attempt in flight schedules the next one
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.schedule(this.nextAttemptInMs());
+  }
+
+  /** When to try next: a holder renews every retry period; a waiting candidate when the version it saw would expire. */
+  private nextAttemptInMs(): number {
+    const observed = this.observed;
+    if (this.leading !== undefined || observed === undefined || observed.holder === '' || observed.holder === this.options.identity) return this.retryPeriodMs;
+    return Math.max(this.retryPeriodMs, observed.atMs + observed.durationMs + 1 - this.now());
   }
 
   /**
@@ -142,6 +184,7 @@ export class LeaderElector {
   private async stopOnce(): Promise<void> {
     this.running = false;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    this.stopWatch?.();
     await this.inFlight;
     this.stepDown('stopping');
     if (this.lastFence === undefined) return;
@@ -179,7 +222,7 @@ export class LeaderElector {
       this.busy = false;
       // A holder that could not renew in time stops acting (its fence would stop its writes anyway).
       if (this.leading !== undefined && this.now() - this.leading.renewedAtMs > this.renewDeadlineMs) this.stepDown(`no renewal for ${this.renewDeadlineMs} ms`);
-      this.schedule(this.retryPeriodMs);
+      this.schedule(this.nextAttemptInMs());
     }
   }
 
@@ -205,10 +248,10 @@ export class LeaderElector {
     }
     const version = String(lease.metadata?.resourceVersion);
     const holder = lease.spec?.holderIdentity ?? '';
-    this.observe(version, holder);
+    this.observe(version, holder, durationOf(lease));
     if (holder === identity) {
       const renewed = await client.update('Lease', { ...lease, spec: { ...lease.spec, renewTime: microTime(now) } });
-      this.observe(String(renewed.metadata?.resourceVersion), identity);
+      this.observe(String(renewed.metadata?.resourceVersion), identity, this.leaseDurationMs);
       if (this.leading !== undefined) {
         this.leading.renewedAtMs = this.now();
       } else if (this.lastFence !== undefined) {
@@ -228,13 +271,13 @@ export class LeaderElector {
       metadata: { ...lease.metadata, annotations: { ...(lease.metadata?.annotations as Record<string, string> | undefined), ...metadata.annotations } },
       spec: { ...spec, acquireTime: microTime(now), leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + 1 },
     });
-    this.observe(String(taken.metadata?.resourceVersion), identity);
+    this.observe(String(taken.metadata?.resourceVersion), identity, this.leaseDurationMs);
     this.becomeLeader(String(taken.metadata?.resourceVersion));
   }
 
   /** Remember when this version of the Lease was first seen. */
-  private observe(resourceVersion: string, holder: string): void {
-    if (this.observed?.resourceVersion !== resourceVersion) this.observed = { resourceVersion, holder, atMs: this.now() };
+  private observe(resourceVersion: string, holder: string, durationMs: number): void {
+    if (this.observed?.resourceVersion !== resourceVersion) this.observed = { resourceVersion, holder, atMs: this.now(), durationMs };
     if (holder !== this.lastLeader) {
       this.lastLeader = holder;
       this.options.onNewLeader?.(holder);
@@ -242,8 +285,7 @@ export class LeaderElector {
   }
 
   private expired(lease: LeaseObject): boolean {
-    const annotated = Number((lease.metadata?.annotations as Record<string, string> | undefined)?.[LEASE_DURATION_MS_ANNOTATION]);
-    const durationMs = Number.isFinite(annotated) && annotated > 0 ? annotated : (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
+    const durationMs = durationOf(lease);
     if (this.observed !== undefined && this.now() - this.observed.atMs > durationMs) return true;
     const renewedAtMs = Date.parse(lease.spec?.renewTime ?? '');
     return Number.isFinite(renewedAtMs) && (this.options.wallNow ?? Date.now)() - renewedAtMs > durationMs + (this.options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS);

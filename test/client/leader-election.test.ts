@@ -204,20 +204,26 @@ describe('client: leader election with fencing', function () {
       // Observation alone would never expire it (the monotonic clock stands still): the renewTime says it has.
       stale.start();
       await waitFor('the stale Lease taken', async () => (tookStale.length === 1 ? true : undefined), 30_000, 10);
-      // A live holder: renewing every 100 ms.
+      // A live holder: renewing every 100 ms (the waiting candidate sees each renewal through its watch).
+      let renewals = 0;
       const renewing = setInterval(() => {
         void client
           .get('Lease', 'kube-system', 'fresh-renewal')
           .then((current) => client.update('Lease', { ...current, spec: { ...(current.spec as object), renewTime: new Date().toISOString().replace(/Z$/, '000Z') } }))
+          .then(() => renewals++)
           .catch(() => undefined);
       }, 100);
       try {
         fresh.start();
-        await waitFor('20 looks at the fresh Lease', async () => ((reads.get('fresh-renewal') ?? 0) >= 20 ? true : undefined), 30_000, 10);
+        await waitFor('a first look at the fresh Lease', async () => ((reads.get('fresh-renewal') ?? 0) >= 1 ? true : undefined), 30_000, 10);
+        const before = renewals;
+        await waitFor('20 renewals while the candidate waits', async () => (renewals >= before + 20 ? true : undefined), 30_000, 10);
       } finally {
         clearInterval(renewing);
       }
       expect(tookFresh).to.have.length(0);
+      // It did not poll: each renewal it saw restarted its wait.
+      expect(reads.get('fresh-renewal') ?? 0).to.be.at.most(2);
       expect(((await client.get('Lease', 'kube-system', 'fresh-renewal')).spec as { holderIdentity: string }).holderIdentity).to.equal('ghost');
     } finally {
       await stale.stop();
