@@ -111,6 +111,8 @@ export class LeaderElector {
   private busy = false;
   /** The version of the Lease last seen, and when (our clock) it was first seen. */
   private observed: { resourceVersion: string; holder: string; atMs: number; durationMs: number } | undefined;
+  /** The Lease as this candidate last wrote it while holding it (renewals start from it). */
+  private held: LeaseObject | undefined;
   /** Stops the watch on the Lease (waiting candidates learn of renewals from it). */
   private stopWatch: (() => void) | undefined;
   private leading: { fence: WriteFence; controller: AbortController; renewedAtMs: number } | undefined;
@@ -228,6 +230,22 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<void> {
     const { client, namespace, name, identity } = this.options;
+    // A holder renews from the version it wrote last: one compare-and-swap, no read first.
+    // If the Lease changed since (another holder, a deletion), the read below decides.
+    const held = this.held;
+    if (this.leading !== undefined && held !== undefined) {
+      try {
+        const renewed = (await client.update('Lease', { ...held, spec: { ...held.spec, renewTime: microTime(new Date()) } })) as LeaseObject;
+        this.held = renewed;
+        this.observe(String(renewed.metadata?.resourceVersion), identity, this.leaseDurationMs);
+        this.leading.renewedAtMs = this.now();
+        return;
+      } catch (error) {
+        const code = statusCodeOf(error);
+        if (code !== grpc.status.ABORTED && code !== grpc.status.NOT_FOUND) throw error;
+        this.held = undefined;
+      }
+    }
     let lease: LeaseObject | undefined;
     try {
       lease = (await client.get('Lease', namespace, name)) as LeaseObject;
@@ -243,6 +261,7 @@ export class LeaderElector {
     const metadata = { name, namespace, annotations: { [LEASE_DURATION_MS_ANNOTATION]: String(this.leaseDurationMs) } };
     if (lease === undefined) {
       const created = await client.create('Lease', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } });
+      this.held = created as LeaseObject;
       this.becomeLeader(String(created.metadata?.resourceVersion));
       return;
     }
@@ -251,6 +270,7 @@ export class LeaderElector {
     this.observe(version, holder, durationOf(lease));
     if (holder === identity) {
       const renewed = await client.update('Lease', { ...lease, spec: { ...lease.spec, renewTime: microTime(now) } });
+      this.held = renewed as LeaseObject;
       this.observe(String(renewed.metadata?.resourceVersion), identity, this.leaseDurationMs);
       if (this.leading !== undefined) {
         this.leading.renewedAtMs = this.now();
@@ -271,6 +291,7 @@ export class LeaderElector {
       metadata: { ...lease.metadata, annotations: { ...(lease.metadata?.annotations as Record<string, string> | undefined), ...metadata.annotations } },
       spec: { ...spec, acquireTime: microTime(now), leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + 1 },
     });
+    this.held = taken as LeaseObject;
     this.observe(String(taken.metadata?.resourceVersion), identity, this.leaseDurationMs);
     this.becomeLeader(String(taken.metadata?.resourceVersion));
   }

@@ -18,6 +18,8 @@ export interface LocalAgentOptions {
   readonly podCidr?: string;
   /** Further flags (e.g. --node-labels, --crash-loop-backoff-initial). */
   readonly flags?: readonly string[];
+  /** Flags for node itself (e.g. --cpu-prof). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export class LocalAgent {
@@ -39,6 +41,7 @@ export class LocalAgent {
     mkdirSync(options.rootDir, { recursive: true });
     const log = createWriteStream(join(options.rootDir, 'agent.log'), { flags: 'a' });
     const args = [
+      ...(options.nodeArgs ?? []),
       MAST_BINARY,
       'agent',
       '--server',
