@@ -62,6 +62,8 @@ export class UsageReporter {
   private node: Sample | undefined;
   /** PodMetrics written, by namespace/name: removed when their pod's containers are gone. */
   private readonly written = new Set<string>();
+  /** The resourceVersion of each metrics object as last written ("Kind/ns/name"): the next write replaces it without a read first. */
+  private readonly versions = new Map<string, string>();
   private running: Promise<void> | undefined;
 
   constructor(private readonly options: UsageReporterOptions) {}
@@ -125,6 +127,7 @@ export class UsageReporter {
       if (pods.has(key)) continue;
       const [namespace, name] = key.split('/') as [string, string];
       this.written.delete(key);
+      this.versions.delete(`PodMetrics/${key}`);
       await this.options.client.delete('PodMetrics', namespace, name).catch((error: unknown) => {
         if (statusCodeOf(error) !== grpc.status.NOT_FOUND) throw error;
       });
@@ -143,15 +146,36 @@ export class UsageReporter {
     });
   }
 
-  /** Create or replace (metrics are overwritten whole; no conflicts to merge). */
+  /**
+   * Create or replace (metrics are overwritten whole; no conflicts to
+   * merge): from the version this reporter wrote last when it has one (one
+   * write), else after reading the current one.
+   */
   private async write(kind: string, namespace: string, name: string, object: KubeObject): Promise<void> {
     const client = this.options.client;
+    const key = `${kind}/${namespace}/${name}`;
+    const replace = async (resourceVersion: string | undefined): Promise<void> => {
+      const written = await client.update(kind, { ...object, metadata: { ...object.metadata, resourceVersion } });
+      this.versions.set(key, String(written.metadata?.resourceVersion));
+    };
+    const known = this.versions.get(key);
+    if (known !== undefined) {
+      try {
+        await replace(known);
+        return;
+      } catch (error) {
+        const code = statusCodeOf(error);
+        if (code !== grpc.status.ABORTED && code !== grpc.status.NOT_FOUND) throw error;
+        this.versions.delete(key);
+      }
+    }
     try {
       const current = await client.get(kind, namespace, name);
-      await client.update(kind, { ...object, metadata: { ...object.metadata, resourceVersion: current.metadata?.resourceVersion } });
+      await replace(current.metadata?.resourceVersion);
     } catch (error) {
       if (statusCodeOf(error) !== grpc.status.NOT_FOUND) throw error;
-      await client.create(kind, object);
+      const created = await client.create(kind, object);
+      this.versions.set(key, String(created.metadata?.resourceVersion));
     }
   }
 }
