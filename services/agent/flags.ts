@@ -3,21 +3,15 @@
 import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { CLIENT_FLAG_OPTIONS, clientSettingsFromFlags, type ClientSettings } from '../client/client-config.js';
 
 export class AgentFlagError extends Error {
   override readonly name = 'AgentFlagError';
 }
 
 export interface AgentFlags {
-  /** Client config flags, as mastctl and the components take them (loadClientConfig). */
-  readonly client: {
-    readonly server?: string | undefined;
-    readonly kubeconfig?: string | undefined;
-    readonly certificateAuthority?: string | undefined;
-    readonly clientCertificate?: string | undefined;
-    readonly clientKey?: string | undefined;
-    readonly token?: string | undefined;
-  };
+  /** Where the masters are and how to authenticate, as mastctl and the components take them. */
+  readonly client: ClientSettings;
   readonly nodeName: string;
   readonly nodeLabels: Readonly<Record<string, string>>;
   /** The node's InternalIP ("" = the first non-loopback IPv4 address, else 127.0.0.1). */
@@ -132,12 +126,7 @@ export function parseAgentFlags(argv: readonly string[], env: Readonly<Record<st
       strict: true,
       allowPositionals: false,
       options: {
-        server: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        'certificate-authority': { type: 'string' },
-        'client-certificate': { type: 'string' },
-        'client-key': { type: 'string' },
-        token: { type: 'string' },
+        ...CLIENT_FLAG_OPTIONS,
         'node-name': { type: 'string' },
         'node-labels': { type: 'string' },
         'node-ip': { type: 'string' },
@@ -186,14 +175,7 @@ export function parseAgentFlags(argv: readonly string[], env: Readonly<Record<st
   const listenAddress = values['listen-address'] ?? '';
   if (listenAddress !== '' && !/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(listenAddress)) throw new AgentFlagError(`--listen-address: "${listenAddress}" is not HOST:PORT`);
   return {
-    client: {
-      server: values.server,
-      kubeconfig: values.kubeconfig,
-      certificateAuthority: values['certificate-authority'],
-      clientCertificate: values['client-certificate'],
-      clientKey: values['client-key'],
-      token: values.token,
-    },
+    client: clientSettingsFromFlags(values),
     nodeName,
     nodeLabels: labels(values['node-labels'] ?? ''),
     nodeIp,

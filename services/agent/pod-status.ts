@@ -9,6 +9,7 @@
 
 import type { Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus } from '../../proto/gen/resources/v1/core.js';
 import type { Condition } from '../../proto/gen/resources/v1/meta.js';
+import { formatTimestamp } from '../client/timestamps.js';
 import { isHostNetwork, latestByName, newestFirst, restartPolicyOf, type ObservedContainer, type PodObservation, type ProbeSnapshot } from './pod-actions.js';
 
 /** Why a container is not running although it should (the kubelet's reason cache). */
@@ -251,22 +252,5 @@ function conditions(
 
 /** RFC 3339 in UTC with second precision, as Kubernetes writes times ("2024-05-01T12:00:00Z"); pure arithmetic, no Date. */
 export function formatRfc3339(ms: number): string {
-  const totalSeconds = Math.floor(ms / 1000);
-  const days = Math.floor(totalSeconds / 86_400);
-  const secondsOfDay = totalSeconds - days * 86_400;
-  // Howard Hinnant's civil_from_days.
-  const shifted = days + 719_468;
-  const era = Math.floor(shifted / 146_097);
-  const dayOfEra = shifted - era * 146_097;
-  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365);
-  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
-  const monthIndex = Math.floor((5 * dayOfYear + 2) / 153);
-  const day = dayOfYear - Math.floor((153 * monthIndex + 2) / 5) + 1;
-  const month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9;
-  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
-  const two = (value: number): string => String(value).padStart(2, '0');
-  const hours = Math.floor(secondsOfDay / 3600);
-  const minutes = Math.floor((secondsOfDay - hours * 3600) / 60);
-  const seconds = secondsOfDay - hours * 3600 - minutes * 60;
-  return `${String(year).padStart(4, '0')}-${two(month)}-${two(day)}T${two(hours)}:${two(minutes)}:${two(seconds)}Z`;
+  return formatTimestamp(ms);
 }

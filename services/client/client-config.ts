@@ -38,6 +38,28 @@ export interface ClientConfig {
   readonly credentials?: grpc.ChannelCredentials;
 }
 
+/** The flags every component takes for its masters, as node:util parseArgs options (kubectl's names). */
+export const CLIENT_FLAG_OPTIONS = {
+  server: { type: 'string' },
+  kubeconfig: { type: 'string' },
+  'certificate-authority': { type: 'string' },
+  'client-certificate': { type: 'string' },
+  'client-key': { type: 'string' },
+  token: { type: 'string' },
+} as const;
+
+/** ClientSettings from parsed CLIENT_FLAG_OPTIONS values (absent flags stay absent). */
+export function clientSettingsFromFlags(values: { readonly [K in keyof typeof CLIENT_FLAG_OPTIONS]?: string | undefined }): ClientSettings {
+  const settings: { -readonly [K in keyof ClientSettings]: ClientSettings[K] } = {};
+  if (values.server !== undefined) settings.server = values.server;
+  if (values.kubeconfig !== undefined) settings.configFile = values.kubeconfig;
+  if (values['certificate-authority'] !== undefined) settings.certificateAuthority = values['certificate-authority'];
+  if (values['client-certificate'] !== undefined) settings.clientCertificate = values['client-certificate'];
+  if (values['client-key'] !== undefined) settings.clientKey = values['client-key'];
+  if (values.token !== undefined) settings.token = values.token;
+  return settings;
+}
+
 /** The config file a client reads: --kubeconfig, else $MASTCONFIG, else ~/.mast/config. */
 export function configFilePath(settings: ClientSettings, env: Readonly<Record<string, string | undefined>>): string {
   return settings.configFile ?? env.MASTCONFIG ?? join(env.HOME ?? homedir(), '.mast', 'config');

@@ -22,17 +22,7 @@ export async function runAgentCommand(argv: readonly string[]): Promise<void> {
     process.stdout.write(agentUsage());
     return;
   }
-  const { masters, credentials } = loadClientConfig(
-    {
-      ...(flags.client.server === undefined ? {} : { server: flags.client.server }),
-      ...(flags.client.kubeconfig === undefined ? {} : { configFile: flags.client.kubeconfig }),
-      ...(flags.client.certificateAuthority === undefined ? {} : { certificateAuthority: flags.client.certificateAuthority }),
-      ...(flags.client.clientCertificate === undefined ? {} : { clientCertificate: flags.client.clientCertificate }),
-      ...(flags.client.clientKey === undefined ? {} : { clientKey: flags.client.clientKey }),
-      ...(flags.client.token === undefined ? {} : { token: flags.client.token }),
-    },
-    process.env,
-  );
+  const { masters, credentials } = loadClientConfig(flags.client, process.env);
   const logger = jsonLogger(`agent/${flags.nodeName}`, flags.logLevel);
   const log = (line: string): void => logger.info(line);
   const client = new ResourceClient({ endpoints: masters, ...(credentials === undefined ? {} : { credentials }) });

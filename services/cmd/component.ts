@@ -6,7 +6,7 @@
 
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ClientConfigError, loadClientConfig } from '../client/client-config.js';
+import { CLIENT_FLAG_OPTIONS, ClientConfigError, clientSettingsFromFlags, loadClientConfig } from '../client/client-config.js';
 import { startCandidate, COMPONENT_LEASES, type Component } from '../master/candidates.js';
 import { parseDuration } from '../master/flags.js';
 import { jsonLogger } from '../master/master.js';
@@ -41,12 +41,7 @@ export async function runComponent(component: Component, argv: readonly string[]
       strict: true,
       allowPositionals: false,
       options: {
-        server: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        'certificate-authority': { type: 'string' },
-        'client-certificate': { type: 'string' },
-        'client-key': { type: 'string' },
-        token: { type: 'string' },
+        ...CLIENT_FLAG_OPTIONS,
         name: { type: 'string' },
         'log-level': { type: 'string' },
         ...(component === 'controller-manager' ? { 'node-monitor-grace-period': { type: 'string' as const } } : {}),
@@ -62,17 +57,7 @@ export async function runComponent(component: Component, argv: readonly string[]
   }
   const level = values['log-level'] ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ClientConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, not "${level}"`);
-  const { masters, credentials } = loadClientConfig(
-    {
-      ...(values.server === undefined ? {} : { server: values.server }),
-      ...(values.kubeconfig === undefined ? {} : { configFile: values.kubeconfig }),
-      ...(values['certificate-authority'] === undefined ? {} : { certificateAuthority: values['certificate-authority'] }),
-      ...(values['client-certificate'] === undefined ? {} : { clientCertificate: values['client-certificate'] }),
-      ...(values['client-key'] === undefined ? {} : { clientKey: values['client-key'] }),
-      ...(values.token === undefined ? {} : { token: values.token }),
-    },
-    process.env,
-  );
+  const { masters, credentials } = loadClientConfig(clientSettingsFromFlags(values), process.env);
   const name = values.name ?? hostname();
   const grace = (values as { 'node-monitor-grace-period'?: string })['node-monitor-grace-period'];
   const nodeMonitorGracePeriodMs = grace === undefined ? undefined : parseDuration('node-monitor-grace-period', grace);

@@ -2,7 +2,7 @@
 // RFC 3339 timestamps read and written without Date, checked against Date.
 
 import { expect } from 'chai';
-import { civilFromDays, daysFromCivil, formatTimestamp, parseTimestampMs } from '../../services/controllers/common/reconcile-time.js';
+import { civilFromDays, daysFromCivil, formatTimestamp, parseTimestampMs } from '../../services/client/timestamps.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 

@@ -29,7 +29,7 @@ const DETERMINISTIC: readonly RegExp[] = [
   /^services\/scheduler\/plugins\//,
   /^services\/controllers\/.*reconcile[^/]*\.ts$/,
   // The pure helpers those share from services/client.
-  /^services\/client\/(labels|quantity|quota|scheduling)\.ts$/,
+  /^services\/client\/(labels|quantity|quota|scheduling|timestamps)\.ts$/,
   // The agent's pure decisions: what to do next for a pod, the status to report, backoff, env.
   /^services\/agent\/(pod-actions|pod-status|backoff|env)\.ts$/,
 ];

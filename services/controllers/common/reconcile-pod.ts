@@ -6,7 +6,7 @@
 
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
-import { parseTimestampMs } from './reconcile-time.js';
+import { parseTimestampMs } from '../../client/timestamps.js';
 
 /** metav1.GetControllerOf: the owner reference marked controller, if any. */
 export function controllerOf(object: { readonly metadata?: { readonly ownerReferences?: readonly OwnerReference[] | undefined } | undefined }): OwnerReference | undefined {

@@ -1,10 +1,10 @@
 // Civil calendar arithmetic on epoch milliseconds without Date, so reconcile
 // logic stays deterministic (the lint forbids Date there): wall-clock times
 // and weekdays (the dates themselves, and RFC 3339 formatting, are
-// ../common/reconcile-time.ts's), and time zones through Intl (which
+// services/client/timestamps.ts's), and time zones through Intl (which
 // formats a given instant; it reads no clock).
 
-import { civilFromDays, daysFromCivil } from '../common/reconcile-time.js';
+import { civilFromDays, daysFromCivil } from '../../client/timestamps.js';
 
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 60 * MINUTE_MS;

@@ -15,7 +15,7 @@
 // wall time that an overlap repeats happens once, at its first instant
 // (Vixie).
 
-import { daysFromCivil } from '../common/reconcile-time.js';
+import { daysFromCivil } from '../../client/timestamps.js';
 import { civilTime, DAY_MS, HOUR_MS, instantOf, MINUTE_MS, msFromCivil, UTC, wallMs, type TimeZone } from './reconcile-calendar.js';
 
 export class CronSyntaxError extends Error {

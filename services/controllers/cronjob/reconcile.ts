@@ -16,7 +16,7 @@ import type { CronJob, CronJobStatus, Job } from '../../../proto/gen/resources/v
 import type { ObjectReference } from '../../../proto/gen/resources/v1/core.js';
 import type { OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
 import { controllerOf } from '../common/reconcile-pod.js';
-import { formatTimestamp, parseTimestampMs } from '../common/reconcile-time.js';
+import { formatTimestamp, parseTimestampMs } from '../../client/timestamps.js';
 import { jobFinishedType, type PlanEvent } from '../job/reconcile.js';
 import { MINUTE_MS, timeZone, UnknownTimeZoneError, type TimeZone } from './reconcile-calendar.js';
 import { CronSyntaxError, MAX_MISSED_SCHEDULES, missedSchedules, nextRun, parseCron, type CronSchedule } from './reconcile-cron.js';

@@ -15,7 +15,7 @@ import type { DaemonSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { Node, Pod, Toleration } from '../../../proto/gen/resources/v1/core.js';
 import type { OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
 import { selectorMatches } from '../common/reconcile-selector.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
+import { parseTimestampMs } from '../../client/timestamps.js';
 import { daemonTolerations, nodeFit, type NodeFit } from './reconcile-node.js';
 import { claimObjects, type Claimed } from '../common/reconcile-claim.js';
 import { isActive, isAvailable, isReady, isTerminating, untilAvailableMs } from '../common/reconcile-pod.js';

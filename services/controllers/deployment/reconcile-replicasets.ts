@@ -8,7 +8,7 @@
 import type { Deployment, ReplicaSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { PodTemplateSpec } from '../../../proto/gen/resources/v1/core.js';
 import type { IntOrString, LabelSelector, OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
+import { parseTimestampMs } from '../../client/timestamps.js';
 
 export const POD_TEMPLATE_HASH_LABEL = 'pod-template-hash';
 export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';

@@ -6,7 +6,7 @@
 
 import type { DeploymentStatus, ReplicaSet } from '../../../proto/gen/resources/v1/apps.js';
 import type { Condition } from '../../../proto/gen/resources/v1/meta.js';
-import { formatTimestamp, parseTimestampMs } from '../common/reconcile-time.js';
+import { formatTimestamp, parseTimestampMs } from '../../client/timestamps.js';
 import { hasProgressDeadline, replicasOf, type DeploymentView } from './reconcile-replicasets.js';
 
 // Kubernetes' condition reasons (pkg/controller/deployment/util).

@@ -12,7 +12,7 @@
 
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { PodMetrics } from '../../../proto/gen/resources/v1/metrics.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
+import { parseTimestampMs } from '../../client/timestamps.js';
 import { parseQuantity } from '../../client/quantity.js';
 import { parseDurationMs } from './reconcile-units.js';
 

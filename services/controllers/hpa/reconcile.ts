@@ -16,7 +16,7 @@ import type { PodMetrics } from '../../../proto/gen/resources/v1/metrics.js';
 import { averageValueReplicas, customSample, resourceSample, utilizationReplicas, type CalculatorSettings, type Proposal, type Sample } from './reconcile-metrics.js';
 import { EMPTY_HISTORY, normalizeReplicas, recordScale, type AutoscalerHistory } from './reconcile-behavior.js';
 import { parseQuantity } from '../../client/quantity.js';
-import { formatTimestamp } from '../common/reconcile-time.js';
+import { formatTimestamp } from '../../client/timestamps.js';
 import { formatMilli } from './reconcile-units.js';
 
 export { EMPTY_HISTORY, recordScale, type AutoscalerHistory };

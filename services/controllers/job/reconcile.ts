@@ -25,7 +25,7 @@ import type { Job, JobStatus } from '../../../proto/gen/resources/v1/batch.js';
 import type { Pod } from '../../../proto/gen/resources/v1/core.js';
 import type { Condition, OwnerReference } from '../../../proto/gen/resources/v1/meta.js';
 import { selectorMatches, type Labels } from '../common/reconcile-selector.js';
-import { formatTimestamp, parseTimestampMs } from '../common/reconcile-time.js';
+import { formatTimestamp, parseTimestampMs } from '../../client/timestamps.js';
 import { claimObjects } from '../common/reconcile-claim.js';
 import { isActive, isReady, isTerminating } from '../common/reconcile-pod.js';
 import { deletionOrder } from '../replicaset/reconcile.js';

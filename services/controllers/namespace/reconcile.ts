@@ -8,7 +8,7 @@
 
 import type { Namespace } from '../../../proto/gen/resources/v1/core.js';
 import type { Condition } from '../../../proto/gen/resources/v1/meta.js';
-import { formatTimestamp, parseTimestampMs } from '../common/reconcile-time.js';
+import { formatTimestamp, parseTimestampMs } from '../../client/timestamps.js';
 
 /** The finalizer this controller owns (Kubernetes' FinalizerKubernetes). */
 export const NAMESPACE_FINALIZER = 'kubernetes';

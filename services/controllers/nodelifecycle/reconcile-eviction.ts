@@ -8,7 +8,7 @@
 
 import type { Pod, PodStatus, Taint } from '../../../proto/gen/resources/v1/core.js';
 import { toleratesTaint } from '../../client/scheduling.js';
-import { formatTimestamp } from '../common/reconcile-time.js';
+import { formatTimestamp } from '../../client/timestamps.js';
 
 /** A NoExecute taint and when it was put on (its timeAdded, or when the controller first saw it without one). */
 export interface TimedTaint {

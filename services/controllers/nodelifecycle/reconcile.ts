@@ -9,7 +9,7 @@
 import type { Node, Taint } from '../../../proto/gen/resources/v1/core.js';
 import type { Lease } from '../../../proto/gen/resources/v1/coordination.js';
 import type { Condition } from '../../../proto/gen/resources/v1/meta.js';
-import { formatTimestamp, parseTimestampMs } from '../common/reconcile-time.js';
+import { formatTimestamp, parseTimestampMs } from '../../client/timestamps.js';
 
 export const TAINT_NOT_READY = 'node.kubernetes.io/not-ready';
 export const TAINT_UNREACHABLE = 'node.kubernetes.io/unreachable';

@@ -14,7 +14,7 @@ import type { Node, Pod, Taint } from '../../../proto/gen/resources/v1/core.js';
 import type { EventRecorder } from '../../client/events.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../../client/resources.js';
 import { runWorkers, WorkQueue } from '../../client/workqueue.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
+import { parseTimestampMs } from '../../client/timestamps.js';
 import { PodsByNode } from './pods-by-node.js';
 import { planEviction, type TimedTaint } from './reconcile-eviction.js';
 

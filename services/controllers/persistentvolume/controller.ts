@@ -19,7 +19,7 @@ import type { KubeObject, ResourceClient } from '../../client/resources.js';
 import { informerFor, type InformerView, type SharedInformers } from '../../client/shared-informers.js';
 import { WorkQueue } from '../../client/workqueue.js';
 import { isCode, runLoop } from '../common/loop.js';
-import { formatTimestamp } from '../common/reconcile-time.js';
+import { formatTimestamp } from '../../client/timestamps.js';
 import { ANNOTATION_BIND_COMPLETED, hasAnnotation, isOpenVolume, planClaim, planVolume, type Plan, type PlanEvent } from './reconcile.js';
 
 export interface PersistentVolumeControllerOptions {

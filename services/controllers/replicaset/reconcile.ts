@@ -12,7 +12,7 @@ import type { ObjectMeta, OwnerReference } from '../../../proto/gen/resources/v1
 import type { Labels } from '../common/reconcile-selector.js';
 import { claimObjects } from '../common/reconcile-claim.js';
 import { isActive, readySinceMs } from '../common/reconcile-pod.js';
-import { parseTimestampMs } from '../common/reconcile-time.js';
+import { parseTimestampMs } from '../../client/timestamps.js';
 
 export interface ReplicatedOwner {
   readonly apiVersion: string;
