@@ -1,4 +1,4 @@
-// Run by `npm install` (prepare, after the build): link this package's own
+// Run after every build (npm run build, which npm install runs): link this package's own
 // bins (package.json "bin") into node_modules/.bin, so that `npx mast ...`
 // and `npx mastctl ...` work in a clone. npm links the bins of dependencies
 // there but not the project's own; npx finds `mast` only because it is also

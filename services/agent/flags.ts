@@ -58,7 +58,8 @@ masters:
 node:
   --node-name NAME                  the Node's name (default: the host name)
   --node-labels K=V[,K=V...]        labels besides kubernetes.io/hostname, kubernetes.io/os and kubernetes.io/arch
-  --node-ip IP                      the Node's InternalIP (default: the first non-loopback IPv4 address, else 127.0.0.1)
+  --node-ip IP                      the Node's InternalIP, where masters reach the agent (default: the host of
+                                    --listen-address if it names one, else the first non-loopback IPv4, else 127.0.0.1)
   --max-pods N                      pods this node accepts (default 110)
   --root-dir DIR                    pod volumes, logs and the embedded runtime's state (default ~/.mast/agent/NODE)
 runtime:
@@ -168,12 +169,18 @@ export function parseAgentFlags(argv: readonly string[], env: Readonly<Record<st
   if (tlsParts.some((part) => part !== undefined) && tlsParts.some((part) => part === undefined)) {
     throw new AgentFlagError('--tls-cert-file, --tls-private-key-file and --client-ca-file go together (masters must present a client certificate signed by the CA)');
   }
-  const nodeIp = values['node-ip'] === undefined ? '' : ipv4('node-ip', values['node-ip']);
+  const listenAddress = values['listen-address'] ?? '';
+  if (listenAddress !== '' && !/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(listenAddress)) throw new AgentFlagError(`--listen-address: "${listenAddress}" is not HOST:PORT`);
+  // Masters reach the agent at the Node's InternalIP: a specific listen host is the node IP unless --node-ip says otherwise, and then they must agree.
+  const listenHost = listenAddress === '' ? '' : listenAddress.slice(0, listenAddress.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  const specificHost = listenHost !== '' && !['0.0.0.0', '::'].includes(listenHost) ? listenHost : '';
+  const nodeIp = values['node-ip'] === undefined ? (specificHost === '' ? '' : ipv4('listen-address', specificHost)) : ipv4('node-ip', values['node-ip']);
+  if (specificHost !== '' && specificHost !== nodeIp) {
+    throw new AgentFlagError(`--listen-address ${listenAddress} does not listen on the node IP ${nodeIp}, where masters reach the agent: listen on ${nodeIp} or 0.0.0.0`);
+  }
   const backoffInitialMs = duration('crash-loop-backoff-initial', values['crash-loop-backoff-initial'] ?? '10s');
   const backoffMaxMs = duration('crash-loop-backoff-max', values['crash-loop-backoff-max'] ?? '300s');
   if (backoffInitialMs <= 0 || backoffMaxMs < backoffInitialMs) throw new AgentFlagError('--crash-loop-backoff-max must be at least --crash-loop-backoff-initial, and both above 0');
-  const listenAddress = values['listen-address'] ?? '';
-  if (listenAddress !== '' && !/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(listenAddress)) throw new AgentFlagError(`--listen-address: "${listenAddress}" is not HOST:PORT`);
   return {
     client: clientSettingsFromFlags(values),
     nodeName,

@@ -28,6 +28,16 @@ describe('mast agent flags', function () {
     expect(flags.clusterDns).to.deep.equal(['10.96.0.10']);
     expect(flags.tls).to.deep.equal({ certFile: 'c', keyFile: 'k', clientCaFile: 'ca' });
     expect(flags.listenAddress).to.equal('0.0.0.0:0');
+    expect(flags.nodeIp).to.equal('');
+  });
+
+  it('takes the node IP from a listen address that names one, and refuses one masters could not reach', function () {
+    expect(parse(['--listen-address', '127.0.0.1:0']).nodeIp).to.equal('127.0.0.1');
+    expect(parse(['--listen-address', '10.0.0.5:10250', '--node-ip', '10.0.0.5']).nodeIp).to.equal('10.0.0.5');
+    expect(() => parseAgentFlags(['--listen-address', '127.0.0.1:0', '--node-ip', '10.0.0.5'], { HOME: '/h' })).to.throw(
+      AgentFlagError,
+      '--listen-address 127.0.0.1:0 does not listen on the node IP 10.0.0.5, where masters reach the agent: listen on 10.0.0.5 or 0.0.0.0',
+    );
   });
 
   it('names the flag that is wrong', function () {
