@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HollowNode } from '../../services/agent/hollow.js';
 import { ResourceClient, statusCodeOf, type KubeObject } from '../../services/client/resources.js';
+import { LocalAgent } from '../../services/launcher/local-agent.js';
 import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 
 type PodStatus = { phase?: string; podIP?: string; conditions?: Array<{ type: string; status: string }> };
@@ -66,5 +67,21 @@ describe('agent: the hollow node', function () {
         return statusCodeOf(error) === 5 ? true : undefined;
       }
     }, 30_000);
+  });
+
+  it('runs as `mast agent --hollow`: the Node registers and a bound pod is reported Running, with no runtime', async function () {
+    const agent = LocalAgent.start({ nodeName: 'h2', masters: cluster.endpoints, rootDir: mkdtempSync(join(tmpdir(), 'mast-hollow-agent-')), flags: ['--hollow', '--node-labels', 'tier=hollow'] });
+    try {
+      const registered = await waitFor('h2 registered', () => client.get('Node', '', 'h2'), 30_000, 100);
+      expect(registered.metadata?.labels).to.include({ 'kubernetes.io/hostname': 'h2', tier: 'hollow' });
+      await client.create('Pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hp', namespace: 'default' }, spec: { nodeName: 'h2', containers: [{ name: 'c', image: 'no-such-image' }] } });
+      const running = await waitFor('hp Running', async () => {
+        const pod = await client.get('Pod', 'default', 'hp');
+        return (pod.status as PodStatus | undefined)?.phase === 'Running' ? pod : undefined;
+      }, 30_000, 100);
+      expect((running.status as PodStatus).podIP).to.be.a('string');
+    } finally {
+      expect(await agent.stop('SIGTERM')).to.equal(0);
+    }
   });
 });
