@@ -46,13 +46,24 @@ export interface AgentOptions {
 /** How often a pod worker syncs without a reason to (runtime changes, probes and back-off expiry wake it sooner). */
 export const POD_RESYNC_INTERVAL_MS = 10_000;
 
-/** Whether two statuses say the same (key order aside): nothing to post. */
+/** Whether two JSON values are the same (object key order aside): a status to post or not. */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const other = b as unknown[];
+    return a.length === other.length && a.every((item, index) => sameJson(item, other[index]));
+  }
+  const left = a as Record<string, unknown>;
+  const right = b as Record<string, unknown>;
+  const keys = Object.keys(left).filter((key) => left[key] !== undefined);
+  if (keys.length !== Object.keys(right).filter((key) => right[key] !== undefined).length) return false;
+  return keys.every((key) => sameJson(left[key], right[key]));
+}
+
 function sameStatus(a: PodStatus | undefined, b: PodStatus | undefined): boolean {
-  const canonical = (value: unknown): string =>
-    JSON.stringify(value, (_key, inner: unknown) =>
-      inner !== null && typeof inner === 'object' && !Array.isArray(inner) ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([x], [y]) => x.localeCompare(y))) : inner,
-    );
-  return canonical(a ?? {}) === canonical(b ?? {});
+  return sameJson(a ?? {}, b ?? {});
 }
 
 export class Agent {

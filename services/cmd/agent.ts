@@ -14,7 +14,7 @@ import { agentUsage, DEFAULT_AGENT_PORT, parseAgentFlags } from '../agent/flags.
 import { HollowNode } from '../agent/hollow.js';
 import { defaultInternalIP } from '../agent/node-status.js';
 import { startCriServer } from '../cri/server.js';
-import { jsonLogger } from '../master/master.js';
+import { jsonLogger } from '../client/log.js';
 
 export async function runAgentCommand(argv: readonly string[]): Promise<void> {
   const flags = parseAgentFlags(argv, process.env);

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { CLIENT_FLAG_OPTIONS, ClientConfigError, clientSettingsFromFlags, loadClientConfig } from '../client/client-config.js';
 import { startCandidate, COMPONENT_LEASES, type Component } from '../master/candidates.js';
 import { parseDuration } from '../master/flags.js';
-import { jsonLogger } from '../master/master.js';
+import { jsonLogger } from '../client/log.js';
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 

@@ -29,22 +29,10 @@ import { startTelemetry, type Telemetry } from '../telemetry/index.js';
 import { startCandidates, type Candidates } from './candidates.js';
 import { ReplicatedStore, formatId, parseInitialCluster, type StoreLogger } from '../store/index.js';
 import type { MasterFlags } from './flags.js';
+import { jsonLogger } from '../client/log.js';
 
-const LEVELS = { debug: 0, info: 1, warn: 2, error: 3 } as const;
-
-/** Structured log lines (JSON, one per line, on stderr), as etcd's zap logger writes them. */
-export function jsonLogger(member: string, level: MasterFlags['logLevel']): StoreLogger & { debug(message: string): void } {
-  const write = (at: keyof typeof LEVELS, message: string): void => {
-    if (LEVELS[at] < LEVELS[level]) return;
-    process.stderr.write(`${JSON.stringify({ level: at, ts: new Date().toISOString(), member, msg: message })}\n`);
-  };
-  return {
-    debug: (message) => write('debug', message),
-    info: (message) => write('info', message),
-    warn: (message) => write('warn', message),
-    error: (message) => write('error', message),
-  };
-}
+/** Structured log lines: services/client/log.ts (re-exported for the master's callers). */
+export { jsonLogger };
 
 function serverCredentials(url: string, certFile: string, keyFile: string, caFile: string, requireClientCert: boolean): grpc.ServerCredentials {
   if (!url.startsWith('https://')) return grpc.ServerCredentials.createInsecure();
