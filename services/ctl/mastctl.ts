@@ -57,8 +57,8 @@ interface Parsed {
   readonly dashAt: number | undefined;
 }
 
-const BOOLEAN_FLAGS = new Set(['A', 'all-namespaces', 'show-labels', 'overwrite', 'w', 'watch']);
-const SHORT: Readonly<Record<string, string>> = { n: 'namespace', o: 'output', l: 'selector', f: 'filename', A: 'all-namespaces', w: 'watch' };
+const BOOLEAN_FLAGS = new Set(['A', 'all-namespaces', 'show-labels', 'overwrite', 'w', 'watch', 'help', 'h']);
+const SHORT: Readonly<Record<string, string>> = { n: 'namespace', o: 'output', l: 'selector', f: 'filename', A: 'all-namespaces', w: 'watch', h: 'help' };
 
 /** Flags read the global way until the command word, then as that command reads them (logs' -f is --follow, not --filename). */
 function parseArgs(args: readonly string[]): Parsed {
@@ -265,7 +265,7 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
   const [command, ...rest] = parsed.positional;
   if (command === undefined || command === 'help' || boolFlag(parsed, 'help')) {
     io.out(USAGE);
-    return command === undefined ? 1 : 0;
+    return command === undefined && !boolFlag(parsed, 'help') ? 1 : 0;
   }
   let client: ResourceClient | undefined;
   let etcd: EtcdClient | undefined;

@@ -398,6 +398,11 @@ describe('mastctl logs, exec and top against a master and a fake node agent', fu
     const help = await mastctl('help');
     expect(help.code).to.equal(0);
     expect(help.out).to.contain('\n  logs POD|TYPE/NAME').and.contain('\n  exec POD|TYPE/NAME').and.contain('\n  top pods').and.contain('\n  top nodes');
+    for (const flag of ['--help', '-h']) {
+      const asked = await mastctl(flag);
+      expect(asked.code, flag).to.equal(0);
+      expect(asked.out, flag).to.equal(help.out);
+    }
   });
 });
 
