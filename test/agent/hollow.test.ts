@@ -3,7 +3,7 @@
 // marked it not ready), and finishes a graceful delete as a kubelet would.
 
 import { expect } from 'chai';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HollowNode } from '../../services/agent/hollow.js';
@@ -70,7 +70,8 @@ describe('agent: the hollow node', function () {
   });
 
   it('runs as `mast agent --hollow`: the Node registers and a bound pod is reported Running, with no runtime', async function () {
-    const agent = LocalAgent.start({ nodeName: 'h2', masters: cluster.endpoints, rootDir: mkdtempSync(join(tmpdir(), 'mast-hollow-agent-')), flags: ['--hollow', '--node-labels', 'tier=hollow'] });
+    const rootDir = mkdtempSync(join(tmpdir(), 'mast-hollow-agent-'));
+    const agent = LocalAgent.start({ nodeName: 'h2', masters: cluster.endpoints, rootDir, flags: ['--hollow', '--node-labels', 'tier=hollow'] });
     try {
       const registered = await waitFor('h2 registered', () => client.get('Node', '', 'h2'), 30_000, 100);
       expect(registered.metadata?.labels).to.include({ 'kubernetes.io/hostname': 'h2', tier: 'hollow' });
@@ -81,7 +82,9 @@ describe('agent: the hollow node', function () {
       }, 30_000, 100);
       expect((running.status as PodStatus).podIP).to.be.a('string');
     } finally {
-      expect(await agent.stop('SIGTERM')).to.equal(0);
+      const code = await agent.stop('SIGTERM');
+      rmSync(rootDir, { recursive: true, force: true });
+      expect(code).to.equal(0);
     }
   });
 });
