@@ -30,7 +30,7 @@ import {
 import type { ConfigMap, Container, Pod, PodDNSConfig, SeccompProfile, Secret, Service } from '../../proto/gen/resources/v1/core.js';
 import { parseQuantity } from '../client/quantity.js';
 import { containerEnvironment, effectiveRequest, envReferences, expandCommandAndArgs, type EnvVariable } from './env.js';
-import { containerSpecHash } from './pod-actions.js';
+import { ANNOTATION_CONTAINER_HASH, ANNOTATION_RESTART_COUNT, containerSpecHash, LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID } from './pod-actions.js';
 import { PodConfigError, type PodEnvironment } from './pod-environment-types.js';
 import { VolumeManager, type VolumeObjects } from './volumes.js';
 
@@ -67,12 +67,8 @@ export interface NodePodEnvironmentOptions {
   readonly onWarning?: (pod: Pod, reason: string, message: string) => void;
 }
 
-export const LABEL_POD_NAME = 'io.kubernetes.pod.name';
-export const LABEL_POD_NAMESPACE = 'io.kubernetes.pod.namespace';
-export const LABEL_POD_UID = 'io.kubernetes.pod.uid';
-export const LABEL_CONTAINER_NAME = 'io.kubernetes.container.name';
-export const ANNOTATION_CONTAINER_HASH = 'io.kubernetes.container.hash';
-export const ANNOTATION_RESTART_COUNT = 'io.kubernetes.container.restartCount';
+// The labels and annotations adoption depends on are the worker's (pod-actions.ts).
+export { ANNOTATION_CONTAINER_HASH, ANNOTATION_RESTART_COUNT, LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID };
 export const ANNOTATION_TERMINATION_MESSAGE_PATH = 'io.kubernetes.container.terminationMessagePath';
 export const ANNOTATION_TERMINATION_MESSAGE_POLICY = 'io.kubernetes.container.terminationMessagePolicy';
 export const ANNOTATION_TERMINATION_GRACE_PERIOD = 'io.kubernetes.pod.terminationGracePeriod';

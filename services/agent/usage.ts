@@ -8,11 +8,8 @@ import * as grpc from '@grpc/grpc-js';
 import { readFile } from 'node:fs/promises';
 import type { ContainerStats } from '../../proto/gen/cri/v1/api.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../client/resources.js';
+import { LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE } from './pod-actions.js';
 
-export const POD_NAME_LABEL = 'io.kubernetes.pod.name';
-export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
-export const POD_UID_LABEL = 'io.kubernetes.pod.uid';
-export const CONTAINER_NAME_LABEL = 'io.kubernetes.container.name';
 
 /** One reading of a container: cumulative CPU nanoseconds and working set, at a time (ns). */
 interface Sample {
@@ -95,9 +92,9 @@ export class UsageReporter {
     const seen = new Set<string>();
     for (const stat of stats) {
       const labels = stat.attributes?.labels ?? {};
-      const namespace = labels[POD_NAMESPACE_LABEL];
-      const name = labels[POD_NAME_LABEL];
-      const container = labels[CONTAINER_NAME_LABEL] ?? stat.attributes?.metadata?.name;
+      const namespace = labels[LABEL_POD_NAMESPACE];
+      const name = labels[LABEL_POD_NAME];
+      const container = labels[LABEL_CONTAINER_NAME] ?? stat.attributes?.metadata?.name;
       const id = stat.attributes?.id ?? '';
       if (namespace === undefined || name === undefined || container === undefined || id === '') continue;
       const sample: Sample = { cpuNs: stat.cpu?.usageCoreNanoSeconds?.value ?? 0, memoryBytes: stat.memory?.workingSetBytes?.value ?? 0, atNs: stat.cpu?.timestamp || now() * 1e6 };
