@@ -160,7 +160,11 @@ export class Agent {
     this.lifecycle = new LifecycleEvents({ runtime, onChange: (uid) => this.workers.get(uid)?.requestSync(), log });
     this.lifecycle.start();
     // Pods deleted while the agent was down, or bound elsewhere, leave containers behind: sweep now and then.
-    this.orphanTimer = setInterval(() => void this.removeOrphans(), 30_000);
+    this.orphanTimer = setInterval(() => {
+      void this.removeOrphans();
+      // Back-off entries of pods that went without being terminated here (orphans, another agent's) expire.
+      this.backoff.gc(Date.now());
+    }, 30_000);
     this.usage = new UsageReporter({ client, nodeName, listContainerStats: () => runtime.listContainerStats(), intervalMs: this.options.usageIntervalMs ?? 15_000, log });
     this.usage.start();
     log(`node ${nodeName} registered; ${this.workers.size} pods bound here`);
@@ -262,10 +266,12 @@ export class Agent {
     const { client, log } = this.options;
     const namespace = pod.metadata?.namespace ?? 'default';
     const name = pod.metadata?.name ?? '';
+    // The stored pod (not the worker's copy): status writes must not undo spec or metadata changes.
+    // After a conflict the informer may still hold the old version: the fresh read is used instead.
+    let fresh: Pod | undefined;
     for (let attempt = 0; attempt < 5 && !this.stopped; attempt++) {
       try {
-        // The stored pod (not the worker's copy): status writes must not undo spec or metadata changes.
-        const stored = (this.pods.get(namespace, name) as Pod | undefined) ?? ((await client.get('Pod', namespace, name)) as Pod);
+        const stored = fresh ?? (this.pods.get(namespace, name) as Pod | undefined) ?? ((await client.get('Pod', namespace, name)) as Pod);
         if (stored.metadata?.uid !== pod.metadata?.uid) return; // replaced by a pod of the same name
         await client.updateStatus('Pod', { ...(stored as KubeObject), status: status as Record<string, unknown> } as KubeObject);
         this.posted.set(pod.metadata?.uid ?? '', status);
@@ -274,11 +280,11 @@ export class Agent {
         const code = statusCodeOf(error);
         if (code === grpc.status.NOT_FOUND) return;
         if (code === grpc.status.ABORTED) {
-          // A newer version exists: read it and try again.
-          const fresh = await client.get('Pod', namespace, name).catch(() => undefined);
+          fresh = (await client.get('Pod', namespace, name).catch(() => undefined)) as Pod | undefined;
           if (fresh === undefined) return;
           continue;
         }
+        fresh = undefined;
         log(`pod ${namespace}/${name}: status update failed: ${error instanceof Error ? error.message : String(error)}`);
         await new Promise((resolve) => setTimeout(resolve, 200 * (attempt + 1)));
       }

@@ -115,8 +115,8 @@ async function readOptional(path: string): Promise<string | undefined> {
   }
 }
 
-/** A /proc/meminfo field in bytes. */
-function meminfoBytes(text: string | undefined, field: string): number | undefined {
+/** A /proc/meminfo field in bytes (undefined when absent). */
+export function meminfoBytes(text: string | undefined, field: string): number | undefined {
   const match = new RegExp(`^${field}:\\s+(\\d+)\\s*kB`, 'm').exec(text ?? '');
   return match === null ? undefined : Number(match[1]) * 1024;
 }

@@ -10,7 +10,7 @@
 // image since 1.28); here it covers the whole spec, so any change counts.
 
 import { mkdirSync, readFileSync } from 'node:fs';
-import { open, readdir, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -456,7 +456,7 @@ export class NodePodEnvironment implements PodEnvironment {
     const dir = this.volumes.containerDir(pod.metadata?.uid ?? '', container.name ?? '');
     const file = join(dir, `termination-log.${attempt}`);
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      await mkdir(dir, { recursive: true, mode: 0o755 });
       const handle = await open(file, 'w', 0o666);
       await handle.chmod(0o666);
       await handle.close();
@@ -472,7 +472,7 @@ export class NodePodEnvironment implements PodEnvironment {
     const env = await this.environment(pod, container, options.podIP);
     const { command, args } = expandCommandAndArgs(container, env);
     const mounts = [...(await this.volumes.mounts(pod, container, env)), ...(await this.terminationMessageMount(pod, container, attempt))];
-    mkdirSync(join(this.podLogDirectory(pod), name), { recursive: true, mode: 0o755 });
+    await mkdir(join(this.podLogDirectory(pod), name), { recursive: true, mode: 0o755 });
     const annotations: Record<string, string> = {
       [ANNOTATION_CONTAINER_HASH]: containerHash(container),
       [ANNOTATION_RESTART_COUNT]: String(attempt),

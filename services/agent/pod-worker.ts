@@ -3,9 +3,10 @@
 // adopts what it left running), asks computePodActions what to do, does it
 // through the CRI and the PodEnvironment, and hands the resulting PodStatus
 // to onStatus. Syncs of one pod never overlap; requests that arrive during
-// a sync coalesce into one more. It re-syncs every resyncIntervalMs while
-// anything runs (that is how it sees a container exit), at once when a
-// probe result changes, and when a back-off expires.
+// a sync coalesce into one more. It syncs when the agent's relist (pleg.ts)
+// sees its pod's containers or sandboxes change (that is how it sees a
+// container exit), at once when a probe result changes, when a back-off
+// expires, and every resyncIntervalMs while anything runs.
 //
 // A pod being deleted is stopped with its grace period (containers, then
 // sandboxes), its last status reported, its containers, sandboxes and
@@ -400,15 +401,15 @@ export class PodWorker {
     let sandboxId = actions.sandboxId;
     let attempt = newestFirst(observed.sandboxes).find((sandbox) => sandbox.id === sandboxId)?.attempt ?? 0;
     let podIP = this.podIPOf(pod, observed);
+    if (actions.createSandbox !== undefined) attempt = actions.createSandbox.attempt;
+    const sandboxConfig = this.sandboxConfig(pod, attempt);
     if (actions.createSandbox !== undefined) {
-      attempt = actions.createSandbox.attempt;
-      const created = await this.createSandbox(pod, attempt);
+      const created = await this.createSandbox(pod, attempt, sandboxConfig);
       if (created === undefined) return changed;
       changed = true;
       sandboxId = created.id;
       podIP = created.ip;
     }
-    const sandboxConfig = this.sandboxConfig(pod, attempt);
     for (const start of starts) {
       changed = (await this.startContainer(pod, start, sandboxId, sandboxConfig, podIP, waiting)) || changed;
     }
@@ -441,11 +442,11 @@ export class PodWorker {
     };
   }
 
-  private async createSandbox(pod: Pod, attempt: number): Promise<{ id: string; ip: string } | undefined> {
+  private async createSandbox(pod: Pod, attempt: number, config: PodSandboxConfig): Promise<{ id: string; ip: string } | undefined> {
     const { runtime } = this.options;
     let id: string;
     try {
-      id = await runtime.runPodSandbox(this.sandboxConfig(pod, attempt), this.options.runtimeHandler?.(pod) ?? '');
+      id = await runtime.runPodSandbox(config, this.options.runtimeHandler?.(pod) ?? '');
     } catch (error) {
       this.log(`creating its sandbox (attempt ${attempt}) failed: ${errorMessage(error)}`);
       return undefined;

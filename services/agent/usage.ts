@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { readFile } from 'node:fs/promises';
 import type { ContainerStats } from '../../proto/gen/cri/v1/api.js';
 import { statusCodeOf, type KubeObject, type ResourceClient } from '../client/resources.js';
+import { meminfoBytes } from './node-status.js';
 import { LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE } from './pod-actions.js';
 
 
@@ -49,8 +50,7 @@ export async function readProcNode(): Promise<{ cpuNs: number; memoryBytes: numb
   const [stat, meminfo] = await Promise.all([readFile('/proc/stat', 'utf8'), readFile('/proc/meminfo', 'utf8')]);
   const cpu = stat.split('\n').find((line) => line.startsWith('cpu '))!.trim().split(/\s+/).slice(1).map(Number);
   const busyTicks = cpu.reduce((sum, value, index) => (index === 3 || index === 4 ? sum : sum + value), 0);
-  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(meminfo)?.[1] ?? 0) * 1024;
-  return { cpuNs: busyTicks * 10_000_000, memoryBytes: field('MemTotal') - field('MemAvailable') };
+  return { cpuNs: busyTicks * 10_000_000, memoryBytes: (meminfoBytes(meminfo, 'MemTotal') ?? 0) - (meminfoBytes(meminfo, 'MemAvailable') ?? 0) };
 }
 
 export class UsageReporter {

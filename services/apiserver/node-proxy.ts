@@ -2,7 +2,8 @@
 // in its watch cache and relays the call to that node's agent (the
 // NodeAgent service of proto/agent.proto, at the node's InternalIP and
 // status.daemonEndpoints.kubeletEndpoint.Port), as the Kubernetes API
-// server proxies to the kubelet. Channels to agents are kept per address.
+// server proxies to the kubelet. Channels to agents are kept per address
+// for the life of the master.
 
 import * as grpc from '@grpc/grpc-js';
 import * as agent from '../../proto/gen/agent.js';
@@ -13,8 +14,6 @@ import { isJsonObject } from './schema.js';
 export interface NodeProxyOptions {
   /** Credentials for calls to agents (TLS with the master's agent-client certificate, or insecure). */
   readonly credentials: grpc.ChannelCredentials;
-  /** Exec calls without a timeout of their own get this one (seconds). */
-  readonly defaultExecTimeoutSeconds?: number;
 }
 
 export interface PodTarget {
@@ -25,6 +24,7 @@ export interface PodTarget {
   readonly endpoint: string;
 }
 
+/** Exec calls without a timeout of their own get this one (seconds). */
 const DEFAULT_EXEC_TIMEOUT_SECONDS = 60;
 
 function stringField(object: unknown, key: string): string {
@@ -109,17 +109,12 @@ export class NodeProxy {
 
   exec(target: PodTarget, command: readonly string[], timeoutSeconds: number): Promise<agent.ExecSyncResponse> {
     if (command.length === 0) return Promise.reject(new ApiError('BadRequest', 'a command is required'));
-    const timeout = timeoutSeconds > 0 ? timeoutSeconds : (this.options.defaultExecTimeoutSeconds ?? DEFAULT_EXEC_TIMEOUT_SECONDS);
+    const timeout = timeoutSeconds > 0 ? timeoutSeconds : DEFAULT_EXEC_TIMEOUT_SECONDS;
     const request = agent.ExecSyncRequest.fromPartial({ podUid: target.uid, podNamespace: target.namespace, podName: target.name, container: target.container, command: [...command], timeoutSeconds: timeout });
     return new Promise((resolve, reject) => {
       // The agent's own timeout answers first; the deadline only covers an agent that went silent.
       this.client(target.endpoint).execSync(request, new grpc.Metadata(), { deadline: Date.now() + (timeout + 10) * 1000 }, (error, response) => (error === null ? resolve(response) : reject(unreachable(target, error))));
     });
-  }
-
-  close(): void {
-    for (const client of this.clients.values()) client.close();
-    this.clients.clear();
   }
 }
 

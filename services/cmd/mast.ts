@@ -62,7 +62,8 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     case 'cri': {
       const { runCriCommand } = await import('../cri/main.js');
-      process.exitCode = await runCriCommand(rest);
+      const { jsonLogger } = await import('../client/log.js');
+      process.exitCode = await runCriCommand(rest, (level) => jsonLogger('cri', level));
       return;
     }
     case 'init': {

@@ -4,7 +4,7 @@
 
 import { CidrError, DEFAULT_POD_CIDR, parseCidr } from './ipam.js';
 import { ImageTableError } from './images.js';
-import { jsonLogger, type CriLogger, type LogLevel } from './logger.js';
+import { silentLogger, type CriLogger, type LogLevel } from './logger.js';
 import { startCriServer, type CriServer } from './server.js';
 
 /** Seconds a container gets between SIGTERM and SIGKILL when mast cri stops. */
@@ -135,8 +135,12 @@ async function serveUntilSignal(server: CriServer, log: CriLogger): Promise<void
   }
 }
 
-/** `mast cri ARGS`: the exit code (0 after a signal, 2 for bad flags, 1 when it cannot start). */
-export async function runCriCommand(argv: string[]): Promise<number> {
+/**
+ * `mast cri ARGS`: the exit code (0 after a signal, 2 for bad flags, 1 when
+ * it cannot start). `makeLogger` logs at a level (`mast cri` passes
+ * services/client/log.ts's JSON logger); default silent.
+ */
+export async function runCriCommand(argv: string[], makeLogger: (level: LogLevel) => CriLogger = () => silentLogger): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(CRI_USAGE);
     return 0;
@@ -149,7 +153,7 @@ export async function runCriCommand(argv: string[]): Promise<number> {
     process.stderr.write(`mast cri: ${error.message}\n(mast cri --help lists the flags)\n`);
     return 2;
   }
-  const log = jsonLogger(flags.logLevel);
+  const log = makeLogger(flags.logLevel);
   let server: CriServer;
   try {
     server = await startCriServer({ socketPath: flags.listen, rootDir: flags.root, imageTable: flags.imageTable, podCidr: flags.podCidr, log });
