@@ -8,10 +8,16 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CLIENT_FLAG_OPTIONS, ClientConfigError, clientSettingsFromFlags, loadClientConfig } from '../client/client-config.js';
 import { startCandidate, COMPONENT_LEASES, type Component } from '../master/candidates.js';
-import { parseDuration } from '../master/flags.js';
+import { parseDuration, parseLoadBalancerIpPool } from '../master/flags.js';
 import { jsonLogger } from '../client/log.js';
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+const CONTROLLER_MANAGER_USAGE = `  --node-monitor-grace-period D  how long a node may go without a heartbeat before it is Ready=Unknown, e.g. 40s (default 40s)
+  --load-balancer-ip-pool POOL   addresses LoadBalancer Services get their external IP from: comma-separated
+                                 IPv4 CIDRs and/or ranges, e.g. 192.168.1.240/28,10.0.0.10-10.0.0.20
+                                 (default: none, LoadBalancer Services stay pending)
+`;
 
 export function componentUsage(component: Component): string {
   const lease = COMPONENT_LEASES[component];
@@ -30,7 +36,7 @@ flags:
   --token TOKEN                  bearer token
   --name NAME                    this candidate's name in the Lease's holderIdentity (default: the host name)
   --log-level LEVEL              debug, info, warn or error (default info); debug logs each bind with its commit revision
-${component === 'controller-manager' ? '  --node-monitor-grace-period D  how long a node may go without a heartbeat before it is Ready=Unknown, e.g. 40s (default 40s)\n' : ''}`;
+${component === 'controller-manager' ? CONTROLLER_MANAGER_USAGE : ''}`;
 }
 
 export async function runComponent(component: Component, argv: readonly string[]): Promise<void> {
@@ -44,7 +50,7 @@ export async function runComponent(component: Component, argv: readonly string[]
         ...CLIENT_FLAG_OPTIONS,
         name: { type: 'string' },
         'log-level': { type: 'string' },
-        ...(component === 'controller-manager' ? { 'node-monitor-grace-period': { type: 'string' as const } } : {}),
+        ...(component === 'controller-manager' ? { 'node-monitor-grace-period': { type: 'string' as const }, 'load-balancer-ip-pool': { type: 'string' as const } } : {}),
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -61,6 +67,8 @@ export async function runComponent(component: Component, argv: readonly string[]
   const name = values.name ?? hostname();
   const grace = (values as { 'node-monitor-grace-period'?: string })['node-monitor-grace-period'];
   const nodeMonitorGracePeriodMs = grace === undefined ? undefined : parseDuration('node-monitor-grace-period', grace);
+  const poolText = (values as { 'load-balancer-ip-pool'?: string })['load-balancer-ip-pool'];
+  const loadBalancerIpPool = poolText === undefined ? undefined : parseLoadBalancerIpPool(poolText);
   const logger = jsonLogger(`${component}/${name}`, level as (typeof LOG_LEVELS)[number]);
   const running = startCandidate({
     endpoints: masters.map((url) => url.replace(/^https?:\/\//, '')),
@@ -69,7 +77,7 @@ export async function runComponent(component: Component, argv: readonly string[]
     component,
     log: (line) => logger.info(line),
     ...(level === 'debug' ? { debug: (line: string) => logger.debug(line) } : {}),
-    ...(nodeMonitorGracePeriodMs === undefined ? {} : { controllerManager: { nodeMonitorGracePeriodMs } }),
+    controllerManager: { ...(nodeMonitorGracePeriodMs === undefined ? {} : { nodeMonitorGracePeriodMs }), ...(loadBalancerIpPool === undefined ? {} : { loadBalancerIpPool }) },
   });
   logger.info(`${component} candidate started against ${masters.join(',')}`);
   const shutdown = (signal: string): void => {

@@ -12,6 +12,8 @@ import { DaemonSetController } from './daemonset/controller.js';
 import { DeploymentController } from './deployment/controller.js';
 import { EndpointsController } from './endpoints/controller.js';
 import { JobController } from './job/controller.js';
+import { LoadBalancerController } from './loadbalancer/controller.js';
+import type { IpPool } from './loadbalancer/reconcile.js';
 import { StatefulSetController } from './statefulset/controller.js';
 import { HorizontalPodAutoscalerController } from './hpa/controller.js';
 import { NODE_LEASE_NAMESPACE, NodeLifecycleController } from './nodelifecycle/controller.js';
@@ -27,6 +29,8 @@ export interface ControllerManagerOptions {
   readonly log: (line: string) => void;
   /** Kubernetes' --node-monitor-grace-period (default 40 s). */
   readonly nodeMonitorGracePeriodMs?: number;
+  /** The addresses LoadBalancer Services get (--load-balancer-ip-pool); absent: none, they stay pending. */
+  readonly loadBalancerIpPool?: IpPool;
   /** The cluster CA (PEM), put into service-account token Secrets as ca.crt. */
   readonly rootCaPem?: string;
   /** Which controller-manager reports events (the source.host of its Events). */
@@ -78,6 +82,7 @@ export async function runControllerManager(client: ResourceClient, signal: Abort
     new JobController({ client, ...shared, pods, log, events }),
     new CronJobController({ client, ...shared, log, events }),
     new EndpointsController({ client, ...shared, pods, log }),
+    new LoadBalancerController({ client, ...shared, log, events, pool: options.loadBalancerIpPool }),
     new NodeLifecycleController({ client, ...shared, pods, log, events, ...(options.nodeMonitorGracePeriodMs === undefined ? {} : { nodeMonitorGracePeriodMs: options.nodeMonitorGracePeriodMs }) }),
     new TaintEvictionController({ client, ...shared, pods, log, events }),
     new HorizontalPodAutoscalerController({ client, ...shared, pods, log }),

@@ -117,6 +117,6 @@ export function startCandidate(options: CandidateOptions): Candidates {
 export function startCandidates(flags: MasterFlags, credentials: grpc.ChannelCredentials, log: (line: string) => void, debug?: (line: string) => void): Candidates {
   const endpoint = (flags.advertiseClientUrls[0] ?? '').replace(/^https?:\/\//, '');
   const components: Component[] = [...(flags.scheduler ? (['scheduler'] as const) : []), ...(flags.controllers ? (['controller-manager'] as const) : [])];
-  const started = components.map((component) => startCandidate({ endpoints: [endpoint], credentials, identityPrefix: flags.name, component, log, ...(debug === undefined ? {} : { debug }), controllerManager: { nodeMonitorGracePeriodMs: flags.nodeMonitorGracePeriodMs, ...(flags.trustedCaFile === '' ? {} : { rootCaPem: readFileSync(flags.trustedCaFile, 'utf8') }) } }));
+  const started = components.map((component) => startCandidate({ endpoints: [endpoint], credentials, identityPrefix: flags.name, component, log, ...(debug === undefined ? {} : { debug }), controllerManager: { nodeMonitorGracePeriodMs: flags.nodeMonitorGracePeriodMs, loadBalancerIpPool: flags.loadBalancerIpPool, ...(flags.trustedCaFile === '' ? {} : { rootCaPem: readFileSync(flags.trustedCaFile, 'utf8') }) } }));
   return { stop: async () => void (await Promise.all(started.map((one) => one.stop()))) };
 }

@@ -1,6 +1,8 @@
 // `mast master` flags: etcd's names and meanings, so operators' habits carry
 // over. Every flag is documented in README.md ("mast master flags").
 
+import { IpPoolError, parseIpPool, type IpPool } from '../controllers/loadbalancer/reconcile.js';
+
 export class FlagError extends Error {
   override readonly name = 'FlagError';
 }
@@ -46,6 +48,8 @@ export interface MasterFlags {
   readonly controllers: boolean;
   /** Controller-manager: how long a node may go without a heartbeat before it is Ready=Unknown and tainted. */
   readonly nodeMonitorGracePeriodMs: number;
+  /** Controller-manager: the addresses LoadBalancer Services get; undefined: none (they stay pending). */
+  readonly loadBalancerIpPool: IpPool | undefined;
   /** Kubernetes' static token file; empty: no bearer tokens. */
   readonly tokenAuthFile: string;
   /** No authentication or authorization at all (every client is an admin). */
@@ -101,6 +105,7 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   scheduler: { kind: 'bool', help: 'run a scheduler candidate in this master: the one holding the kube-system/kube-scheduler Lease binds pods (default true; --scheduler=false to leave scheduling to others)' },
   controllers: { kind: 'bool', help: 'run a controller-manager candidate in this master: the one holding the kube-system/kube-controller-manager Lease runs the controllers (default true)' },
   'node-monitor-grace-period': { kind: 'string', help: 'controller-manager: how long a node may go without a heartbeat (its Lease) before it is marked Ready=Unknown and tainted unreachable, e.g. 40s (default 40s)' },
+  'load-balancer-ip-pool': { kind: 'string', help: 'controller-manager: addresses LoadBalancer Services get their external IP from, comma-separated IPv4 CIDRs and/or ranges, e.g. 192.168.1.240/28,10.0.0.10-10.0.0.20 (CIDRs wider than /31 without their network and broadcast address) (default: none, LoadBalancer Services stay pending)' },
   'event-ttl': { kind: 'string', help: 'resource API: how long Events are kept after they last happened, e.g. 30m, 1h (default 1h)' },
   'token-auth-file': { kind: 'string', help: 'bearer tokens of users: CSV lines token,user,uid[,"group1,group2"] (Kubernetes\' format; mast init writes one)' },
   insecure: { kind: 'bool', help: 'no authentication or authorization: every client is a cluster admin (for local tries; required to serve http:// client URLs)' },
@@ -236,6 +241,7 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     scheduler: raw.has('scheduler') ? parseBool('scheduler', raw.get('scheduler')!) : true,
     controllers: raw.has('controllers') ? parseBool('controllers', raw.get('controllers')!) : true,
     nodeMonitorGracePeriodMs: parseDuration('node-monitor-grace-period', text('node-monitor-grace-period', '40s')),
+    loadBalancerIpPool: raw.has('load-balancer-ip-pool') ? parseLoadBalancerIpPool(raw.get('load-balancer-ip-pool')!) : undefined,
     tokenAuthFile: text('token-auth-file', ''),
     insecure: bool('insecure'),
     listenMetricsUrls: urls('listen-metrics-urls', []),
@@ -270,6 +276,16 @@ export function parseDuration(name: string, value: string): number {
   const milliseconds = match === null ? Number.NaN : Math.round(Number(match[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h']));
   if (!(milliseconds > 0)) throw new FlagError(`--${name}: ${JSON.stringify(value)} is not a duration such as 90s, 30m or 1h`);
   return milliseconds;
+}
+
+/** --load-balancer-ip-pool's value (CIDRs and A.B.C.D-E.F.G.H ranges); FlagError naming the part that is wrong. */
+export function parseLoadBalancerIpPool(value: string): IpPool {
+  try {
+    return parseIpPool(value);
+  } catch (error) {
+    if (error instanceof IpPoolError) throw new FlagError(`--load-balancer-ip-pool: ${error.message}`, { cause: error });
+    throw error;
+  }
 }
 
 function tracesExporter(value: string): 'none' | 'console' | 'otlp' {

@@ -1,7 +1,8 @@
 // `mast master` flags: etcd's names, defaults and clear errors.
 
 import { expect } from 'chai';
-import { FlagError, parseMasterFlags } from '../../services/master/flags.js';
+import { describePool } from '../../services/controllers/loadbalancer/reconcile.js';
+import { FlagError, masterUsage, parseLoadBalancerIpPool, parseMasterFlags } from '../../services/master/flags.js';
 import { InitialClusterError, memberIdOf, parseInitialCluster } from '../../services/store/index.js';
 
 describe('mast master flags', function () {
@@ -47,6 +48,29 @@ describe('mast master flags', function () {
     expect(failure(['--event-ttl=soon'])).to.equal('--event-ttl: "soon" is not a duration such as 90s, 30m or 1h');
     expect(parseMasterFlags(['--insecure']).eventTtlMs).to.equal(3_600_000);
     expect(parseMasterFlags(['--insecure', '--event-ttl=90s']).eventTtlMs).to.equal(90_000);
+  });
+
+  it('reads --load-balancer-ip-pool (CIDRs and ranges, none by default) and names the part that is wrong', function () {
+    expect(parseMasterFlags(['--insecure']).loadBalancerIpPool).to.equal(undefined);
+    const pool = parseMasterFlags(['--insecure', '--load-balancer-ip-pool', '192.168.1.240/28,10.0.0.10-10.0.0.20']).loadBalancerIpPool;
+    expect(describePool(pool!)).to.equal('10.0.0.10-10.0.0.20,192.168.1.241-192.168.1.254');
+    expect(describePool(parseMasterFlags(['--insecure', '--load-balancer-ip-pool=10.0.0.4/31']).loadBalancerIpPool!)).to.equal('10.0.0.4-10.0.0.5');
+    const failure = (value: string): string => {
+      try {
+        parseMasterFlags(['--insecure', `--load-balancer-ip-pool=${value}`]);
+      } catch (error) {
+        expect(error).to.be.instanceOf(FlagError);
+        return (error as Error).message;
+      }
+      throw new Error('expected a FlagError');
+    };
+    expect(failure('10.0.0.0/24,10.0.0.300-10.0.0.310')).to.equal('--load-balancer-ip-pool: "10.0.0.300-10.0.0.310" is not a range of two IPv4 addresses A.B.C.D-E.F.G.H');
+    expect(failure('10.0.0.1/24')).to.equal('--load-balancer-ip-pool: "10.0.0.1/24" has host bits set (did you mean 10.0.0.0/24?)');
+    expect(failure('10.0.0.0/24,10.0.0.128/25')).to.equal('--load-balancer-ip-pool: "10.0.0.128/25" overlaps "10.0.0.0/24"');
+    expect(failure('')).to.contain('--load-balancer-ip-pool: "" is empty');
+    // The standalone controller-manager's parser says the same.
+    expect(() => parseLoadBalancerIpPool('10.0.0.5')).to.throw(FlagError, '--load-balancer-ip-pool: "10.0.0.5" is neither a CIDR');
+    expect(masterUsage()).to.contain('--load-balancer-ip-pool');
   });
 
   it('is secure by default: authenticated TLS clients, or an explicit --insecure', function () {
