@@ -33,10 +33,27 @@ export interface AgentFlags {
   /** Extra image table for the embedded runtime (JSON file). */
   readonly imageTable: string;
   readonly hollow: boolean;
+  /** The Service proxy's backend; 'auto' = nftables when usable (root, nft), else userspace. */
+  readonly proxyMode: 'auto' | 'nftables' | 'ipvs' | 'userspace' | 'none';
+  /** HOST:PORT of the proxy's /proxyMode, /healthz and /metrics ("" = not served). */
+  readonly metricsBindAddress: string;
+  readonly proxySyncPeriodMs: number;
+  /** Where NodePorts answer (empty: the node IP). */
+  readonly nodePortAddresses: readonly string[];
+  /** HOST:PORT of the node's cluster DNS server ("" = the node IP, port DEFAULT_DNS_PORT; "none" = no DNS server). */
+  readonly dnsBindAddress: string;
+  /** Nameservers (IP or IP:PORT) for names outside the cluster domain (empty: /etc/resolv.conf's). */
+  readonly dnsUpstream: readonly string[];
+  /** nftables mode: the table the proxy owns ("" = mast). */
+  readonly nftablesTable: string;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
 export const DEFAULT_AGENT_PORT = 10250;
+/** kube-proxy's metrics address. */
+export const DEFAULT_PROXY_METRICS_ADDRESS = '127.0.0.1:10249';
+/** The node's cluster DNS port (the proxy sends CLUSTER_DNS:53 there). */
+export const DEFAULT_DNS_PORT = 10053;
 /** The embedded runtime's default pod range: every 127/8 address reaches loopback, so pods need no network setup. */
 export const DEFAULT_EMBEDDED_POD_CIDR = '127.10.0.0/16';
 
@@ -72,7 +89,19 @@ runtime:
   --crash-loop-backoff-initial D    first restart delay of a crashing container (default 10s)
   --crash-loop-backoff-max D        the delay doubles up to this (default 300s)
   --node-status-update-frequency D  how often the Node status is posted (default 10s)
-  --hollow                          no runtime: report every bound pod Running and Ready (scale tests)
+  --hollow                          no runtime, no proxy: report every bound pod Running and Ready (scale tests)
+service proxy and cluster DNS (kube-proxy's and the cluster DNS's roles):
+  --proxy-mode MODE                 nftables, ipvs, userspace or none (default: nftables when running as root with
+                                    a working nft, else userspace)
+  --metrics-bind-address HOST:PORT  the proxy's /proxyMode, /healthz and /metrics (default ${DEFAULT_PROXY_METRICS_ADDRESS};
+                                    "" = not served)
+  --proxy-sync-period D             how often the programmed rules are verified and repaired (default 30s)
+  --nodeport-addresses IP[,IP...]   addresses NodePorts answer on (default: the node IP)
+  --nftables-table NAME             nftables mode: the table (family ip) the proxy owns (default mast)
+  --dns-bind-address HOST:PORT      this node's cluster DNS server (default NODE_IP:${DEFAULT_DNS_PORT}; "none" = no server);
+                                    with --cluster-dns, the proxy sends CLUSTER_DNS:53 (UDP and TCP) to it
+  --dns-upstream ADDR[,ADDR...]     nameservers (IP or IP:PORT) for names outside the cluster domain
+                                    (default: those of /etc/resolv.conf)
 agent API (logs, exec):
   --listen-address HOST:PORT        default NODE_IP:${DEFAULT_AGENT_PORT} (port 0: any free port)
   --tls-cert-file FILE              serve TLS (with --tls-private-key-file and --client-ca-file: masters must
@@ -119,6 +148,11 @@ function ipv4(flag: string, value: string): string {
   return value;
 }
 
+function nftablesTable(value: string): string {
+  if (value !== '' && !/^[A-Za-z][A-Za-z0-9_-]{0,31}$/.test(value)) throw new AgentFlagError(`--nftables-table: "${value}" is not a table name (a letter, then up to 31 of letters, digits, _ and -)`);
+  return value;
+}
+
 export function parseAgentFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): AgentFlags | 'help' {
   let values;
   try {
@@ -142,6 +176,13 @@ export function parseAgentFlags(argv: readonly string[], env: Readonly<Record<st
         'crash-loop-backoff-max': { type: 'string' },
         'node-status-update-frequency': { type: 'string' },
         hollow: { type: 'boolean' },
+        'proxy-mode': { type: 'string' },
+        'metrics-bind-address': { type: 'string' },
+        'proxy-sync-period': { type: 'string' },
+        'nodeport-addresses': { type: 'string' },
+        'dns-bind-address': { type: 'string' },
+        'dns-upstream': { type: 'string' },
+        'nftables-table': { type: 'string' },
         'listen-address': { type: 'string' },
         'tls-cert-file': { type: 'string' },
         'tls-private-key-file': { type: 'string' },
@@ -181,6 +222,20 @@ export function parseAgentFlags(argv: readonly string[], env: Readonly<Record<st
   const backoffInitialMs = duration('crash-loop-backoff-initial', values['crash-loop-backoff-initial'] ?? '10s');
   const backoffMaxMs = duration('crash-loop-backoff-max', values['crash-loop-backoff-max'] ?? '300s');
   if (backoffInitialMs <= 0 || backoffMaxMs < backoffInitialMs) throw new AgentFlagError('--crash-loop-backoff-max must be at least --crash-loop-backoff-initial, and both above 0');
+  const proxyMode = values['proxy-mode'] ?? 'auto';
+  if (!['auto', 'nftables', 'ipvs', 'userspace', 'none'].includes(proxyMode)) throw new AgentFlagError(`--proxy-mode: "${proxyMode}" is not nftables, ipvs, userspace or none`);
+  const metricsBindAddress = values['metrics-bind-address'] ?? DEFAULT_PROXY_METRICS_ADDRESS;
+  if (metricsBindAddress !== '' && !/^[^:\s]+:\d{1,5}$/.test(metricsBindAddress)) throw new AgentFlagError(`--metrics-bind-address: "${metricsBindAddress}" is not HOST:PORT`);
+  const dnsBindAddress = values['dns-bind-address'] ?? '';
+  if (dnsBindAddress !== '' && dnsBindAddress !== 'none' && !/^[^:\s]+:\d{1,5}$/.test(dnsBindAddress)) throw new AgentFlagError(`--dns-bind-address: "${dnsBindAddress}" is not HOST:PORT or none`);
+  const proxySyncPeriodMs = duration('proxy-sync-period', values['proxy-sync-period'] ?? '30s');
+  if (proxySyncPeriodMs < 1000) throw new AgentFlagError('--proxy-sync-period must be at least 1s');
+  const dnsUpstream = (values['dns-upstream'] ?? '').split(',').filter((entry) => entry !== '');
+  for (const entry of dnsUpstream) {
+    const [ip = '', port] = entry.split(':');
+    ipv4('dns-upstream', ip);
+    if (port !== undefined && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) throw new AgentFlagError(`--dns-upstream: "${entry}" is not IP or IP:PORT`);
+  }
   return {
     client: clientSettingsFromFlags(values),
     nodeName,
@@ -199,6 +254,13 @@ export function parseAgentFlags(argv: readonly string[], env: Readonly<Record<st
     nodeStatusUpdateFrequencyMs: duration('node-status-update-frequency', values['node-status-update-frequency'] ?? '10s'),
     imageTable: values['image-table'] ?? '',
     hollow: values.hollow === true,
+    proxyMode: proxyMode as AgentFlags['proxyMode'],
+    metricsBindAddress,
+    proxySyncPeriodMs,
+    nodePortAddresses: (values['nodeport-addresses'] ?? '').split(',').filter((ip) => ip !== '').map((ip) => ipv4('nodeport-addresses', ip)),
+    dnsBindAddress,
+    dnsUpstream,
+    nftablesTable: nftablesTable(values['nftables-table'] ?? ''),
     logLevel: logLevel as AgentFlags['logLevel'],
   };
 }

@@ -2,19 +2,23 @@
 // --container-runtime-endpoint it starts mast's embedded runtime (mast cri)
 // in the same process, on ROOT/cri.sock with its state under ROOT/cri, so a
 // laptop needs nothing else; with --hollow it runs no pods at all (a
-// HollowNode, for scale tests). SIGTERM/SIGINT stop the agent and leave
-// pods running (a restarted agent adopts them), as a kubelet restart does.
+// HollowNode, for scale tests). Beside the pods it runs the node's Service
+// proxy and cluster DNS (services/proxy), unless --proxy-mode none.
+// SIGTERM/SIGINT stop the agent and leave pods running (a restarted agent
+// adopts them), as a kubelet restart does; the proxy's kernel rules stay
+// too, as kube-proxy's do.
 
 import { join } from 'node:path';
 import { loadClientConfig } from '../client/client-config.js';
 import { ResourceClient } from '../client/resources.js';
 import { Agent } from '../agent/agent.js';
 import { connectCri } from '../agent/cri.js';
-import { agentUsage, DEFAULT_AGENT_PORT, parseAgentFlags } from '../agent/flags.js';
+import { agentUsage, DEFAULT_AGENT_PORT, DEFAULT_DNS_PORT, parseAgentFlags, type AgentFlags } from '../agent/flags.js';
 import { HollowNode } from '../agent/hollow.js';
 import { defaultInternalIP } from '../agent/node-status.js';
 import { startCriServer } from '../cri/server.js';
 import { jsonLogger } from '../client/log.js';
+import { startServiceProxy, type ServiceProxy } from '../proxy/service-proxy.js';
 
 export async function runAgentCommand(argv: readonly string[]): Promise<void> {
   const flags = parseAgentFlags(argv, process.env);
@@ -73,11 +77,40 @@ export async function runAgentCommand(argv: readonly string[]): Promise<void> {
     client.close();
     throw error;
   }
+  let proxy: ServiceProxy | undefined;
+  try {
+    proxy = await startProxy(flags, client, nodeIp, log);
+  } catch (error) {
+    await agent.stop().catch(() => undefined);
+    runtime.close();
+    await embedded?.close();
+    client.close();
+    throw error;
+  }
   onSignal(logger, async () => {
+    await proxy?.stop();
     await agent.stop();
     runtime.close();
     await embedded?.close();
     client.close();
+  });
+}
+
+function startProxy(flags: AgentFlags, client: ResourceClient, nodeIp: string, log: (line: string) => void): Promise<ServiceProxy | undefined> {
+  if (flags.proxyMode === 'none') return Promise.resolve(undefined);
+  const dnsAddress = flags.dnsBindAddress === '' ? `${nodeIp}:${DEFAULT_DNS_PORT}` : flags.dnsBindAddress;
+  const dnsHost = dnsAddress.slice(0, dnsAddress.lastIndexOf(':'));
+  return startServiceProxy({
+    client,
+    mode: flags.proxyMode,
+    nodeIPs: flags.nodePortAddresses.length > 0 ? flags.nodePortAddresses : [nodeIp],
+    ...(flags.nftablesTable === '' ? {} : { nftablesTable: flags.nftablesTable }),
+    statusAddress: flags.metricsBindAddress,
+    syncPeriodMs: flags.proxySyncPeriodMs,
+    ...(flags.dnsBindAddress === 'none'
+      ? {}
+      : { dns: { host: dnsHost, port: Number(dnsAddress.slice(dnsAddress.lastIndexOf(':') + 1)), clusterDnsIPs: flags.clusterDns, nodeIP: nodeIp, clusterDomain: flags.clusterDomain, upstreams: flags.dnsUpstream } }),
+    log,
   });
 }
 

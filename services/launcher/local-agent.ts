@@ -16,7 +16,11 @@ export interface LocalAgentOptions {
   /** unix:///path of a CRI runtime; absent: the embedded runtime. */
   readonly runtimeEndpoint?: string;
   readonly podCidr?: string;
-  /** Further flags (e.g. --node-labels, --crash-loop-backoff-initial). */
+  /**
+   * Further flags (e.g. --node-labels, --crash-loop-backoff-initial). Without
+   * a --proxy-mode among them the agent runs no Service proxy or DNS server:
+   * several agents on one host would contend for the same addresses.
+   */
   readonly flags?: readonly string[];
   /** Flags for node itself (e.g. --cpu-prof). */
   readonly nodeArgs?: readonly string[];
@@ -56,6 +60,7 @@ export class LocalAgent {
       '127.0.0.1:0',
       ...(options.runtimeEndpoint === undefined ? [] : ['--container-runtime-endpoint', options.runtimeEndpoint]),
       ...(options.podCidr === undefined ? [] : ['--pod-cidr', options.podCidr]),
+      ...((options.flags ?? []).some((flag) => flag === '--proxy-mode' || flag.startsWith('--proxy-mode=')) ? [] : ['--proxy-mode', 'none']),
       ...(options.flags ?? []),
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -57,6 +57,22 @@ describe('mast agent flags', function () {
     expect(refused(['--tls-cert-file', 'c'])).to.match(/^--tls-cert-file, --tls-private-key-file and --client-ca-file go together/);
     expect(refused(['--max-pods', '0'])).to.equal('--max-pods: "0" is not a positive whole number');
     expect(refused(['--bogus'])).to.match(/Unknown option '--bogus'.*mast agent --help/);
+    expect(refused(['--proxy-mode', 'iptables'])).to.equal('--proxy-mode: "iptables" is not nftables, ipvs, userspace or none');
+    expect(refused(['--metrics-bind-address', '10249'])).to.equal('--metrics-bind-address: "10249" is not HOST:PORT');
+    expect(refused(['--dns-bind-address', 'dns'])).to.equal('--dns-bind-address: "dns" is not HOST:PORT or none');
+    expect(refused(['--proxy-sync-period', '10ms'])).to.equal('--proxy-sync-period must be at least 1s');
+    expect(refused(['--dns-upstream', '8.8.8.8:0'])).to.equal('--dns-upstream: "8.8.8.8:0" is not IP or IP:PORT');
+    expect(refused(['--nodeport-addresses', 'eth0'])).to.equal('--nodeport-addresses: "eth0" is not an IPv4 address');
+    expect(refused(['--nftables-table', 'my table'])).to.match(/^--nftables-table: "my table" is not a table name/);
+  });
+
+  it('reads the Service proxy and cluster DNS settings, kube-proxy\'s defaults otherwise', function () {
+    const defaults = parse([]);
+    expect([defaults.proxyMode, defaults.metricsBindAddress, defaults.proxySyncPeriodMs, defaults.dnsBindAddress, defaults.nftablesTable]).to.deep.equal(['auto', '127.0.0.1:10249', 30_000, '', '']);
+    expect([defaults.nodePortAddresses, defaults.dnsUpstream]).to.deep.equal([[], []]);
+    const flags = parse(['--proxy-mode', 'userspace', '--metrics-bind-address', '', '--proxy-sync-period', '5s', '--nodeport-addresses', '10.0.0.5,10.0.0.6', '--dns-bind-address', 'none', '--dns-upstream', '1.1.1.1,10.0.0.53:5353', '--nftables-table', 'mast_test']);
+    expect([flags.proxyMode, flags.metricsBindAddress, flags.proxySyncPeriodMs, flags.dnsBindAddress, flags.nftablesTable]).to.deep.equal(['userspace', '', 5000, 'none', 'mast_test']);
+    expect([flags.nodePortAddresses, flags.dnsUpstream]).to.deep.equal([['10.0.0.5', '10.0.0.6'], ['1.1.1.1', '10.0.0.53:5353']]);
   });
 });
 

@@ -32,6 +32,8 @@ const DETERMINISTIC: readonly RegExp[] = [
   /^services\/client\/(labels|quantity|quota|scheduling|timestamps)\.ts$/,
   // The agent's pure decisions: what to do next for a pod, the status to report, backoff, env.
   /^services\/agent\/(pod-actions|pod-status|backoff|env)\.ts$/,
+  // The proxy's decisions: the rules to program, their nftables text, IPVS messages, DNS answers.
+  /^services\/proxy\/(rules|nftables-ruleset|ipvs-messages|netlink|dns-records)\.ts$/,
 ];
 
 /** Globals that read time, draw randomness, schedule work or reach the process. */
@@ -71,7 +73,7 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   'services/apiserver': ['services/client', 'services/store', 'services/etcdapi', 'services/telemetry', 'raft/core', 'raft/kv', 'proto'],
   'services/master': ['services/apiserver', 'services/client', 'services/scheduler', 'services/controllers', 'services/store', 'services/etcdapi', 'services/telemetry', 'services/pki', 'raft/core', 'raft/transport', 'proto'],
   'services/ctl': ['services/client', 'proto'],
-  'services/cmd': ['services/master', 'services/ctl', 'services/client', 'services/agent', 'services/cri', 'services/store', 'services/pki', 'raft/storage'],
+  'services/cmd': ['services/master', 'services/ctl', 'services/client', 'services/agent', 'services/cri', 'services/proxy', 'services/store', 'services/pki', 'raft/storage'],
   'services/pki': [],
   'services/launcher': ['services/client'],
   'services/scheduler': ['services/client', 'proto'],
