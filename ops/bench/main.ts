@@ -7,6 +7,7 @@ import { benchApi } from './api.js';
 import { benchCrash } from './crash.js';
 import { benchKv } from './kv.js';
 import { benchPods } from './pods.js';
+import { benchProxy } from './proxy.js';
 
 const USAGE = `usage: npm run bench -- NAME [flags]
 
@@ -26,6 +27,10 @@ benchmarks:
           pods/s, creation accepted → Running as the API reports it, p50/p99;
           then N created at once, wall time; --runtime containerd (default:
           root and ops/containerd/install.sh) or embedded
+  proxy   the nftables Service proxy (needs root): --services N (1000) with
+          --endpoints N (10) each, through the real API; full sync (median of
+          the first and --full-syncs N (5) more) and --changes N (30) endpoint
+          changes, Endpoints event seen → applied
 `;
 
 async function main(): Promise<void> {
@@ -56,6 +61,12 @@ async function main(): Promise<void> {
       const { values } = parseArgs({ args: rest, options: { pods: { type: 'string', default: '50' }, rate: { type: 'string', default: '5' }, runtime: { type: 'string', default: 'containerd' } } });
       if (values.runtime !== 'containerd' && values.runtime !== 'embedded') throw new Error(`--runtime must be containerd or embedded, not ${JSON.stringify(values.runtime)}`);
       const result = await benchPods({ runtime: values.runtime, pods: Number(values.pods), rate: Number(values.rate) }, log);
+      log(JSON.stringify(result));
+      return;
+    }
+    case 'proxy': {
+      const { values } = parseArgs({ args: rest, options: { services: { type: 'string', default: '1000' }, endpoints: { type: 'string', default: '10' }, changes: { type: 'string', default: '30' }, 'full-syncs': { type: 'string', default: '5' } } });
+      const result = await benchProxy({ services: Number(values.services), endpoints: Number(values.endpoints), changes: Number(values.changes), fullSyncs: Number(values['full-syncs']) }, log);
       log(JSON.stringify(result));
       return;
     }

@@ -57,9 +57,12 @@ export function allocationKeys(service: Obj): string[] {
  * Fill in a Service's clusterIP and node ports (mutates), checking the ones
  * the user chose. `used` holds the allocation keys in use by other Services;
  * `current` is the stored Service on an update (its values are kept when
- * the update omits them).
+ * the update omits them). New values are the first free ones from `start`
+ * (in [0, 1): that fraction into the range, wrapping), so callers that pass
+ * a random start — as the registry does — rarely pick the same value at once
+ * (Kubernetes' allocators pick at random for the same reason).
  */
-export function assign(service: Obj, config: AllocatorConfig, used: ReadonlySet<string>, current?: Obj): FieldError[] {
+export function assign(service: Obj, config: AllocatorConfig, used: ReadonlySet<string>, current?: Obj, start = 0): FieldError[] {
   const spec = isJsonObject(service.spec) ? service.spec : {};
   const currentSpec = current !== undefined && isJsonObject(current.spec) ? current.spec : undefined;
   const errors: FieldError[] = [];
@@ -69,10 +72,12 @@ export function assign(service: Obj, config: AllocatorConfig, used: ReadonlySet<
   } else if (spec.clusterIP === undefined || spec.clusterIP === '') {
     if (typeof currentSpec?.clusterIP === 'string') spec.clusterIP = currentSpec.clusterIP;
     else {
-      // The first address of the range is the network's; start after it.
+      // The first and last addresses of the range are the network's and the broadcast's.
+      const usable = size - 2;
+      const first = Math.floor(start * usable);
       let picked: string | undefined;
-      for (let offset = 1; offset < size - 1 && picked === undefined; offset++) {
-        const ip = numberToIp(base + offset);
+      for (let step = 0; step < usable && picked === undefined; step++) {
+        const ip = numberToIp(base + 1 + ((first + step) % usable));
         if (!used.has(`${SERVICE_IP_PREFIX}${ip}`)) picked = ip;
       }
       if (picked === undefined) errors.push({ path: 'spec.clusterIP', message: `Internal error: no cluster IP left in ${config.serviceCidr}` });
@@ -98,7 +103,10 @@ export function assign(service: Obj, config: AllocatorConfig, used: ReadonlySet<
       if (typeof previous === 'number') port.nodePort = previous;
     }
     if (port.nodePort === undefined) {
-      for (let candidate = low; candidate <= high; candidate++) {
+      const count = high - low + 1;
+      const first = Math.floor(start * count);
+      for (let step = 0; step < count; step++) {
+        const candidate = low + ((first + step) % count);
         if (!taken.has(`${NODE_PORT_PREFIX}${protocol}/${candidate}`)) {
           port.nodePort = candidate;
           break;

@@ -341,7 +341,7 @@ export class Registry {
     for (let attempt = 0; ; attempt++) {
       // Each attempt allocates afresh from the object as given.
       const candidate = allocates ? structuredClone(object) : object;
-      if (allocates) this.check(info, candidate, assign(candidate, this.allocator, this.allocationsInUse()));
+      if (allocates) this.check(info, candidate, assign(candidate, this.allocator, this.allocationsInUse(), undefined, Math.random()));
       const claims = allocates ? allocationKeys(candidate) : [];
       if (attempt > 0) admitted = await this.admitToNamespace(info, namespace, meta.name as string, true);
       const counted = info.kind === 'ResourceQuota' ? this.countUsage(candidate, namespace) : { compare: [], success: [] };
@@ -528,7 +528,7 @@ export class Registry {
         if (info.kind === 'Service') {
           const others = this.allocationsInUse();
           for (const claim of held) others.delete(claim);
-          this.check(info, next, assign(next, this.allocator, others, current));
+          this.check(info, next, assign(next, this.allocator, others, current, Math.random()));
         }
         // After defaults and allocation, so an unchanged manifest is no change.
         const generation = typeof current.metadata.generation === 'number' ? current.metadata.generation : 1;

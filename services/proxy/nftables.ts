@@ -1,6 +1,7 @@
 // The nftables backend of the Service proxy: runs the files
-// nftables-ruleset.ts writes through `nft -f -`, one process and one kernel
-// transaction per apply, so the table is never seen half-programmed. An
+// nftables-ruleset.ts writes through libnftables in this process (or, where
+// the library cannot be loaded, `nft -f -`), one kernel transaction per
+// apply, so the table is never seen half-programmed. An
 // update that the kernel refuses (the table drifted: someone removed a chain
 // or an element by hand) falls back to a full sync, which replaces the table
 // whatever it holds. verify() compares the kernel's table with what the last
@@ -8,6 +9,7 @@
 
 import { spawn } from 'node:child_process';
 import type { ProxyBackend, ProxyBackendOptions } from './backend.js';
+import { LibNftables, LibNftablesError } from './libnftables.js';
 import { changeRuleset, checkTableName, expectedTable, fullRuleset, NO_ENDPOINTS_MAP, SERVICES_MAP, type ExpectedTable, type RulesetOptions } from './nftables-ruleset.js';
 import { isEmptyChange, sameRule, type ProxyRules, type RulesChange } from './rules.js';
 
@@ -16,8 +18,10 @@ export interface NftablesBackendOptions extends ProxyBackendOptions {
   readonly table?: string;
   /** The nft binary; default 'nft' from PATH. */
   readonly nft?: string;
-  /** Run nft inside `ip netns exec NAME` (tests). */
+  /** Program the table in network namespace /run/netns/NAME (tests, benchmarks). */
   readonly netns?: string;
+  /** 'library' (default when libnftables loads): in-process; 'process': an nft process per apply. */
+  readonly engine?: 'library' | 'process';
 }
 
 export const DEFAULT_TABLE = 'mast';
@@ -90,12 +94,22 @@ export class NftablesBackend implements ProxyBackend {
   private expected: ExpectedTable | undefined;
   /** Applies and verifications run one at a time, in call order. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** The in-process engine (made on first use, freed by close()); undefined: nft processes. */
+  private library: LibNftables | undefined;
+  private readonly useLibrary: boolean;
 
   constructor(private readonly options: NftablesBackendOptions) {
     this.table = options.table ?? DEFAULT_TABLE;
     checkTableName(this.table);
     this.invocation = { nft: options.nft ?? 'nft', ...(options.netns === undefined ? {} : { netns: options.netns }) };
     this.log = options.log ?? (() => {});
+    this.library = options.engine === 'process' ? undefined : LibNftables.open(options.netns);
+    this.useLibrary = this.library !== undefined;
+  }
+
+  /** How applies reach the kernel. */
+  get engine(): 'library' | 'process' {
+    return this.useLibrary ? 'library' : 'process';
   }
 
   private get rulesetOptions(): RulesetOptions {
@@ -170,6 +184,9 @@ export class NftablesBackend implements ProxyBackend {
         await this.apply(`delete table ip ${this.table}\n`);
       } catch (error) {
         if (!isNoSuchTable(error)) throw error;
+      } finally {
+        this.library?.close();
+        this.library = undefined;
       }
     });
   }
@@ -197,8 +214,18 @@ export class NftablesBackend implements ProxyBackend {
     );
   }
 
-  private apply(text: string): Promise<string> {
-    return runNft(this.invocation, ['-f', '-'], text);
+  private async apply(text: string): Promise<void> {
+    if (this.useLibrary) this.library ??= LibNftables.open(this.options.netns);
+    if (this.library === undefined) {
+      await runNft(this.invocation, ['-f', '-'], text);
+      return;
+    }
+    try {
+      await this.library.run(text);
+    } catch (error) {
+      if (error instanceof LibNftablesError) throw new NftError(error.message, null, error.stderr);
+      throw error;
+    }
   }
 
   private remember(rules: ProxyRules): void {

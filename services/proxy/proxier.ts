@@ -11,7 +11,7 @@ import { Informer } from '../client/informer.js';
 import type { ListerWatcher } from '../client/informer.js';
 import type { Endpoints, Service } from '../../proto/gen/resources/v1/core.js';
 import type { ProxyBackend } from './backend.js';
-import { desiredRules, diffRules, isEmptyChange, type ProxyRules, type ServicePortRule } from './rules.js';
+import { desiredRules, diffRules, isEmptyChange, RulesCache, type ProxyRules, type ServicePortRule } from './rules.js';
 
 export interface ProxierOptions {
   readonly client: ListerWatcher;
@@ -49,6 +49,8 @@ export class Proxier {
   private readonly log: (line: string) => void;
   private readonly now: () => number;
   private applied: ProxyRules = EMPTY_RULES;
+  /** Each Service's rules, recomputed only when its Service or Endpoints object changed. */
+  private readonly cache = new RulesCache();
   /** The next apply must replace everything (first sync, after a failure, on repair). */
   private needsFull = true;
   /** When the oldest change not yet applied was seen; undefined: nothing pending. */
@@ -169,7 +171,7 @@ export class Proxier {
     const services = this.services.list() as Service[];
     const endpoints = this.endpoints.list() as Endpoints[];
     this.options.onWorld?.(services, endpoints);
-    const desired = withStaticRules(desiredRules(services, endpoints), this.options.staticRules ?? []);
+    const desired = withStaticRules(desiredRules(services, endpoints, this.cache), this.options.staticRules ?? []);
     const since = this.dirtySince;
     this.dirtySince = undefined;
     const full = this.needsFull;

@@ -56,27 +56,37 @@ function protocolOf(value: string | undefined): Protocol | undefined {
   return protocol === 'TCP' || protocol === 'UDP' || protocol === 'SCTP' ? protocol : undefined;
 }
 
-function compareBackends(a: Backend, b: Backend): number {
-  return compareIps(a.ip, b.ip) || a.port - b.port;
+/** An IPv4 address as a number, for ordering; undefined for anything else. */
+function ipv4Value(ip: string): number | undefined {
+  let value = 0;
+  let octet = -1;
+  let dots = 0;
+  for (let index = 0; index < ip.length; index++) {
+    const code = ip.charCodeAt(index);
+    if (code === 46 /* . */) {
+      if (octet < 0 || ++dots > 3) return undefined;
+      value = value * 256 + octet;
+      octet = -1;
+    } else if (code >= 48 && code <= 57) {
+      octet = (octet < 0 ? 0 : octet * 10) + (code - 48);
+      if (octet > 255) return undefined;
+    } else {
+      return undefined;
+    }
+  }
+  return dots === 3 && octet >= 0 ? value * 256 + octet : undefined;
 }
 
-const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
-
-/** IPv4 addresses in numeric order, before anything else (compared as text). */
-function compareIps(a: string, b: string): number {
-  const aIsV4 = IPV4.test(a);
-  const bIsV4 = IPV4.test(b);
-  if (aIsV4 && bIsV4) {
-    const left = a.split('.').map(Number);
-    const right = b.split('.').map(Number);
-    for (let index = 0; index < 4; index++) {
-      const difference = left[index]! - right[index]!;
-      if (difference !== 0) return difference;
-    }
-    return 0;
-  }
-  if (aIsV4 !== bIsV4) return aIsV4 ? -1 : 1;
-  return a < b ? -1 : a > b ? 1 : 0;
+/** Addresses with their sort keys: IPv4 in numeric order first, anything else after, as text. */
+function sortedByIp<T>(items: readonly T[], ipOf: (item: T) => string, portOf: (item: T) => number = () => 0): T[] {
+  const keyed = items.map((item) => ({ item, ip: ipOf(item), value: ipv4Value(ipOf(item)), port: portOf(item) }));
+  keyed.sort((a, b) => {
+    if (a.value !== undefined && b.value !== undefined) return a.value - b.value || a.port - b.port;
+    if (a.value !== undefined) return -1;
+    if (b.value !== undefined) return 1;
+    return (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0) || a.port - b.port;
+  });
+  return keyed.map((entry) => entry.item);
 }
 
 function backendsFor(endpoints: Endpoints | undefined, portName: string, protocol: Protocol): Backend[] {
@@ -93,49 +103,89 @@ function backendsFor(endpoints: Endpoints | undefined, portName: string, protoco
       backends.push({ ip: address.ip, port: port.port });
     }
   }
-  return backends.sort(compareBackends);
+  return sortedByIp(backends, (backend) => backend.ip, (backend) => backend.port);
 }
 
-/** The rules for these Services and Endpoints (any order; Endpoints match their Service by namespace and name). */
-export function desiredRules(services: readonly Service[], endpoints: readonly Endpoints[]): ProxyRules {
+/**
+ * Remembers each Service's rules with the Service and Endpoints objects they
+ * came from: informers replace an object when it changes, so the same two
+ * objects give the same rules, and only the Services whose objects changed
+ * are computed again (a change to one of 1,000 Services costs one, not 1,000).
+ */
+export class RulesCache {
+  private readonly entries = new Map<string, { service: Service; endpoints: Endpoints | undefined; rules: readonly ServicePortRule[] }>();
+
+  /** The rules of one Service, from the cache when its objects are the ones it was computed from. */
+  rulesOf(key: string, service: Service, endpoints: Endpoints | undefined, seen: Set<string>): readonly ServicePortRule[] {
+    seen.add(key);
+    const entry = this.entries.get(key);
+    if (entry !== undefined && entry.service === service && entry.endpoints === endpoints) return entry.rules;
+    const rules = serviceRules(service, endpoints);
+    this.entries.set(key, { service, endpoints, rules });
+    return rules;
+  }
+
+  /** Forget the Services not seen in the last computation. */
+  retain(seen: ReadonlySet<string>): void {
+    for (const key of this.entries.keys()) if (!seen.has(key)) this.entries.delete(key);
+  }
+}
+
+/** The rules of one Service (one per port it programs), given its Endpoints. */
+export function serviceRules(service: Service, endpoints: Endpoints | undefined): ServicePortRule[] {
+  const spec = service.spec ?? {};
+  if (spec.type === 'ExternalName') return [];
+  const namespace = service.metadata?.namespace ?? '';
+  const name = service.metadata?.name ?? '';
+  const clusterIP = spec.clusterIP !== undefined && spec.clusterIP !== '' && spec.clusterIP !== 'None' ? spec.clusterIP : undefined;
+  const externalIPs = sortedByIp([...new Set([...(spec.externalIPs ?? []), ...(service.status?.loadBalancer?.ingress ?? []).map((ingress) => ingress.ip ?? '')].filter((ip) => ip !== ''))], (ip) => ip);
+  const affinity = spec.sessionAffinity === 'ClientIP' ? { timeoutSeconds: spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? DEFAULT_AFFINITY_TIMEOUT_SECONDS } : undefined;
+  const rules: ServicePortRule[] = [];
+  for (const port of spec.ports ?? []) {
+    const protocol = protocolOf(port.protocol);
+    if (protocol === undefined || port.port === undefined) continue;
+    const nodePort = port.nodePort !== undefined && port.nodePort !== 0 ? port.nodePort : undefined;
+    if (clusterIP === undefined && nodePort === undefined && externalIPs.length === 0) continue;
+    const portName = port.name ?? '';
+    rules.push({
+      id: `${namespace}/${name}:${portName}`,
+      namespace,
+      name,
+      portName,
+      protocol,
+      ...(clusterIP === undefined ? {} : { clusterIP }),
+      port: port.port,
+      ...(nodePort === undefined ? {} : { nodePort }),
+      externalIPs,
+      ...(affinity === undefined ? {} : { sessionAffinity: affinity }),
+      backends: backendsFor(endpoints, portName, protocol),
+    });
+  }
+  return rules;
+}
+
+/**
+ * The rules for these Services and Endpoints (any order; Endpoints match
+ * their Service by namespace and name). With a cache, Services whose objects
+ * did not change since the last call reuse their rules.
+ */
+export function desiredRules(services: readonly Service[], endpoints: readonly Endpoints[], cache: RulesCache = new RulesCache()): ProxyRules {
   const endpointsByKey = new Map<string, Endpoints>();
   for (const item of endpoints) endpointsByKey.set(`${item.metadata?.namespace ?? ''}/${item.metadata?.name ?? ''}`, item);
   const rules: ServicePortRule[] = [];
+  const seen = new Set<string>();
   for (const service of services) {
-    const spec = service.spec ?? {};
-    if (spec.type === 'ExternalName') continue;
-    const namespace = service.metadata?.namespace ?? '';
-    const name = service.metadata?.name ?? '';
-    const clusterIP = spec.clusterIP !== undefined && spec.clusterIP !== '' && spec.clusterIP !== 'None' ? spec.clusterIP : undefined;
-    const externalIPs = [...new Set([...(spec.externalIPs ?? []), ...(service.status?.loadBalancer?.ingress ?? []).map((ingress) => ingress.ip ?? '')].filter((ip) => ip !== ''))].sort(compareIps);
-    const affinity = spec.sessionAffinity === 'ClientIP' ? { timeoutSeconds: spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? DEFAULT_AFFINITY_TIMEOUT_SECONDS } : undefined;
-    for (const port of spec.ports ?? []) {
-      const protocol = protocolOf(port.protocol);
-      if (protocol === undefined || port.port === undefined) continue;
-      const nodePort = port.nodePort !== undefined && port.nodePort !== 0 ? port.nodePort : undefined;
-      if (clusterIP === undefined && nodePort === undefined && externalIPs.length === 0) continue;
-      const portName = port.name ?? '';
-      rules.push({
-        id: `${namespace}/${name}:${portName}`,
-        namespace,
-        name,
-        portName,
-        protocol,
-        ...(clusterIP === undefined ? {} : { clusterIP }),
-        port: port.port,
-        ...(nodePort === undefined ? {} : { nodePort }),
-        externalIPs,
-        ...(affinity === undefined ? {} : { sessionAffinity: affinity }),
-        backends: backendsFor(endpointsByKey.get(`${namespace}/${name}`), portName, protocol),
-      });
-    }
+    const key = `${service.metadata?.namespace ?? ''}/${service.metadata?.name ?? ''}`;
+    for (const rule of cache.rulesOf(key, service, endpointsByKey.get(key), seen)) rules.push(rule);
   }
+  cache.retain(seen);
   rules.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return { services: rules };
 }
 
 /** Whether two rules program the same thing. */
 export function sameRule(a: ServicePortRule, b: ServicePortRule): boolean {
+  if (a === b) return true;
   return (
     a.id === b.id &&
     a.protocol === b.protocol &&

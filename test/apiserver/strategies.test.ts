@@ -94,6 +94,18 @@ describe('apiserver: kind strategies (defaults, validation, immutable fields)', 
 describe('apiserver: cluster IP and node port allocation', function () {
   const config: AllocatorConfig = { serviceCidr: '10.96.0.0/30', nodePortRange: [30000, 30001] };
 
+  it('starts looking where it is told (a random start, from the registry) and wraps around the range', function () {
+    const wide: AllocatorConfig = { serviceCidr: '10.96.0.0/24', nodePortRange: [30000, 30099] };
+    const service: Obj = { spec: { type: 'NodePort', ports: [{ port: 80, protocol: 'TCP' }] } };
+    expect(assign(service, wide, new Set(['/registry/ranges/serviceips/10.96.0.128']), undefined, 0.5)).to.deep.equal([]);
+    // 254 usable addresses: half way is the 128th after the network address, taken; the next is free.
+    expect(allocationKeys(service)).to.deep.equal(['/registry/ranges/serviceips/10.96.0.129', '/registry/ranges/servicenodeports/TCP/30050']);
+    const last: Obj = { spec: { ports: [] } };
+    const allButFirst = new Set(Array.from({ length: 253 }, (_, index) => `/registry/ranges/serviceips/10.96.0.${index + 2}`));
+    expect(assign(last, wide, allButFirst, undefined, 0.99)).to.deep.equal([]);
+    expect((last.spec as Obj).clusterIP, 'wrapped to the start').to.equal('10.96.0.1');
+  });
+
   it('takes the lowest free values, keeps them on update, and refuses taken or out-of-range ones', function () {
     expect(parseCidr('10.96.0.0/12')).to.deep.equal({ base: 10 * 2 ** 24 + 96 * 2 ** 16, size: 2 ** 20 });
     expect(() => parseCidr('10.96.0.0')).to.throw(/not an IPv4 CIDR/);

@@ -313,12 +313,24 @@ describe('proxy: nftables backend in the kernel', function () {
   });
 
   it('a failed sync rejects with the reason, leaves the table as it was, and verify() is false until a sync succeeds', async () => {
-    const broken = new NftablesBackend({ nodeIPs: [NODE_IP], netns: nodeNs, table: TABLE, nft: 'nft-that-does-not-exist' });
+    const broken = new NftablesBackend({ nodeIPs: [NODE_IP], netns: nodeNs, table: TABLE, nft: 'nft-that-does-not-exist', engine: 'process' });
+    expect([backend.engine, broken.engine]).to.deep.equal(['library', 'process']);
     let failure: unknown;
     await broken.sync(start).catch((error: unknown) => (failure = error));
     expect(String(failure)).to.match(/nft-that-does-not-exist/);
     expect(await broken.verify()).to.equal(false);
     expect(await backend.verify()).to.equal(true);
+  });
+
+  it('programs the same table through nft processes when asked to (where libnftables is missing)', async () => {
+    const spawned = new NftablesBackend({ nodeIPs: [NODE_IP], netns: nodeNs, table: 'mast_process', engine: 'process' });
+    try {
+      await spawned.sync(start);
+      expect(await spawned.verify()).to.equal(true);
+    } finally {
+      await spawned.close();
+    }
+    expect(await spawned.verify()).to.equal(false);
   });
 
   it('partial updates leave exactly the table a full sync makes', async () => {
