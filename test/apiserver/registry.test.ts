@@ -146,7 +146,8 @@ describe('apiserver: the resource registry on a replicated store', function () {
     const ports = created.map((item) => (item.spec as { ports: Array<{ nodePort: number }> }).ports[0]!.nodePort);
     expect(new Set(ips).size).to.equal(4);
     expect(new Set(ports).size).to.equal(4);
-    for (const ip of ips) expect(ip).to.match(/^10\.96\.\d+\.\d+$/);
+    // Anywhere in the default 10.96.0.0/12 (10.96.0.0-10.111.255.255): picked from a random start.
+    for (const ip of ips) expect(ip).to.match(/^10\.(9[6-9]|10\d|11[01])\.\d+\.\d+$/);
     for (const port of ports) expect(port).to.be.within(30000, 32767);
     const taken = await refusal(registry.create('Service', service('s5', { clusterIP: ips[0] })));
     expect(taken.message).to.contain(`"${ips[0]}": provided IP is already allocated`);

@@ -95,7 +95,7 @@ describe('mastctl against 3 masters', function () {
     expect(again.out.split('\n').every((line) => line.endsWith(' unchanged'))).to.equal(true);
     const all = await mastctl('get', 'all', '-n', 'guestbook');
     expect(all.code).to.equal(0);
-    expect(all.out).to.match(/^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE\nservice\/frontend\s+NodePort\s+10\.96\.\d+\.\d+\s+<none>\s+80:3\d{4}\/TCP\s+\d+s\n\nNAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE\ndeployment\.apps\/frontend\s+0\/3\s+0\s+0\s+\d+s$/);
+    expect(all.out).to.match(/^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE\nservice\/frontend\s+NodePort\s+10\.(9[6-9]|10\d|11[01])\.\d+\.\d+\s+<none>\s+80:3\d{4}\/TCP\s+\d+s\n\nNAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE\ndeployment\.apps\/frontend\s+0\/3\s+0\s+0\s+\d+s$/);
     const configmaps = await mastctl('get', 'cm', '-n', 'guestbook', '-o', 'name');
     expect(configmaps.out).to.equal('configmap/frontend-config');
     const yaml = await mastctl('get', 'deploy', 'frontend', '-n', 'guestbook', '-o', 'yaml');
