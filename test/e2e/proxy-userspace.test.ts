@@ -8,13 +8,12 @@
 import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Resolver } from 'node:dns/promises';
-import { get } from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
 import { LocalAgent } from '../../services/launcher/local-agent.js';
 import { freePort, LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
+import { connectOutcome, httpGet } from '../support/net.js';
 
 const NS = 'default';
 const MARKER = `mast-proxy-it-${process.pid}`;
@@ -22,36 +21,6 @@ const DEADLINE_MS = 60_000;
 
 type ServiceView = KubeObject & { spec?: { clusterIP?: string; ports?: Array<{ port?: number; nodePort?: number }> } };
 type EndpointsView = KubeObject & { subsets?: Array<{ addresses?: Array<{ ip?: string }> }> };
-
-function httpGet(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    // A new connection per request: each one is balanced on its own.
-    const request = get(url, { timeout: 3000, agent: false }, (response) => {
-      let body = '';
-      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
-    });
-    request.on('timeout', () => request.destroy(new Error(`GET ${url} timed out`)));
-    request.on('error', reject);
-  });
-}
-
-/** How a TCP connection to host:port ends: 'refused' or 'reset' (fast failures), 'connected', or 'timeout'. */
-function tryConnect(host: string, port: number, timeoutMs: number): Promise<{ outcome: string; ms: number }> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (outcome: string): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ outcome, ms: performance.now() - started });
-    };
-    const timer = setTimeout(() => done('timeout'), timeoutMs);
-    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'ECONNREFUSED' ? 'refused' : error.code === 'ECONNRESET' ? 'reset' : String(error.code)));
-    // Accepted, then closed by the proxy with a reset: read until it ends.
-    socket.once('connect', () => socket.once('close', () => done('reset')));
-  });
-}
 
 const SERVER = `require('http').createServer((q, s) => s.end(process.env.POD_NAME)).listen(8080, process.env.POD_IP)`;
 
@@ -182,8 +151,8 @@ describe('e2e: Services through the userspace proxy and cluster DNS on the embed
     await client!.create('Service', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'empty', namespace: NS }, spec: { selector: { app: 'nothing' }, ports: [{ port: 8081, targetPort: 8080 }] } });
     const clusterIP = (await service('empty')).spec!.clusterIP!;
     const result = await waitFor('the proxy to answer on the empty Service', async () => {
-      const attempt = await tryConnect(clusterIP, 8081, 5000);
-      return attempt.outcome === 'reset' ? attempt : undefined;
+      const attempt = await connectOutcome(clusterIP, 8081, 5000);
+      return attempt.outcome === 'ECONNRESET' || attempt.outcome === 'closed' ? attempt : undefined;
     }, DEADLINE_MS, 200);
     expect(result.ms).to.be.below(2000);
     await client!.delete('Service', NS, 'empty');

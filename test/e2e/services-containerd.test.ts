@@ -10,8 +10,6 @@
 import { expect } from 'chai';
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +18,9 @@ import { ResourceClient, type KubeObject } from '../../services/client/resources
 import { LocalAgent } from '../../services/launcher/local-agent.js';
 import { containerdUnavailable, LocalContainerd } from '../../services/launcher/local-containerd.js';
 import { freePort, LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
+import { connectOutcome, httpGet as get } from '../support/net.js';
+
+const httpGet = async (url: string): Promise<string> => (await get(url)).body.trim();
 
 const MASTCTL = fileURLToPath(new URL('../../services/cmd/mastctl.js', import.meta.url));
 const BRIDGE = 'mastsvc0';
@@ -33,33 +34,6 @@ const DEADLINE_MS = 120_000;
 type ServiceView = KubeObject & { spec?: { clusterIP?: string; ports?: Array<{ port?: number; nodePort?: number }> }; status?: { loadBalancer?: { ingress?: Array<{ ip?: string }> } } };
 type EndpointsView = KubeObject & { subsets?: Array<{ addresses?: Array<{ ip?: string }> }> };
 type PodView = KubeObject & { status?: { phase?: string; podIP?: string } };
-
-function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const request = get(url, { timeout: 3000, agent: false }, (response) => {
-      let body = '';
-      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      response.on('end', () => resolve(body.trim()));
-    });
-    request.on('timeout', () => request.destroy(new Error(`GET ${url} timed out`)));
-    request.on('error', reject);
-  });
-}
-
-function connectOutcome(host: string, port: number, timeoutMs: number): Promise<{ outcome: string; ms: number }> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (outcome: string): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ outcome, ms: performance.now() - started });
-    };
-    const timer = setTimeout(() => done('timeout'), timeoutMs);
-    socket.once('error', (error: NodeJS.ErrnoException) => done(String(error.code)));
-    socket.once('connect', () => done('connected'));
-  });
-}
 
 const HTTPD = 'mkdir -p /www && echo "$HOSTNAME" > /www/index.html && exec httpd -f -p 8080 -h /www';
 
