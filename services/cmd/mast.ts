@@ -2,7 +2,8 @@
 // `mast`: the server-side command. `mast master ...` runs one master;
 // `mast init ...` writes a new cluster's CA, certificates and tokens;
 // `mast scheduler` / `mast controller-manager` run those components alone;
-// `mast agent` runs a node agent, `mast cri` the embedded CRI runtime.
+// `mast agent` runs a node agent, `mast cri` the embedded CRI runtime;
+// `mast up` (npm start) runs a whole local cluster.
 
 import { FlagError, masterUsage, parseMasterFlags } from '../master/flags.js';
 import { Master, jsonLogger } from '../master/master.js';
@@ -20,6 +21,7 @@ commands:
   controller-manager  run a leader-elected controller-manager as a client of the masters; mast controller-manager --help
   agent     run a node agent: registers the Node and runs the pods bound to it through CRI; mast agent --help
   cri       run the embedded CRI v1 runtime (containers as host processes, no root); mast cri --help
+  up        run a local cluster (3 masters, 2 nodes, Services) until Ctrl-C, and point mastctl at it; mast up --help
 `;
 
 async function runMaster(argv: readonly string[]): Promise<void> {
@@ -64,6 +66,11 @@ async function main(argv: readonly string[]): Promise<void> {
       const { runCriCommand } = await import('../cri/main.js');
       const { jsonLogger } = await import('../client/log.js');
       process.exitCode = await runCriCommand(rest, (level) => jsonLogger('cri', level));
+      return;
+    }
+    case 'up': {
+      const { runUp } = await import('./up.js');
+      await runUp(rest);
       return;
     }
     case 'init': {

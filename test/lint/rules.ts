@@ -73,7 +73,7 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   'services/apiserver': ['services/client', 'services/store', 'services/etcdapi', 'services/telemetry', 'raft/core', 'raft/kv', 'proto'],
   'services/master': ['services/apiserver', 'services/client', 'services/scheduler', 'services/controllers', 'services/store', 'services/etcdapi', 'services/telemetry', 'services/pki', 'raft/core', 'raft/transport', 'proto'],
   'services/ctl': ['services/client', 'proto'],
-  'services/cmd': ['services/master', 'services/ctl', 'services/client', 'services/agent', 'services/cri', 'services/proxy', 'services/store', 'services/pki', 'raft/storage'],
+  'services/cmd': ['services/master', 'services/ctl', 'services/client', 'services/agent', 'services/cri', 'services/proxy', 'services/launcher', 'services/store', 'services/pki', 'raft/storage'],
   'services/pki': [],
   'services/launcher': ['services/client'],
   'services/scheduler': ['services/client', 'proto'],
