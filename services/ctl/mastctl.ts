@@ -279,16 +279,18 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
         return 0;
       case 'apply':
       case 'create': {
-        const file = flag(parsed, 'filename');
-        if (file === undefined) throw new UsageError(`${command} needs -f FILE|DIR|-`);
-        for (const manifest of readManifests(file, io.readStdin)) io.out(await applyOne(client, manifest.object, command, namespace));
+        // Every -f, in order, as kubectl takes them.
+        const files = parsed.flags.get('filename') ?? [];
+        if (files.length === 0) throw new UsageError(`${command} needs -f FILE|DIR|-`);
+        const manifests = files.flatMap((file) => readManifests(file, io.readStdin));
+        for (const manifest of manifests) io.out(await applyOne(client, manifest.object, command, namespace));
         return 0;
       }
       case 'delete': {
-        const file = flag(parsed, 'filename');
+        const files = parsed.flags.get('filename') ?? [];
         const targets: Array<{ info: KindInfo; namespace: string; name: string }> = [];
-        if (file !== undefined) {
-          for (const { object } of readManifests(file, io.readStdin)) {
+        if (files.length > 0) {
+          for (const { object } of files.flatMap((file) => readManifests(file, io.readStdin))) {
             const info = kindOrThrow(String(object.kind));
             targets.push({ info, namespace: String(object.metadata?.namespace ?? namespace ?? 'default'), name: String(object.metadata?.name) });
           }

@@ -91,6 +91,9 @@ function systemRng(): { nextInt(maxExclusive: number): number } {
   return { nextInt: (maxExclusive) => Math.floor(Math.random() * maxExclusive) };
 }
 
+/** How soon a failed publish of this member's client URLs is tried again. */
+const PUBLISH_RETRY_MS = 1000;
+
 export class ReplicatedStore implements StateListener {
   readonly memberId: NodeId;
   readonly clusterId: number;
@@ -460,7 +463,12 @@ export class ReplicatedStore implements StateListener {
     const value = { id: this.memberId, name: this.options.name, clientUrls: [...this.options.clientUrls] };
     this.write({ $case: 'memberPublish', value }).catch((error: unknown) => {
       this.published = false;
-      this.options.logger.warn(`publishing this member's client URLs failed: ${String(error)}; will retry at the next leader change`);
+      if (this.stopped) return;
+      // A new cluster's first leader is busy at first (or a write times out): try again soon, not only at the next leader change.
+      this.options.logger.warn(`publishing this member's client URLs failed: ${String(error)}; retrying in ${PUBLISH_RETRY_MS} ms`);
+      setTimeout(() => {
+        if (!this.published && !this.stopped && this.leader !== NONE) this.publish();
+      }, PUBLISH_RETRY_MS).unref();
     });
   }
 

@@ -117,6 +117,13 @@ describe('mastctl against 3 masters', function () {
     const bad = join(cluster.options.baseDir, 'bad.yaml');
     writeFileSync(bad, 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\n  namespace: guestbook\ndata:\n  port: 8080\n');
     expect(await mastctl('apply', '-f', bad)).to.deep.equal({ code: 1, out: 'Error from server (Invalid): ConfigMap "bad" is invalid: data["port"]: must be a string, not number 8080' });
+    // Several -f, in order, as kubectl takes them.
+    const one = join(cluster.options.baseDir, 'one.yaml');
+    const two = join(cluster.options.baseDir, 'two.yaml');
+    writeFileSync(one, 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n  namespace: guestbook\n');
+    writeFileSync(two, 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\n  namespace: guestbook\n');
+    expect((await mastctl('apply', '-f', one, '-f', two)).out.split('\n')).to.deep.equal(['configmap/one created', 'configmap/two created']);
+    expect((await mastctl('delete', '-f', one, '-f', two)).out.split('\n')).to.deep.equal(['configmap "one" deleted', 'configmap "two" deleted']);
     expect((await mastctl('delete', '-f', FIXTURE)).out.split('\n')).to.deep.equal([
       'namespace "guestbook" deleted',
       'configmap "frontend-config" deleted',
