@@ -91,8 +91,6 @@ export class RaftNode {
   private rerun = false;
   private stopped = false;
   private snapshotIndex: LogIndex;
-  /** A snapshot being written and the log compacted behind it, off the Ready loop; at most one. */
-  private snapshotting: Promise<void> | undefined;
   /** The last entry applied to the state machine (ahead of the core's count until advance). */
   private appliedIndex: LogIndex;
   /** Proposals accepted locally, keyed by index: resolved once applied with the same term. */
@@ -132,7 +130,6 @@ export class RaftNode {
   async stop(): Promise<void> {
     this.halt(new NodeStopped(`member ${this.id} is stopping`));
     while (this.processing) await new Promise((resolve) => setImmediate(resolve));
-    await this.snapshotting;
   }
 
   /** Stop ticking and fail every waiter with `error`. */
@@ -281,8 +278,6 @@ export class RaftNode {
     // leader) and skipping the write takes a disk round trip off every commit.
     // The next write carries the current hard state, commit included.
     const mustPersist = ready.snapshot !== undefined || ready.entries.length > 0 || ready.mustSync;
-    // A snapshot from the leader replaces ours on disk: our own, older one must not land after it.
-    if (ready.snapshot !== undefined) await this.snapshotting;
     let persisting = mustPersist
       ? storage.persist({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot }, ready.mustSync)
       : undefined;
@@ -317,7 +312,7 @@ export class RaftNode {
     // Votes and acknowledgements promise durability: only after the write.
     if (ready.messagesAfterPersist.length > 0) transport.send(ready.messagesAfterPersist);
     this.raft.advance(ready);
-    this.maybeSnapshot();
+    await this.maybeSnapshot();
   }
 
   private settleProposal(entry: Entry): void {
@@ -339,39 +334,14 @@ export class RaftNode {
     }
   }
 
-  /**
-   * Every snapshotEveryEntries applied entries: the state machine's snapshot
-   * is taken and the in-memory log compacted at once (both must match the
-   * applied index), while writing it and deleting the log behind it go on
-   * in the background. The Ready loop does not wait for that disk work — a
-   * snapshot of a large store takes hundreds of milliseconds to write, and
-   * every member reaches the threshold at about the same entry, so waiting
-   * stalled the whole cluster's commits each time. Until the snapshot is on
-   * disk the entries it covers still are, so a crash meanwhile loses nothing.
-   */
-  private maybeSnapshot(): void {
+  private async maybeSnapshot(): Promise<void> {
     const applied = this.appliedIndex;
-    if (this.snapshotting !== undefined || applied - this.snapshotIndex < this.options.snapshotEveryEntries) return;
+    if (applied - this.snapshotIndex < this.options.snapshotEveryEntries) return;
     const data = this.options.stateMachine.snapshot();
     this.raft.compact(applied, data, this.options.snapshotCatchUpEntries);
     const snapshot = this.raft.lastSnapshot()!;
-    const compactTo = this.raft.status().firstIndex - 1;
+    await this.options.storage.saveSnapshot(snapshot);
+    await this.options.storage.compact(this.raft.status().firstIndex - 1);
     this.snapshotIndex = applied;
-    const { storage } = this.options;
-    this.snapshotting = (async () => {
-      await storage.saveSnapshot(snapshot);
-      await storage.compact(compactTo);
-    })()
-      .catch((error: unknown) => {
-        // Storage failures are fatal, as in the Ready loop.
-        if (this.stopped) return;
-        this.failure = error instanceof Error ? error : new Error(String(error));
-        this.halt(this.failure);
-        this.options.onFatal(this.failure);
-      })
-      .finally(() => {
-        this.snapshotting = undefined;
-      });
   }
-
 }

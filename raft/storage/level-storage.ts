@@ -215,8 +215,7 @@ export class LevelRaftStorage {
     // with 1.5 KB entries), and this runs once per Ready on every member.
     if (update.snapshot !== undefined) await this.writeSnapshotFile(update.snapshot);
     const batch = this.db.batch();
-    const firstBefore = this.firstIndex;
-    let first = firstBefore;
+    let first = this.firstIndex;
     let last = this.lastIndex;
     if (update.snapshot !== undefined) {
       for (let index = first; index <= last; index++) batch.del(entryKey(index));
@@ -235,9 +234,7 @@ export class LevelRaftStorage {
     if (update.hardState !== undefined) batch.put(HARD_STATE_KEY, encodeHardState(update.hardState));
     if (batch.length > 0) await batch.write({ sync });
     else await batch.close();
-    // compact() may have moved firstIndex on while this batch was written (it runs beside persist):
-    // only a change made here is recorded.
-    if (first !== firstBefore) this.firstIndex = first;
+    this.firstIndex = first;
     this.lastIndex = last;
     if (update.snapshot !== undefined) await this.removeOldSnapshotFiles();
   }
@@ -249,14 +246,14 @@ export class LevelRaftStorage {
     await this.removeOldSnapshotFiles();
   }
 
-  /** Delete stored entries up to and including `index` (covered by a saved snapshot). May run beside persist() of later entries. */
+  /** Delete stored entries up to and including `index` (covered by a saved snapshot). */
   async compact(index: LogIndex): Promise<void> {
     const upTo = Math.min(index, this.lastIndex);
     if (upTo < this.firstIndex) return;
     // One range deletion, done natively (not one JS operation per entry).
     // Not synced: entries that reappear after a crash lie below the snapshot and are skipped on load.
     await this.db.clear({ gte: entryKey(this.firstIndex), lte: entryKey(upTo) });
-    this.firstIndex = Math.max(this.firstIndex, upTo + 1);
+    this.firstIndex = upTo + 1;
   }
 
   async close(): Promise<void> {
