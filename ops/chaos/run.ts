@@ -3,7 +3,7 @@
 // the key-value workload and watchers before, during and after one fault;
 // then the checks, then everything torn down.
 
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -12,7 +12,7 @@ import { EtcdClient, EtcdConnection } from '../../services/client/etcd.js';
 import { ResourceClient, statusCodeOf, type KubeObject } from '../../services/client/resources.js';
 import { freePort, LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 import { checkHistory } from '../../test/chaos/linearizability.js';
-import { auditedWrite, hostOf, LEASE_OF, PodLedger, takeover } from '../../test/chaos/support.js';
+import { auditedWrite, hostOf, LEASE_OF, logEntries, PodLedger, takeover } from '../../test/chaos/support.js';
 import { boundTwice, checkAckedWrites, checkCurrent, checkWatcher, staleLeaderWrites, type AuditEntry, type TakeoverEntry } from '../../test/chaos/chaos-checks.js';
 import { injectFault, type FaultName } from './faults.js';
 import { DelayRelay, PeerNetwork } from './network.js';
@@ -66,29 +66,7 @@ interface FaultEvent {
   readonly hosted: ReadonlyArray<'scheduler' | 'controller-manager'>;
 }
 
-interface LogLine {
-  readonly ts: number;
-  readonly msg: string;
-}
-
-function readLog(file: string): LogLine[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  const lines = text.split('\n');
-  lines.pop();
-  return lines.flatMap((line) => {
-    try {
-      const parsed = JSON.parse(line) as { ts?: unknown; msg?: unknown };
-      return typeof parsed.msg === 'string' ? [{ ts: typeof parsed.ts === 'string' ? Date.parse(parsed.ts) : Number.NaN, msg: parsed.msg }] : [];
-    } catch {
-      return [{ ts: Number.NaN, msg: line }];
-    }
-  });
-}
+const readLog = logEntries;
 
 function deploymentSettled(object: KubeObject, image: string): boolean {
   const spec = object.spec as { replicas?: number; template?: { spec?: { containers?: Array<{ image?: string }> } } } | undefined;

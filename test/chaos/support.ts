@@ -8,12 +8,19 @@ import { readFileSync } from 'node:fs';
 import { AUDIT_LINE, type Component } from '../../services/master/candidates.js';
 import type { KubeObject } from '../../services/client/resources.js';
 
+/** One line of a master's log file: its time (ms since the epoch; NaN when the line has none) and message. */
+export interface LogEntry {
+  readonly ts: number;
+  readonly msg: string;
+}
+
 /**
- * The messages of a master's log file, one per complete line (JSON lines
- * give their "msg"; anything else is kept as written). A line still being
- * written is left out, so a count taken now is a safe place to resume from.
+ * The lines of a master's log file, one per complete line (JSON lines give
+ * their "ts" and "msg"; anything else is kept as written, with no time). A
+ * line still being written is left out, so a count taken now is a safe place
+ * to resume from.
  */
-export function logMessages(file: string): string[] {
+export function logEntries(file: string): LogEntry[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -24,12 +31,17 @@ export function logMessages(file: string): string[] {
   lines.pop();
   return lines.map((line) => {
     try {
-      const parsed = JSON.parse(line) as { msg?: unknown };
-      return typeof parsed.msg === 'string' ? parsed.msg : line;
+      const parsed = JSON.parse(line) as { ts?: unknown; msg?: unknown };
+      return { ts: typeof parsed.ts === 'string' ? Date.parse(parsed.ts) : Number.NaN, msg: typeof parsed.msg === 'string' ? parsed.msg : line };
     } catch {
-      return line;
+      return { ts: Number.NaN, msg: line };
     }
   });
+}
+
+/** The messages of a master's log file (see logEntries). */
+export function logMessages(file: string): string[] {
+  return logEntries(file).map((entry) => entry.msg);
 }
 
 export interface AuditedWrite {
