@@ -22,6 +22,7 @@ commands:
   agent     run a node agent: registers the Node and runs the pods bound to it through CRI; mast agent --help
   cri       run the embedded CRI v1 runtime (containers as host processes, no root); mast cri --help
   up        run a local cluster (3 masters, 2 nodes, Services) until Ctrl-C, and point mastctl at it; mast up --help
+  snapshot  restore a snapshot (from mastctl snapshot save) into a new cluster's data dirs; mast snapshot --help
 `;
 
 async function runMaster(argv: readonly string[]): Promise<void> {
@@ -71,6 +72,15 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'up': {
       const { runUp } = await import('./up.js');
       await runUp(rest);
+      return;
+    }
+    case 'snapshot': {
+      const { runSnapshotCommand } = await import('./snapshot.js');
+      process.exitCode = await runSnapshotCommand(
+        rest,
+        (line) => process.stdout.write(`${line}\n`),
+        (line) => process.stderr.write(`${line}\n`),
+      );
       return;
     }
     case 'init': {

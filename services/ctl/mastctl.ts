@@ -14,6 +14,7 @@
 //   mastctl exec POD|TYPE/NAME [-c CONTAINER] -- CMD [ARGS...]     (non-interactive)
 //   mastctl top pods [NAME] [-n NS | -A] [-l SEL] [--containers] | top nodes [NAME]   (see pods.ts)
 //   mastctl cluster-info | member list
+//   mastctl snapshot save FILE         a backup of the masters' state (see snapshot.ts)
 //
 // Masters: --server URL[,URL...], else $MAST_MASTERS, else the config file
 // ($MASTCONFIG or ~/.mast/config: YAML with `masters: [URL, ...]` and, for
@@ -31,6 +32,7 @@ import { readManifests, ManifestError } from './manifests.js';
 import { describeEvents, formatTable, printObjects, type PrintOptions } from './printers.js';
 import { POD_COMMAND_FLAGS, runExec, runLogs, runTop, type PodsIo } from './pods.js';
 import { runRollout } from './rollout.js';
+import { saveSnapshot } from './snapshot.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -415,6 +417,13 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
         io.out(formatTable(['ID', 'NAME', 'ROLE', 'CLIENT URLS', 'PEER URLS'], rows));
         return 0;
       }
+      case 'snapshot': {
+        const [verb, file, ...extra] = rest;
+        if (verb !== 'save' || file === undefined || extra.length > 0) throw new UsageError('usage: mastctl snapshot save FILE');
+        const saved = await saveFromFirstAnswering(masters, credentials, file);
+        io.out(`Snapshot saved at ${saved.file} (revision ${saved.revision}, ${saved.bytes} bytes)`);
+        return 0;
+      }
       default:
         throw new UsageError(`unknown command "${command}"; see mastctl help`);
     }
@@ -424,6 +433,17 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
   } finally {
     client?.close();
     etcd?.close();
+  }
+}
+
+/** Save a snapshot from the first master that answers (one after another while they are unreachable). */
+async function saveFromFirstAnswering(masters: readonly string[], credentials: grpc.ChannelCredentials | undefined, file: string): Promise<Awaited<ReturnType<typeof saveSnapshot>>> {
+  for (let index = 0; ; index++) {
+    try {
+      return await saveSnapshot({ endpoint: masters[index]!, credentials, file });
+    } catch (error) {
+      if (index + 1 >= masters.length || (error as Partial<grpc.ServiceError>).code !== grpc.status.UNAVAILABLE) throw error;
+    }
   }
 }
 
@@ -541,6 +561,7 @@ const USAGE = `mastctl controls a mast cluster.
   top nodes [NAME] [-l SELECTOR] [--sort-by=cpu|memory]   cpu and memory usage, from the metrics the agents report
   cluster-info                  masters, leader, revision
   member list
+  snapshot save FILE            stream a backup of the masters' state to FILE (restore it with mast snapshot restore)
 
 Masters: --server URL[,URL...], else $MAST_MASTERS, else $MASTCONFIG or ~/.mast/config (masters: [URL, ...]).
 Credentials: --certificate-authority FILE, --token TOKEN or --client-certificate FILE --client-key FILE,

@@ -3,12 +3,13 @@
 // URL (as published in the member table) and relays the answer.
 
 import * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as etcd from '../../proto/gen/etcd/rpc.js';
 import { NONE, type NodeId } from '../../raft/core/index.js';
 import { StoreError, addressOf, formatId, isMemberUrl, type ReplicatedStore } from '../store/index.js';
-import { ApiError, unary } from './errors.js';
+import { ApiError, toServiceError, unary } from './errors.js';
 
 /** The etcd API version mast speaks, as `etcdctl endpoint status` shows it. */
 export const ETCD_API_VERSION = '3.4.0';
@@ -138,11 +139,78 @@ export function maintenanceService(store: ReplicatedStore, options: ClusterServi
     hash: unimplemented('Hash'),
     hashKv: unimplemented('HashKV'),
     snapshot: (call: grpc.ServerWritableStream<etcd.SnapshotRequest, etcd.SnapshotResponse>) => {
-      call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'mast does not implement Maintenance.Snapshot yet (mastctl snapshot save will)' });
+      streamSnapshot(store, call).catch((error: unknown) => call.emit('error', toServiceError(error)));
     },
     moveLeader: unary(async (request: etcd.MoveLeaderRequest) => {
       store.transferLeadership(request.targetID);
       return { header: store.header() };
     }),
   };
+}
+
+/** Bytes of snapshot data per SnapshotResponse (etcd sends 32 KiB; a gRPC message stays far below its 4 MiB limit). */
+export const SNAPSHOT_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Maintenance.Snapshot as etcd streams it: the data in chunks, each with
+ * `remaining_bytes` = data bytes still to come after it, then one last
+ * message whose blob is the sha256 of all the data (32 bytes, remaining 0).
+ * The data is padded to whole 512-byte pages (see padToPages).
+ * The data is this member's state-machine snapshot taken once it has applied
+ * everything committed before the call (a ReadIndex barrier), so it holds
+ * every write acknowledged before the backup began. The snapshot is taken
+ * synchronously after the barrier: no entry is applied in between.
+ */
+async function streamSnapshot(store: ReplicatedStore, call: grpc.ServerWritableStream<etcd.SnapshotRequest, etcd.SnapshotResponse>): Promise<void> {
+  await store.linearizableBarrier();
+  const header = store.header();
+  const data = padToPages(store.stateMachine.snapshot());
+  const hash = createHash('sha256').update(data).digest();
+  for (let offset = 0; offset < data.byteLength; offset += SNAPSHOT_CHUNK_BYTES) {
+    const blob = data.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES);
+    if (!(await writeWithBackpressure(call, { header, remainingBytes: data.byteLength - offset - blob.byteLength, blob }))) return;
+  }
+  if (!(await writeWithBackpressure(call, { header, remainingBytes: 0, blob: hash }))) return;
+  call.end();
+}
+
+/**
+ * etcdctl takes the data for a bbolt file, a whole number of 512-byte pages,
+ * and finds the sha256 trailer only where size % 512 == 32; mast's snapshot
+ * is a store.Snapshot protobuf, so it is padded with zeros inside a field
+ * that store.Snapshot does not define (protobuf decoders skip unknown fields).
+ */
+const SNAPSHOT_PAGE_BYTES = 512;
+/** Unused by store.Snapshot (proto/store.proto); wire type 2 (length-delimited). */
+const PADDING_TAG = (15 << 3) | 2;
+
+export function padToPages(data: Uint8Array): Buffer {
+  let padding = (SNAPSHOT_PAGE_BYTES - (data.byteLength % SNAPSHOT_PAGE_BYTES)) % SNAPSHOT_PAGE_BYTES;
+  if (padding === 0) return Buffer.from(data);
+  // A tag byte, a 1-byte length (< 128) or a 2-byte one, then zeros: 1 and 130 bytes cannot be made that way.
+  if (padding === 1 || padding === 130) padding += SNAPSHOT_PAGE_BYTES;
+  const zeros = padding - 2 <= 127 ? padding - 2 : padding - 3;
+  const length = zeros < 128 ? [zeros] : [(zeros & 0x7f) | 0x80, zeros >> 7];
+  const padded = Buffer.concat([data, Buffer.from([PADDING_TAG, ...length]), Buffer.alloc(zeros)]);
+  if (padded.byteLength % SNAPSHOT_PAGE_BYTES !== 0) throw new Error(`assertion failed: a padded snapshot of ${padded.byteLength} bytes is not whole pages`);
+  return padded;
+}
+
+/** Write one message, waiting for the stream to drain when its buffer is full; false when the client went away. */
+async function writeWithBackpressure(call: grpc.ServerWritableStream<etcd.SnapshotRequest, etcd.SnapshotResponse>, response: etcd.SnapshotResponse): Promise<boolean> {
+  if (call.cancelled || call.destroyed) return false;
+  if (call.write(response)) return true;
+  return new Promise<boolean>((resolve) => {
+    const done = (drained: boolean): void => {
+      call.off('drain', onDrain);
+      call.off('cancelled', onGone);
+      call.off('close', onGone);
+      resolve(drained);
+    };
+    const onDrain = (): void => done(true);
+    const onGone = (): void => done(false);
+    call.once('drain', onDrain);
+    call.once('cancelled', onGone);
+    call.once('close', onGone);
+  });
 }
