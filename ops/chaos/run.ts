@@ -17,7 +17,8 @@ import { boundTwice, checkAckedWrites, checkCurrent, checkWatcher, staleLeaderWr
 import { injectFault, type FaultName } from './faults.js';
 import { DelayRelay, PeerNetwork } from './network.js';
 import type { RunResult, Verdict } from '../../test/chaos/chaos-report.js';
-import { KvWatcher, KvWorkload, prefixEnd, seededRandom } from './workload.js';
+import { KvWatcher, KvWorkload, seededRandom } from './workload.js';
+import { prefixEnd } from '../../raft/kv/index.js';
 import type { History } from '../../test/chaos/chaos-history.js';
 
 export interface RunOptions {
@@ -184,7 +185,7 @@ function failovers(events: readonly FaultEvent[], history: History, auditTimes: 
  * off is moved on after 5 s without progress).
  */
 async function readBack(cluster: LocalCluster, etcd: EtcdClient, watchers: readonly KvWatcher[], run: number, problems: string[], stops: Array<() => void>): Promise<{ now: Map<string, { value: string; revision: number }>; upTo: number; reference: KvWatcher }> {
-  const current = await etcd.withFailover((connection) => connection.range({ key: PREFIX, rangeEnd: prefixEnd(PREFIX) }), Date.now() + 60_000);
+  const current = await etcd.withFailover((connection) => connection.range({ key: PREFIX, rangeEnd: Buffer.from(prefixEnd(Buffer.from(PREFIX))) }), Date.now() + 60_000);
   const now = new Map(current.kvs.map((kv) => [Buffer.from(kv.key).toString(), { value: Buffer.from(kv.value).toString(), revision: Number(kv.modRevision) }]));
   const upTo = Math.max(0, ...[...now.values()].map((entry) => entry.revision));
   const reference = new KvWatcher('reference', [cluster.endpoints[run % cluster.endpoints.length]!], PREFIX, 1);

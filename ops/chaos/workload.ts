@@ -8,23 +8,13 @@ import { EtcdConnection } from '../../services/client/etcd.js';
 import { Compare, Compare_CompareResult, Compare_CompareTarget, PutRequest, type WatchResponse } from '../../proto/gen/client/etcd/rpc.js';
 import { classifyError, History } from '../../test/chaos/chaos-history.js';
 import type { WatchedEvent } from '../../test/chaos/chaos-checks.js';
+import { Prng } from '../../test/simulation/prng.js';
+import { prefixEnd } from '../../raft/kv/index.js';
 
-/** A small seeded generator (mulberry32): runs replay their choices from --seed. */
+/** A seeded generator in [0, 1) (the simulator's mulberry32): runs replay their choices from --seed. */
 export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  end[end.length - 1]! += 1;
-  return end;
+  const prng = new Prng(seed);
+  return () => prng.next32() / 0x1_0000_0000;
 }
 
 export interface KvWorkloadOptions {
@@ -182,7 +172,7 @@ export class KvWatcher {
     });
     stream.on('error', again);
     stream.on('end', again);
-    stream.write({ requestUnion: { $case: 'createRequest', value: { key: Buffer.from(this.prefix), rangeEnd: prefixEnd(this.prefix), startRevision: String(this.lastRevision + 1), progressNotify: false, filters: [], prevKv: false, watchId: '0', fragment: false } } });
+    stream.write({ requestUnion: { $case: 'createRequest', value: { key: Buffer.from(this.prefix), rangeEnd: Buffer.from(prefixEnd(Buffer.from(this.prefix))), startRevision: String(this.lastRevision + 1), progressNotify: false, filters: [], prevKv: false, watchId: '0', fragment: false } } });
   }
 
   /** Drop the current stream and resume on the next endpoint (one stuck on a master that is cut off). */
