@@ -110,7 +110,7 @@ export class LeaderElector {
   private running = false;
   private busy = false;
   /** The version of the Lease last seen, and when (our clock) it was first seen. */
-  private observed: { resourceVersion: string; holder: string; atMs: number; durationMs: number } | undefined;
+  private observed: { resourceVersion: string; holder: string; atMs: number; durationMs: number; renewedAtWallMs: number } | undefined;
   /** The Lease as this candidate last wrote it while holding it (renewals start from it). */
   private held: LeaseObject | undefined;
   /** Stops the watch on the Lease (waiting candidates learn of renewals from it). */
@@ -158,18 +158,27 @@ export class LeaderElector {
     if (type === 'DELETED') {
       this.observed = undefined;
     } else {
-      this.observe(String(lease.metadata?.resourceVersion), lease.spec?.holderIdentity ?? '', durationOf(lease));
+      this.observe(String(lease.metadata?.resourceVersion), lease.spec?.holderIdentity ?? '', durationOf(lease), lease.spec?.renewTime);
     }
     if (this.busy || this.leading !== undefined) return; // the attempt in flight schedules the next one
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.schedule(this.nextAttemptInMs());
   }
 
-  /** When to try next: a holder renews every retry period; a waiting candidate when the version it saw would expire. */
+  /**
+   * When to try next: a holder renews every retry period; a waiting
+   * candidate when the version it saw would expire — a lease duration after
+   * it saw it, or sooner if its renewTime says it is older than that (plus
+   * the clock skew allowed). The second matters after a leader dies: its
+   * last renewal may be committed, and so seen, only once the next Raft
+   * leader is elected, hundreds of milliseconds after it was written.
+   */
   private nextAttemptInMs(): number {
     const observed = this.observed;
     if (this.leading !== undefined || observed === undefined || observed.holder === '' || observed.holder === this.options.identity) return this.retryPeriodMs;
-    return Math.max(this.retryPeriodMs, observed.atMs + observed.durationMs + 1 - this.now());
+    const bySight = observed.atMs + observed.durationMs + 1 - this.now();
+    const byRenewTime = Number.isFinite(observed.renewedAtWallMs) ? observed.renewedAtWallMs + observed.durationMs + this.maxClockSkewMs + 1 - this.wallNow() : Infinity;
+    return Math.max(this.retryPeriodMs, Math.min(bySight, byRenewTime));
   }
 
   /**
@@ -267,7 +276,7 @@ export class LeaderElector {
     }
     const version = String(lease.metadata?.resourceVersion);
     const holder = lease.spec?.holderIdentity ?? '';
-    this.observe(version, holder, durationOf(lease));
+    this.observe(version, holder, durationOf(lease), lease.spec?.renewTime);
     if (holder === identity) {
       const renewed = await client.update('Lease', { ...lease, spec: { ...lease.spec, renewTime: microTime(now) } });
       this.held = renewed as LeaseObject;
@@ -297,8 +306,8 @@ export class LeaderElector {
   }
 
   /** Remember when this version of the Lease was first seen. */
-  private observe(resourceVersion: string, holder: string, durationMs: number): void {
-    if (this.observed?.resourceVersion !== resourceVersion) this.observed = { resourceVersion, holder, atMs: this.now(), durationMs };
+  private observe(resourceVersion: string, holder: string, durationMs: number, renewTime?: string): void {
+    if (this.observed?.resourceVersion !== resourceVersion) this.observed = { resourceVersion, holder, atMs: this.now(), durationMs, renewedAtWallMs: Date.parse(renewTime ?? '') };
     if (holder !== this.lastLeader) {
       this.lastLeader = holder;
       this.options.onNewLeader?.(holder);
@@ -309,7 +318,15 @@ export class LeaderElector {
     const durationMs = durationOf(lease);
     if (this.observed !== undefined && this.now() - this.observed.atMs > durationMs) return true;
     const renewedAtMs = Date.parse(lease.spec?.renewTime ?? '');
-    return Number.isFinite(renewedAtMs) && (this.options.wallNow ?? Date.now)() - renewedAtMs > durationMs + (this.options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS);
+    return Number.isFinite(renewedAtMs) && this.wallNow() - renewedAtMs > durationMs + this.maxClockSkewMs;
+  }
+
+  private wallNow(): number {
+    return (this.options.wallNow ?? Date.now)();
+  }
+
+  private get maxClockSkewMs(): number {
+    return this.options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
   }
 
   private becomeLeader(token: string): void {

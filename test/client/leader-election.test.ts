@@ -232,6 +232,28 @@ describe('client: leader election with fencing', function () {
     }
   });
 
+  it('seen late (as a dead Raft leader’s last renewal is), a renewal is timed by its renewTime, not by when it was seen', async function () {
+    const client = new ResourceClient({ endpoints: cluster.endpoints });
+    // A 10 s lease whose holder last renewed 9.9 s ago, seen for the first time now.
+    await client.create('Lease', {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: 'late-renewal', namespace: 'kube-system', annotations: { 'coordination.mast.io/lease-duration-ms': '10000' } },
+      spec: { holderIdentity: 'ghost', leaseDurationSeconds: 10, renewTime: new Date(Date.now() - 9_900).toISOString().replace(/Z$/, '000Z') },
+    });
+    const took: Leadership[] = [];
+    const elector = new LeaderElector({ client, fenced: [], namespace: 'kube-system', name: 'late-renewal', identity: 'taker-late', onStartedLeading: (leadership) => took.push(leadership) });
+    try {
+      elector.start();
+      // Waiting a lease duration from the sighting would take 10 s; the renewTime expires it in about 0.2 s.
+      await waitFor('the late-seen Lease taken', async () => (took.length === 1 ? true : undefined), 5_000, 10);
+      expect(((await client.get('Lease', 'kube-system', 'late-renewal')).spec as { holderIdentity: string }).holderIdentity).to.equal('taker-late');
+    } finally {
+      await elector.stop();
+      client.close();
+    }
+  });
+
   it('refuses durations that cannot work', function () {
     const client = new ResourceClient({ endpoints: ['127.0.0.1:1'] });
     try {
