@@ -7,7 +7,11 @@
 //   kubernetes.io/service-account-token: user system:serviceaccount:NS:NAME
 //   in system:serviceaccounts and system:serviceaccounts:NS), else a client
 //   certificate verified against the cluster CA (CN is the user, each O a
-//   group). No credentials, or a token nobody has, is UNAUTHENTICATED.
+//   group). A join token ("ID.SECRET", `mastctl token create`) whose
+//   bootstrap-token Secret in kube-system is unexpired authenticates as
+//   system:bootstrap:ID in system:bootstrappers and its extra groups (the
+//   join service checks those; RBAC grants them nothing).
+//   No credentials, or a token nobody has, is UNAUTHENTICATED.
 //   Everyone authenticated is also in system:authenticated.
 // - Authorization: RBAC over the Roles and bindings in the watch cache.
 //   system:masters may do anything.
@@ -23,6 +27,8 @@ import { ApiError, type ApiObject } from './registry.js';
 import { authorize, forbiddenMessage, NODES_GROUP, serviceAccountUsername, SUPERUSER_GROUP, type ClusterRole, type ClusterRoleBinding, type RbacSource, type RequestAttributes, type Role, type RoleBinding, type UserInfo } from './rbac.js';
 import type { WatchCache } from './watch-cache.js';
 import { isJsonObject } from './schema.js';
+import { BOOTSTRAPPERS_GROUP, BOOTSTRAP_TOKEN_NAMESPACE, BOOTSTRAP_USER_PREFIX, bootstrapTokenSecretName, parseBootstrapToken, readBootstrapTokenSecret } from '../pki/index.js';
+import { timingSafeEqual } from 'node:crypto';
 
 export interface TokenUser {
   readonly name: string;
@@ -151,15 +157,49 @@ export class ServiceAccountTokens {
   }
 }
 
+/**
+ * Join tokens: the bootstrap-token Secret named by the token's id, read from
+ * the watch cache at each use, so a deleted or expired token stops working
+ * at once.
+ */
+export class BootstrapTokens {
+  private readonly secrets = kindInfo('Secret')!;
+
+  constructor(
+    private readonly cache: WatchCache,
+    private readonly now: () => number,
+  ) {}
+
+  /** The user of a join token, undefined if `token` is not one; throws Unauthorized for a bad, expired or unknown one. */
+  user(token: string): UserInfo | undefined {
+    const parsed = parseBootstrapToken(token);
+    if (parsed === undefined) return undefined;
+    const secret = this.cache.get(this.secrets, objectKey(this.secrets, BOOTSTRAP_TOKEN_NAMESPACE, bootstrapTokenSecretName(parsed.id)))?.object;
+    const record = secret === undefined || secret.metadata.deletionTimestamp !== undefined ? undefined : readBootstrapTokenSecret(secret);
+    if (record === undefined || typeof record === 'string' || !record.authentication || !sameText(record.secret, parsed.secret)) throw new ApiError('Unauthorized', 'invalid bearer token');
+    if (record.expiresAtMs !== undefined && record.expiresAtMs <= this.now()) throw new ApiError('Unauthorized', `join token ${parsed.id} expired at ${new Date(record.expiresAtMs).toISOString()} (mastctl token create makes another)`);
+    return { name: `${BOOTSTRAP_USER_PREFIX}${parsed.id}`, groups: [BOOTSTRAPPERS_GROUP, ...record.groups, AUTHENTICATED_GROUP] };
+  }
+}
+
+function sameText(a: string, b: string): boolean {
+  const left = Buffer.from(a, 'utf8');
+  const right = Buffer.from(b, 'utf8');
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
 export interface AccessOptions {
   readonly insecure: boolean;
   /** Bearer token → user (from the token file). */
   readonly tokens: ReadonlyMap<string, TokenUser>;
+  /** Wall-clock ms, for join tokens' expiry (tests); default Date.now. */
+  readonly now?: () => number;
 }
 
 export class Access {
   private readonly rbac: CachedRbac;
   private readonly serviceAccounts: ServiceAccountTokens | undefined;
+  private readonly bootstrapTokens: BootstrapTokens;
 
   constructor(
     private readonly cache: WatchCache,
@@ -167,6 +207,17 @@ export class Access {
   ) {
     this.rbac = new CachedRbac(cache);
     this.serviceAccounts = options.insecure ? undefined : new ServiceAccountTokens(cache);
+    this.bootstrapTokens = new BootstrapTokens(cache, options.now ?? Date.now);
+  }
+
+  /** The user of a join token: also for --insecure masters, whose join service still needs to know the token's role. */
+  joinUser(metadata: grpc.Metadata): UserInfo {
+    const header = metadata.get('authorization')[0];
+    const match = header === undefined ? null : /^Bearer\s+(\S+)$/i.exec(String(header));
+    if (match === null) throw new ApiError('Unauthorized', 'a join needs a join token (mast join --token ID.SECRET; mastctl token create makes one)');
+    const user = this.bootstrapTokens.user(match[1]!);
+    if (user === undefined) throw new ApiError('Unauthorized', 'the token is not a join token (ID.SECRET, as mastctl token create prints)');
+    return user;
   }
 
   get insecure(): boolean {
@@ -182,7 +233,7 @@ export class Access {
       if (match === null) throw new ApiError('Unauthorized', 'the authorization metadata is not "Bearer TOKEN"');
       const user = this.options.tokens.get(match[1]!);
       if (user !== undefined) return { name: user.name, uid: user.uid, groups: [...user.groups, AUTHENTICATED_GROUP] };
-      const account = this.serviceAccounts?.user(match[1]!);
+      const account = this.serviceAccounts?.user(match[1]!) ?? this.bootstrapTokens.user(match[1]!);
       if (account === undefined) throw new ApiError('Unauthorized', 'invalid bearer token');
       return account;
     }

@@ -1,6 +1,8 @@
 // `mast init`: flags, the call into services/pki, and the report of what was
 // written with the commands that start a cluster on it.
 
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { FlagError } from '../master/flags.js';
 import { InitError, initCluster } from '../pki/index.js';
 import type { InitOptions, InitResult, MasterSpec } from '../pki/index.js';
@@ -87,9 +89,9 @@ function shellWord(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-function masterCommand(result: InitResult, master: InitResult['masters'][number]): string {
+function masterFlags(result: InitResult, master: InitResult['masters'][number]): string[][] {
   const initialCluster = result.masters.map((each) => `${each.name}=${each.peerUrl}`).join(',');
-  const flags = [
+  return [
     ['--name', master.name],
     ['--listen-client-urls', master.clientUrl],
     ['--listen-peer-urls', master.peerUrl],
@@ -102,8 +104,21 @@ function masterCommand(result: InitResult, master: InitResult['masters'][number]
     ['--peer-trusted-ca-file', result.caCertFile],
     ['--peer-client-cert-auth'],
     ['--token-auth-file', result.tokenFile],
+    ['--cluster-signing-key-file', result.caKeyFile],
   ];
-  return `    mast master ${flags.map((flag) => flag.map(shellWord).join(' ')).join(' \\\n      ')}`;
+}
+
+function masterCommand(result: InitResult, master: InitResult['masters'][number]): string {
+  return `    mast master ${masterFlags(result, master).map((flag) => flag.map(shellWord).join(' ')).join(' \\\n      ')}`;
+}
+
+/** NAME.env beside the certificates: the same flags for ops/systemd/mast-master@.service (EnvironmentFile; words split on spaces). */
+function writeEnvFiles(result: InitResult): string[] {
+  return result.masters.map((master) => {
+    const path = join(result.dir, `${master.name}.env`);
+    writeFileSync(path, `# mast master's flags, for ops/systemd/mast-master@.service (EnvironmentFile)\nMAST_MASTER_FLAGS=${masterFlags(result, master).flat().join(' ')}\n`, { mode: 0o644 });
+    return path;
+  });
 }
 
 /** What `mast init` prints: the files and how to use them. */
@@ -116,6 +131,7 @@ export function describeInit(result: InitResult): string {
     row('admin.crt admin.key', 'client certificate for admin (group system:masters)'),
     row('tokens.csv', 'bearer tokens for admin, system:kube-scheduler, system:kube-controller-manager'),
     row('config', 'mastctl config: the masters, the CA and the admin token'),
+    row('NAME.env', 'each master\'s flags for systemd (ops/systemd/mast-master@.service)'),
     '',
     'next steps:',
     '  start each master with its certificate (its data goes to NAME.mast unless you add --data-dir):',
@@ -146,5 +162,6 @@ export async function runInit(argv: readonly string[]): Promise<void> {
     }
     throw error;
   }
+  writeEnvFiles(result);
   process.stdout.write(describeInit(result));
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `mast`: the server-side command. `mast master ...` runs one master;
 // `mast init ...` writes a new cluster's CA, certificates and tokens;
+// `mast join node|master` joins a machine to it with a join token;
 // `mast scheduler` / `mast controller-manager` run those components alone;
 // `mast agent` runs a node agent, `mast cri` the embedded CRI runtime;
 // `mast up` (npm start) runs a whole local cluster.
@@ -17,6 +18,7 @@ const USAGE = `usage: mast COMMAND [flags]
 commands:
   master    run one master (a Raft member serving the etcd v3 API); mast master --help
   init      write a new cluster's CA, certificates, tokens and mastctl config; mast init --help
+  join      join this machine to a secured cluster as a node or a master, with a join token; mast join --help
   scheduler           run a leader-elected scheduler as a client of the masters; mast scheduler --help
   controller-manager  run a leader-elected controller-manager as a client of the masters; mast controller-manager --help
   agent     run a node agent: registers the Node and runs the pods bound to it through CRI; mast agent --help
@@ -81,6 +83,19 @@ async function main(argv: readonly string[]): Promise<void> {
         (line) => process.stdout.write(`${line}\n`),
         (line) => process.stderr.write(`${line}\n`),
       );
+      return;
+    }
+    case 'join': {
+      const { runJoin } = await import('./join.js');
+      const { hostname } = await import('node:os');
+      try {
+        await runJoin(rest, (line) => process.stdout.write(`${line}\n`), hostname);
+      } catch (error) {
+        const { JoinError } = await import('./join.js');
+        if (!(error instanceof JoinError)) throw error;
+        process.stderr.write(`mast join: ${error.message}\n`);
+        process.exitCode = 1;
+      }
       return;
     }
     case 'init': {

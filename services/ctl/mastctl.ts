@@ -15,6 +15,7 @@
 //   mastctl top pods [NAME] [-n NS | -A] [-l SEL] [--containers] | top nodes [NAME]   (see pods.ts)
 //   mastctl cluster-info | member list
 //   mastctl snapshot save FILE         a backup of the masters' state (see snapshot.ts)
+//   mastctl token create|list|delete   join tokens for mast join (see tokens.ts)
 //
 // Masters: --server URL[,URL...], else $MAST_MASTERS, else the config file
 // ($MASTCONFIG or ~/.mast/config: YAML with `masters: [URL, ...]` and, for
@@ -33,6 +34,7 @@ import { describeEvents, formatTable, printObjects, type PrintOptions } from './
 import { POD_COMMAND_FLAGS, runExec, runLogs, runTop, type PodsIo } from './pods.js';
 import { runRollout } from './rollout.js';
 import { saveSnapshot } from './snapshot.js';
+import { TokenUsageError, runToken } from './tokens.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -197,7 +199,7 @@ function qualifiedName(info: KindInfo): string {
 }
 
 function describeError(error: unknown): string {
-  if (error instanceof UsageError || error instanceof ManifestError) return `error: ${error.message}`;
+  if (error instanceof UsageError || error instanceof ManifestError || error instanceof TokenUsageError) return `error: ${error.message}`;
   const status = error as Partial<grpc.ServiceError>;
   if (typeof status.code === 'number' && typeof status.details === 'string') {
     const reason = status.metadata?.get('mast-reason')[0];
@@ -424,6 +426,11 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
         io.out(`Snapshot saved at ${saved.file} (revision ${saved.revision}, ${saved.bytes} bytes)`);
         return 0;
       }
+      case 'token': {
+        const [verb = '', ...args] = rest;
+        await runToken(client, { verb, args, flag: (name) => flag(parsed, name), masters, credentials, now: io.now, out: io.out });
+        return 0;
+      }
       default:
         throw new UsageError(`unknown command "${command}"; see mastctl help`);
     }
@@ -562,6 +569,8 @@ const USAGE = `mastctl controls a mast cluster.
   cluster-info                  masters, leader, revision
   member list
   snapshot save FILE            stream a backup of the masters' state to FILE (restore it with mast snapshot restore)
+  token create [--for node|master] [--ttl 24h] [--description TEXT]   a join token, and the mast join command that uses it
+  token list | token delete ID...
 
 Masters: --server URL[,URL...], else $MAST_MASTERS, else $MASTCONFIG or ~/.mast/config (masters: [URL, ...]).
 Credentials: --certificate-authority FILE, --token TOKEN or --client-certificate FILE --client-key FILE,

@@ -52,6 +52,9 @@ export interface MasterFlags {
   readonly loadBalancerIpPool: IpPool | undefined;
   /** Kubernetes' static token file; empty: no bearer tokens. */
   readonly tokenAuthFile: string;
+  /** The CA joins are signed with (default --trusted-ca-file) and its key ('' = this master signs no joins). */
+  readonly clusterSigningCertFile: string;
+  readonly clusterSigningKeyFile: string;
   /** No authentication or authorization at all (every client is an admin). */
   readonly insecure: boolean;
   /** Where Prometheus metrics are served (at most one URL). */
@@ -108,6 +111,8 @@ export const MASTER_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'load-balancer-ip-pool': { kind: 'string', help: 'controller-manager: addresses LoadBalancer Services get their external IP from, comma-separated IPv4 CIDRs and/or ranges, e.g. 192.168.1.240/28,10.0.0.10-10.0.0.20 (CIDRs wider than /31 without their network and broadcast address) (default: none, LoadBalancer Services stay pending)' },
   'event-ttl': { kind: 'string', help: 'resource API: how long Events are kept after they last happened, e.g. 30m, 1h (default 1h)' },
   'token-auth-file': { kind: 'string', help: 'bearer tokens of users: CSV lines token,user,uid[,"group1,group2"] (Kubernetes\' format; mast init writes one)' },
+  'cluster-signing-cert-file': { kind: 'string', help: 'joins: the CA certificate joining agents\' and masters\' certificates are signed with (default --trusted-ca-file)' },
+  'cluster-signing-key-file': { kind: 'string', help: 'joins: the key of that CA (mast init\'s ca.key); without it this master answers joins with an error' },
   insecure: { kind: 'bool', help: 'no authentication or authorization: every client is a cluster admin (for local tries; required to serve http:// client URLs)' },
   'listen-metrics-urls': { kind: 'string', help: 'http://HOST:PORT to serve Prometheus metrics at /metrics (default: none)' },
   'traces-exporter': { kind: 'string', help: 'where OpenTelemetry spans go: none, console or otlp (default none)' },
@@ -243,6 +248,8 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     nodeMonitorGracePeriodMs: parseDuration('node-monitor-grace-period', text('node-monitor-grace-period', '40s')),
     loadBalancerIpPool: raw.has('load-balancer-ip-pool') ? parseLoadBalancerIpPool(raw.get('load-balancer-ip-pool')!) : undefined,
     tokenAuthFile: text('token-auth-file', ''),
+    clusterSigningCertFile: text('cluster-signing-cert-file', text('trusted-ca-file', '')),
+    clusterSigningKeyFile: text('cluster-signing-key-file', ''),
     insecure: bool('insecure'),
     listenMetricsUrls: urls('listen-metrics-urls', []),
     tracesExporter: tracesExporter(text('traces-exporter', 'none')),
@@ -265,6 +272,7 @@ export function parseMasterFlags(argv: readonly string[]): MasterFlags {
     }
     if (flags.trustedCaFile === '' && flags.tokenAuthFile === '') throw new FlagError('no way to authenticate clients: give --trusted-ca-file (client certificates) and/or --token-auth-file (bearer tokens), or pass --insecure for a local try');
   }
+  if (flags.clusterSigningKeyFile !== '' && flags.clusterSigningCertFile === '') throw new FlagError('--cluster-signing-key-file needs --cluster-signing-cert-file or --trusted-ca-file (the CA certificate it belongs to)');
   if (flags.listenMetricsUrls.length > 1) throw new FlagError('--listen-metrics-urls takes one URL');
   return flags;
 }

@@ -27,6 +27,8 @@ import {
 import { parseTokenFile } from '../pki/index.js';
 import { startTelemetry, type Telemetry } from '../telemetry/index.js';
 import { startCandidates, type Candidates } from './candidates.js';
+import { joinService } from './join-service.js';
+import * as joinProto from '../../proto/gen/join.js';
 import { ReplicatedStore, formatId, parseInitialCluster, type StoreLogger } from '../store/index.js';
 import type { MasterFlags } from './flags.js';
 import { jsonLogger } from '../client/log.js';
@@ -196,6 +198,18 @@ export class Master {
       ...(flags.tracesExporter === 'none' ? {} : { tracer: telemetry.tracer }),
       agentCredentials: channelCredentials(flags.agentClientCertificate !== '' || flags.agentCertificateAuthority !== '', flags.agentClientCertificate, flags.agentClientKey, flags.agentCertificateAuthority),
     });
+    clientServer.addService(joinProto.JoinService, joinService({
+      store,
+      cache,
+      access,
+      caCertPem: flags.clusterSigningCertFile === '' ? '' : readFileSync(flags.clusterSigningCertFile, 'utf8'),
+      caKeyPem: flags.clusterSigningKeyFile === '' ? '' : readFileSync(flags.clusterSigningKeyFile, 'utf8'),
+      tokenAuthFile: flags.tokenAuthFile,
+      initialClusterToken: flags.initialClusterToken,
+      selfEndpoint: flags.advertiseClientUrls[0]!,
+      selfCredentials: this.selfCredentials,
+      log: (line) => this.logger.info(line),
+    }));
     // What every cluster has; whichever member gets there first creates it.
     const warn = (message: string): void => this.logger.warn(message);
     ensureNamespaces(registry, ['default', 'kube-system', 'kube-public', NODE_LEASE_NAMESPACE], warn);

@@ -7,7 +7,7 @@
 // @peculiar/x509 registers its algorithms through tsyringe, which needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { X509Certificate, createHash, randomBytes, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 
 x509.cryptoProvider.set(webcrypto);
@@ -149,17 +149,16 @@ async function authorityKeyIdentifier(caCertificate: x509.X509Certificate): Prom
   return x509.AuthorityKeyIdentifierExtension.create(caCertificate.publicKey);
 }
 
-/** A leaf certificate signed by `ca`, with a fresh key. */
-export async function issueCertificate(ca: KeyPairPem, options: IssueOptions): Promise<KeyPairPem> {
+/** A leaf certificate for `publicKey`, signed by `ca`. */
+async function signCertificate(ca: KeyPairPem, publicKey: webcrypto.CryptoKey, options: IssueOptions): Promise<string> {
   const caCertificate = parseCertificate(ca.certPem);
   const signingKey = await importSigningKey(ca.keyPem);
   const names = subjectAlternativeNames(options.dnsNames ?? [], options.ipAddresses ?? []);
-  const keys = await generateKeys();
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     new x509.ExtendedKeyUsageExtension(extendedKeyUsages(options.usages)),
-    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
     await authorityKeyIdentifier(caCertificate),
   ];
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names));
@@ -167,13 +166,67 @@ export async function issueCertificate(ca: KeyPairPem, options: IssueOptions): P
     serialNumber: randomSerialNumber(),
     subject: subjectName(options.commonName, options.organizations ?? []),
     issuer: caCertificate.subjectName,
-    publicKey: keys.publicKey,
+    publicKey,
     signingKey,
     signingAlgorithm: SIGNING_ALGORITHM,
     ...validity(options.validDays, LEAF_VALID_DAYS, options.now),
     extensions,
   });
-  return { certPem: certificate.toString('pem'), keyPem: await privateKeyPem(keys.privateKey) };
+  return certificate.toString('pem');
+}
+
+/** A leaf certificate signed by `ca`, with a fresh key. */
+export async function issueCertificate(ca: KeyPairPem, options: IssueOptions): Promise<KeyPairPem> {
+  const keys = await generateKeys();
+  return { certPem: await signCertificate(ca, keys.publicKey, options), keyPem: await privateKeyPem(keys.privateKey) };
+}
+
+/**
+ * A fresh key and a PKCS#10 request for it (what a joining agent or master
+ * sends: the key never leaves the machine it was made on). The subject is
+ * informational; the signer decides the certificate's names.
+ */
+export async function createCertificateRequest(commonName: string): Promise<{ readonly requestPem: string; readonly keyPem: string }> {
+  const keys = await generateKeys();
+  const request = await x509.Pkcs10CertificateRequestGenerator.create({ name: subjectName(commonName, []), keys, signingAlgorithm: SIGNING_ALGORITHM });
+  return { requestPem: request.toString('pem'), keyPem: await privateKeyPem(keys.privateKey) };
+}
+
+/**
+ * Signs the public key of a PKCS#10 request whose signature checks out (its
+ * sender holds the private key), with the names and usages of `options` —
+ * never the ones the request asks for.
+ */
+export async function signCertificateRequest(ca: KeyPairPem, requestPem: string, options: IssueOptions): Promise<string> {
+  let request: x509.Pkcs10CertificateRequest;
+  try {
+    request = new x509.Pkcs10CertificateRequest(requestPem);
+  } catch (error) {
+    throw new CertificateError(`the certificate request is not a PEM PKCS#10 request: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (!(await request.verify())) throw new CertificateError('the certificate request\'s signature does not match its public key');
+  let publicKey: webcrypto.CryptoKey;
+  try {
+    publicKey = await request.publicKey.export(KEY_ALGORITHM, ['verify']);
+  } catch (error) {
+    throw new CertificateError(`the certificate request's key is not an ECDSA P-256 key: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return signCertificate(ca, publicKey, options);
+}
+
+/**
+ * kubeadm's CA pin: "sha256:" and the hex SHA-256 of the CA certificate's
+ * DER SubjectPublicKeyInfo (what `--discovery-token-ca-cert-hash` takes).
+ */
+export function caCertificateHash(caCertPem: string): string {
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(caCertPem);
+  } catch (error) {
+    throw new CertificateError(`not a PEM certificate: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const spki = certificate.publicKey.export({ type: 'spki', format: 'der' });
+  return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
 }
 
 /** A kubelet's client certificate: CN system:node:NAME, O system:nodes. */

@@ -8,3 +8,20 @@ export { InitError, initCluster } from './init.js';
 export type { InitOptions, InitResult, MasterFiles, MasterSpec } from './init.js';
 export { TokenFileError, formatTokenFile, parseTokenFile } from './tokens.js';
 export type { TokenEntry, TokenUser } from './tokens.js';
+export { caCertificateHash, createCertificateRequest, signCertificateRequest } from './certificates.js';
+export {
+  BOOTSTRAPPERS_GROUP,
+  BOOTSTRAP_TOKEN_NAMESPACE,
+  BOOTSTRAP_TOKEN_TYPE,
+  BOOTSTRAP_USER_PREFIX,
+  JOIN_GROUPS,
+  bootstrapTokenSecret,
+  bootstrapTokenSecretName,
+  formatBootstrapToken,
+  joinRoleOf,
+  newBootstrapToken,
+  parseBootstrapToken,
+  parseTokenTtl,
+  readBootstrapTokenSecret,
+} from './bootstrap-tokens.js';
+export type { BootstrapToken, BootstrapTokenRecord, JoinRole } from './bootstrap-tokens.js';

@@ -389,7 +389,12 @@ describe('mast init (the command)', function () {
     }
     expect(output).to.include(`--cert-file ${join(target, 'm1.crt')}`);
     expect(output).to.include(`--token-auth-file ${join(target, 'tokens.csv')}`);
+    expect(output).to.include(`--cluster-signing-key-file ${join(target, 'ca.key')}`);
     expect(output).to.include(`export MASTCONFIG=${join(target, 'config')}`);
+    // Each master's flags for systemd, the same as the command printed.
+    const env = readFileSync(join(target, 'm2.env'), 'utf8');
+    expect(env).to.match(/^MAST_MASTER_FLAGS=--name m2 --listen-client-urls https:\/\/127\.0\.0\.1:12379 /m);
+    expect(env).to.include(`--cluster-signing-key-file ${join(target, 'ca.key')}\n`);
     const config = parse(readFileSync(join(target, 'config'), 'utf8')) as { masters: string[] };
     expect(config.masters).to.deep.equal(['https://127.0.0.1:2379', 'https://127.0.0.1:12379', 'https://127.0.0.1:22379']);
   });
