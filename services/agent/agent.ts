@@ -86,6 +86,11 @@ export class Agent {
   private runtimeName = '';
   private orphanTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** When this agent first saw each pod that was not yet Running (for the start-duration metric). */
+  private readonly firstSeenMs = new Map<string, number>();
+  private readonly podStartListeners: Array<(seconds: number) => void> = [];
+  private statusUpdates = 0;
+  private statusUpdateFailures = 0;
 
   constructor(private readonly options: AgentOptions) {
     const { client, log } = options;
@@ -170,6 +175,22 @@ export class Agent {
     log(`node ${nodeName} registered; ${this.workers.size} pods bound here`);
   }
 
+  /** What the agent's Prometheus metrics report (see services/cmd/agent.ts). */
+  metrics(): { pods: number; runningPods: number; containerRestarts: number; statusUpdates: number; statusUpdateFailures: number } {
+    let runningPods = 0;
+    let containerRestarts = 0;
+    for (const status of this.posted.values()) {
+      if (status.phase === 'Running') runningPods++;
+      for (const container of status.containerStatuses ?? []) containerRestarts += container.restartCount ?? 0;
+    }
+    return { pods: this.workers.size, runningPods, containerRestarts, statusUpdates: this.statusUpdates, statusUpdateFailures: this.statusUpdateFailures };
+  }
+
+  /** Called with the seconds from this agent first seeing a pod to its status saying Running (pods adopted Running are not counted). */
+  onPodStarted(listener: (seconds: number) => void): void {
+    this.podStartListeners.push(listener);
+  }
+
   /** Stop acting; pods keep running in the runtime, and the next agent adopts them. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -192,6 +213,7 @@ export class Agent {
       existing.update(pod);
       return;
     }
+    if (pod.status?.phase !== 'Running') this.firstSeenMs.set(uid, performance.now());
     const worker = new PodWorker(pod, {
       runtime: this.options.runtime,
       environment: this.environment!,
@@ -219,6 +241,7 @@ export class Agent {
   private forget(uid: string): void {
     this.workers.delete(uid);
     this.posted.delete(uid);
+    this.firstSeenMs.delete(uid);
   }
 
   /** A deleted pod is stopped and cleaned up: the kubelet's final delete (grace 0) removes the object. */
@@ -275,6 +298,8 @@ export class Agent {
         if (stored.metadata?.uid !== pod.metadata?.uid) return; // replaced by a pod of the same name
         await client.updateStatus('Pod', { ...(stored as KubeObject), status: status as Record<string, unknown> } as KubeObject);
         this.posted.set(pod.metadata?.uid ?? '', status);
+        this.statusUpdates++;
+        this.startedIfRunning(pod.metadata?.uid ?? '', status);
         return;
       } catch (error) {
         const code = statusCodeOf(error);
@@ -285,10 +310,19 @@ export class Agent {
           continue;
         }
         fresh = undefined;
+        this.statusUpdateFailures++;
         log(`pod ${namespace}/${name}: status update failed: ${error instanceof Error ? error.message : String(error)}`);
         await new Promise((resolve) => setTimeout(resolve, 200 * (attempt + 1)));
       }
     }
+  }
+
+  private startedIfRunning(uid: string, status: PodStatus): void {
+    const seenAt = this.firstSeenMs.get(uid);
+    if (seenAt === undefined || status.phase !== 'Running') return;
+    this.firstSeenMs.delete(uid);
+    const seconds = (performance.now() - seenAt) / 1000;
+    for (const listener of this.podStartListeners) listener(seconds);
   }
 
   private async removeOrphans(): Promise<void> {

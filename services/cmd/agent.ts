@@ -19,6 +19,7 @@ import { defaultInternalIP } from '../agent/node-status.js';
 import { startCriServer } from '../cri/server.js';
 import { jsonLogger } from '../client/log.js';
 import { startServiceProxy, type ServiceProxy } from '../proxy/service-proxy.js';
+import type { ProxyGauge, ProxyHistogram } from '../proxy/status-server.js';
 
 export async function runAgentCommand(argv: readonly string[]): Promise<void> {
   const flags = parseAgentFlags(argv, process.env);
@@ -79,7 +80,7 @@ export async function runAgentCommand(argv: readonly string[]): Promise<void> {
   }
   let proxy: ServiceProxy | undefined;
   try {
-    proxy = await startProxy(flags, client, nodeIp, log);
+    proxy = await startProxy(flags, client, nodeIp, log, agentMetrics(agent));
   } catch (error) {
     await agent.stop().catch(() => undefined);
     runtime.close();
@@ -96,7 +97,22 @@ export async function runAgentCommand(argv: readonly string[]): Promise<void> {
   });
 }
 
-function startProxy(flags: AgentFlags, client: ResourceClient, nodeIp: string, log: (line: string) => void): Promise<ServiceProxy | undefined> {
+/** The agent's own metrics, served with the proxy's on --metrics-bind-address (kubelet's, under mast_agent_ names). */
+function agentMetrics(agent: Agent): { gauges: ProxyGauge[]; histograms: ProxyHistogram[] } {
+  const gauge = (name: string, kind: 'gauge' | 'counter', help: string, read: (metrics: ReturnType<Agent['metrics']>) => number): ProxyGauge => ({ name, kind, help, read: () => read(agent.metrics()) });
+  return {
+    gauges: [
+      gauge('mast_agent_pods', 'gauge', 'Pods bound to this node that the agent runs or is stopping', (metrics) => metrics.pods),
+      gauge('mast_agent_running_pods', 'gauge', 'Pods whose reported phase is Running', (metrics) => metrics.runningPods),
+      gauge('mast_agent_container_restarts', 'gauge', 'Restarts of the containers of the pods here, summed', (metrics) => metrics.containerRestarts),
+      gauge('mast_agent_pod_status_updates_total', 'counter', 'Pod status updates the masters accepted', (metrics) => metrics.statusUpdates),
+      gauge('mast_agent_pod_status_update_failures_total', 'counter', 'Pod status updates that failed (and were retried)', (metrics) => metrics.statusUpdateFailures),
+    ],
+    histograms: [{ name: 'mast_agent_pod_start_duration_seconds', help: 'From the agent first seeing a pod to its status update saying Running', subscribe: (record) => agent.onPodStarted(record) }],
+  };
+}
+
+function startProxy(flags: AgentFlags, client: ResourceClient, nodeIp: string, log: (line: string) => void, extraMetrics: { gauges: ProxyGauge[]; histograms: ProxyHistogram[] }): Promise<ServiceProxy | undefined> {
   if (flags.proxyMode === 'none') return Promise.resolve(undefined);
   const dnsAddress = flags.dnsBindAddress === '' ? `${nodeIp}:${DEFAULT_DNS_PORT}` : flags.dnsBindAddress;
   const dnsHost = dnsAddress.slice(0, dnsAddress.lastIndexOf(':'));
@@ -106,6 +122,7 @@ function startProxy(flags: AgentFlags, client: ResourceClient, nodeIp: string, l
     nodeIPs: flags.nodePortAddresses.length > 0 ? flags.nodePortAddresses : [nodeIp],
     ...(flags.nftablesTable === '' ? {} : { nftablesTable: flags.nftablesTable }),
     statusAddress: flags.metricsBindAddress,
+    extraMetrics,
     syncPeriodMs: flags.proxySyncPeriodMs,
     ...(flags.dnsBindAddress === 'none'
       ? {}

@@ -13,7 +13,7 @@
 //   mastctl logs POD|TYPE/NAME [-c CONTAINER] [-f] [-p] [--tail=N] [--since=DURATION] [--timestamps] [--limit-bytes=N]
 //   mastctl exec POD|TYPE/NAME [-c CONTAINER] -- CMD [ARGS...]     (non-interactive)
 //   mastctl top pods [NAME] [-n NS | -A] [-l SEL] [--containers] | top nodes [NAME]   (see pods.ts)
-//   mastctl cluster-info | member list
+//   mastctl cluster-info | member list | member remove ID
 //   mastctl snapshot save FILE         a backup of the masters' state (see snapshot.ts)
 //   mastctl token create|list|delete   join tokens for mast join (see tokens.ts)
 //
@@ -393,8 +393,18 @@ export async function runCtl(args: readonly string[], io: CtlIo): Promise<number
       }
       case 'cluster-info':
       case 'member': {
-        if (command === 'member' && rest[0] !== 'list') throw new UsageError('usage: mastctl member list');
+        if (command === 'member' && rest[0] !== 'list' && rest[0] !== 'remove') throw new UsageError('usage: mastctl member list | mastctl member remove ID');
         etcd = new EtcdClient({ endpoints: masters, timeoutMs: 3000, ...(credentials === undefined ? {} : { credentials }) });
+        if (command === 'member' && rest[0] === 'remove') {
+          const [, id, ...extra] = rest;
+          if (id === undefined || extra.length > 0 || !/^[0-9a-f]{1,16}$/i.test(id)) throw new UsageError('usage: mastctl member remove ID (the hex ID member list shows)');
+          const known = await etcd.withFailover((connection) => connection.memberList(), Date.now() + 10_000);
+          const member = known.members.find((candidate) => BigInt(candidate.ID) === BigInt(`0x${id}`));
+          if (member === undefined) throw new UsageError(`no member ${id}: mastctl member list shows the IDs`);
+          await etcd.withFailover((connection) => connection.memberRemove(member.ID), Date.now() + 15_000);
+          io.out(`member ${id}${member.name === '' ? '' : ` (${member.name})`} removed`);
+          return 0;
+        }
         const members = await etcd.withFailover((connection) => connection.memberList(), Date.now() + 10_000);
         const rows: Array<Record<string, string>> = [];
         let leader = '';
@@ -567,7 +577,7 @@ const USAGE = `mastctl controls a mast cluster.
   top pods [NAME] [-n NS | -A] [-l SELECTOR] [--containers] [--sort-by=cpu|memory]
   top nodes [NAME] [-l SELECTOR] [--sort-by=cpu|memory]   cpu and memory usage, from the metrics the agents report
   cluster-info                  masters, leader, revision
-  member list
+  member list | member remove ID   the masters; remove one for good (a dead machine), by the ID member list shows
   snapshot save FILE            stream a backup of the masters' state to FILE (restore it with mast snapshot restore)
   token create [--for node|master] [--ttl 24h] [--description TEXT]   a join token, and the mast join command that uses it
   token list | token delete ID...

@@ -14,7 +14,7 @@ import { IpvsBackend, ipvsUsable } from './ipvs.js';
 import { NftablesBackend, nftablesUsable } from './nftables.js';
 import { Proxier } from './proxier.js';
 import type { ServicePortRule } from './rules.js';
-import { ProxyStatusServer, type ProxyGauge } from './status-server.js';
+import { ProxyStatusServer, type ProxyGauge, type ProxyHistogram } from './status-server.js';
 import { UserspaceBackend } from './userspace.js';
 
 export interface ServiceProxyOptions {
@@ -27,6 +27,8 @@ export interface ServiceProxyOptions {
   readonly nftablesTable?: string;
   /** HOST:PORT of /proxyMode, /healthz and /metrics; "" = not served. */
   readonly statusAddress: string;
+  /** More metrics served there (the agent's own). */
+  readonly extraMetrics?: { readonly gauges?: readonly ProxyGauge[]; readonly histograms?: readonly ProxyHistogram[] };
   readonly syncPeriodMs?: number;
   /** The cluster DNS server; absent: none. */
   readonly dns?: {
@@ -142,7 +144,7 @@ export async function startServiceProxy(options: ServiceProxyOptions): Promise<S
       log,
     });
     if (options.statusAddress !== '') {
-      const gauges: ProxyGauge[] = [...(backend.gauges ?? [])];
+      const gauges: ProxyGauge[] = [...(backend.gauges ?? []), ...(options.extraMetrics?.gauges ?? [])];
       if (server !== undefined) {
         gauges.push(
           { name: 'mast_dns_queries_total', kind: 'counter', help: 'Queries the cluster DNS server received (UDP and TCP)', read: () => server.stats().queries },
@@ -151,7 +153,7 @@ export async function startServiceProxy(options: ServiceProxyOptions): Promise<S
           { name: 'mast_dns_servfail_total', kind: 'counter', help: 'SERVFAIL answers of the cluster DNS server', read: () => server.stats().servfail },
         );
       }
-      status = await ProxyStatusServer.start({ proxier, address: options.statusAddress, gauges });
+      status = await ProxyStatusServer.start({ proxier, address: options.statusAddress, gauges, histograms: options.extraMetrics?.histograms ?? [] });
     }
     await proxier.start();
     log(`proxy: ${resolved.mode} mode, ${proxier.appliedRules.services.length} service ports programmed${server === undefined ? '' : `; cluster DNS on ${options.dns!.host}:${server.address().port} for ${options.dns!.clusterDomain}`}${status === undefined ? '' : `; status on ${options.statusAddress.replace(/:0$/, `:${status.port}`)}`}`);

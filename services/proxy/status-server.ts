@@ -3,8 +3,8 @@
 // last apply succeeded (with kube-proxy's lastUpdated/currentTime body),
 // /metrics the Prometheus metrics — apply durations, network programming
 // latency (change seen → applied), counts of syncs, failures and repairs,
-// the programmed service ports and backends, and whatever gauges the agent
-// adds (userspace connections, DNS queries).
+// the programmed service ports and backends, and whatever gauges and
+// histograms the agent adds (userspace connections, DNS queries, its pods).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ValueType } from '@opentelemetry/api';
@@ -22,11 +22,19 @@ export interface ProxyGauge {
   read(): number;
 }
 
+/** A distribution in seconds, fed by its source through `subscribe`. */
+export interface ProxyHistogram {
+  readonly name: string;
+  readonly help: string;
+  subscribe(record: (seconds: number) => void): void;
+}
+
 export interface ProxyStatusServerOptions {
   readonly proxier: Proxier;
   /** HOST:PORT (port 0: any free port). */
   readonly address: string;
   readonly gauges?: readonly ProxyGauge[];
+  readonly histograms?: readonly ProxyHistogram[];
 }
 
 const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -69,6 +77,10 @@ export class ProxyStatusServer {
     for (const gauge of options.gauges ?? []) {
       const instrument = gauge.kind === 'counter' ? meter.createObservableCounter(gauge.name, { description: gauge.help, valueType: ValueType.INT }) : meter.createObservableGauge(gauge.name, { description: gauge.help, valueType: ValueType.INT });
       instrument.addCallback((result) => result.observe(gauge.read()));
+    }
+    for (const histogram of options.histograms ?? []) {
+      const instrument = meter.createHistogram(histogram.name, { description: histogram.help, unit: 's' });
+      histogram.subscribe((seconds) => instrument.record(seconds));
     }
     this.server = createServer((request, response) => this.serve(request, response));
   }

@@ -158,11 +158,19 @@ describe('e2e: Services through the userspace proxy and cluster DNS on the embed
     await client!.delete('Service', NS, 'empty');
   });
 
-  it('serves the proxy metrics', async function () {
+  it('serves the proxy metrics and the agent’s own', async function () {
     const metrics = await httpGet(`http://127.0.0.1:${statusPort}/metrics`);
     expect(metrics.status).to.equal(200);
     expect(metrics.body).to.match(/^mast_proxy_service_ports\{[^}]*\} [1-9]/m);
     expect(metrics.body).to.match(/^mast_proxy_syncs_total\{[^}]*kind="partial"[^}]*result="ok"[^}]*\} [1-9]/m);
     expect(metrics.body).to.match(/^mast_dns_queries_total\{[^}]*\} [1-9]/m);
+    // The web pods ran here: started (timed from the agent seeing them to Running), reported, counted.
+    const value = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics.body)?.[1] ?? Number.NaN);
+    expect(value('mast_agent_pods')).to.be.at.least(1);
+    expect(value('mast_agent_running_pods')).to.be.at.least(1).and.at.most(value('mast_agent_pods'));
+    expect(value('mast_agent_pod_status_updates_total')).to.be.at.least(value('mast_agent_running_pods'));
+    expect(value('mast_agent_pod_start_duration_seconds_count')).to.be.at.least(2);
+    expect(value('mast_agent_pod_start_duration_seconds_sum')).to.be.greaterThan(0);
+    expect(value('mast_agent_container_restarts')).to.equal(0);
   });
 });

@@ -186,6 +186,12 @@ describe('joining a secured cluster with join tokens', function () {
       // The same name again is refused: it is a member now.
       const again = await createToken('--for', 'master');
       expect(await refusal(joinMaster({ server, token: again, caHash, dir: join(scratch, 'm2-again'), name: 'm2', hosts: ['127.0.0.1'], clientPort: 1, peerPort: 2 }))).to.match(/a master named m2 is already a member \(\w+\): remove it first/);
+      // Taking it out again (as for a machine that is to go): then the cluster runs without it.
+      expect((await ctl('member', 'remove', joined.memberId)).lines).to.deep.equal([`member ${joined.memberId} (m2) removed`]);
+      expect((await ctl('member', 'remove', 'ffff')).lines).to.deep.equal(['error: no member ffff: mastctl member list shows the IDs']);
+      child.kill('SIGKILL');
+      await first.put('/joined/after', 'v');
+      expect((await first.memberList()).members.map((member) => member.name)).to.deep.equal(['m1']);
     } finally {
       first.close();
       second.close();
