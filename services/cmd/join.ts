@@ -111,6 +111,20 @@ function bearer(token: string): grpc.Metadata {
   return metadata;
 }
 
+/** Discovery, a key made here, and the join call with its certificate request, over TLS trusting the pinned CA. */
+async function requestCredentials<Res>(flags: CommonFlags, commonName: string, method: 'joinNode' | 'joinMaster', request: (certificateRequest: string) => unknown): Promise<{ caPem: string; keyPem: string; response: Res }> {
+  const caPem = await discoverCa(flags.server, flags.caHash);
+  const { requestPem, keyPem } = await createCertificateRequest(commonName);
+  const client = trusted(flags.server, caPem);
+  try {
+    return { caPem, keyPem, response: await call<unknown, Res>(client, method, request(requestPem), bearer(flags.token)) };
+  } catch (error) {
+    throw describe(error, flags.server);
+  } finally {
+    client.close();
+  }
+}
+
 /** Writes files into `dir` (0700) through temporary files; keys 0600. */
 class Writer {
   readonly written: string[] = [];
@@ -140,17 +154,7 @@ export interface NodeJoinResult {
 }
 
 export async function joinNode(flags: CommonFlags & { readonly nodeName: string }): Promise<NodeJoinResult> {
-  const caPem = await discoverCa(flags.server, flags.caHash);
-  const { requestPem, keyPem } = await createCertificateRequest(`system:node:${flags.nodeName}`);
-  const client = trusted(flags.server, caPem);
-  let response: joinProto.JoinNodeResponse;
-  try {
-    response = await call(client, 'joinNode', { nodeName: flags.nodeName, certificateRequest: requestPem }, bearer(flags.token));
-  } catch (error) {
-    throw describe(error, flags.server);
-  } finally {
-    client.close();
-  }
+  const { caPem, keyPem, response } = await requestCredentials<joinProto.JoinNodeResponse>(flags, `system:node:${flags.nodeName}`, 'joinNode', (certificateRequest) => ({ nodeName: flags.nodeName, certificateRequest }));
   const files = new Writer(flags.dir);
   const caFile = files.write('ca.crt', caPem, 0o644);
   const keyFile = files.write('node.key', keyPem, 0o600);
@@ -176,17 +180,7 @@ export async function joinMaster(flags: CommonFlags & { readonly name: string; r
   const clientUrl = `https://${host}:${flags.clientPort}`;
   const peerUrl = `https://${host}:${flags.peerPort}`;
   if (existsSync(join(flags.dir, `${flags.name}.key`))) throw new JoinError(`${join(flags.dir, `${flags.name}.key`)} already exists: this machine seems to have joined as ${flags.name} already (remove the files to join again)`);
-  const caPem = await discoverCa(flags.server, flags.caHash);
-  const { requestPem, keyPem } = await createCertificateRequest(`system:master:${flags.name}`);
-  const client = trusted(flags.server, caPem);
-  let response: joinProto.JoinMasterResponse;
-  try {
-    response = await call(client, 'joinMaster', { name: flags.name, hosts: [...flags.hosts], peerUrl, clientUrl, certificateRequest: requestPem }, bearer(flags.token));
-  } catch (error) {
-    throw describe(error, flags.server);
-  } finally {
-    client.close();
-  }
+  const { caPem, keyPem, response } = await requestCredentials<joinProto.JoinMasterResponse>(flags, `system:master:${flags.name}`, 'joinMaster', (certificateRequest) => ({ name: flags.name, hosts: [...flags.hosts], peerUrl, clientUrl, certificateRequest }));
   const files = new Writer(flags.dir);
   const caFile = files.write('ca.crt', caPem, 0o644);
   const keyFile = files.write(`${flags.name}.key`, keyPem, 0o600);
