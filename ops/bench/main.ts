@@ -26,7 +26,7 @@ benchmarks:
   pods    pod startup latency on one agent: --pods N (50) created at --rate N (5)
           pods/s, creation accepted → Running as the API reports it, p50/p99;
           then N created at once, wall time; --runtime containerd (default:
-          root and ops/containerd/install.sh) or embedded
+          root and ops/containerd/install.sh) or embedded; --masters 1|3|5 (3)
   proxy   the nftables Service proxy (needs root): --services N (1000) with
           --endpoints N (10) each, through the real API; full sync (median of
           the first and --full-syncs N (5) more) and --changes N (30) endpoint
@@ -58,9 +58,11 @@ async function main(): Promise<void> {
       return;
     }
     case 'pods': {
-      const { values } = parseArgs({ args: rest, options: { pods: { type: 'string', default: '50' }, rate: { type: 'string', default: '5' }, runtime: { type: 'string', default: 'containerd' } } });
+      const { values } = parseArgs({ args: rest, options: { pods: { type: 'string', default: '50' }, rate: { type: 'string', default: '5' }, runtime: { type: 'string', default: 'containerd' }, masters: { type: 'string', default: '3' } } });
       if (values.runtime !== 'containerd' && values.runtime !== 'embedded') throw new Error(`--runtime must be containerd or embedded, not ${JSON.stringify(values.runtime)}`);
-      const result = await benchPods({ runtime: values.runtime, pods: Number(values.pods), rate: Number(values.rate) }, log);
+      const masters = Number(values.masters);
+      if (![1, 3, 5].includes(masters)) throw new Error(`--masters must be 1, 3 or 5, not ${JSON.stringify(values.masters)}`);
+      const result = await benchPods({ runtime: values.runtime, pods: Number(values.pods), rate: Number(values.rate), masters }, log);
       log(JSON.stringify(result));
       return;
     }

@@ -3,7 +3,7 @@
 // at --rate pods/s, each timed from its creation being accepted by the API
 // to the watch showing the agent's status update with phase Running; p50
 // and p99. Then the same number created at once: the wall time until all
-// are Running. 3 masters (scheduler and controllers inside), one
+// are Running. 3 masters (--masters N; scheduler and controllers inside), one
 // `mast agent` on containerd (--runtime containerd, the default: needs
 // root and ops/containerd/install.sh) or on the embedded runtime
 // (--runtime embedded).
@@ -22,6 +22,8 @@ export interface PodsBenchOptions {
   readonly pods: number;
   /** Pods per second in the latency phase. */
   readonly rate: number;
+  /** Masters of the control plane (default 3), on the same machine as the node. */
+  readonly masters?: number;
 }
 
 const NAMESPACE = 'bench';
@@ -88,7 +90,7 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
       containerd = await LocalContainerd.start(join(baseDir, 'containerd'), { bridge: 'mastbench0', subnet });
       log(`containerd on ${containerd.socket}`);
     }
-    cluster = await LocalCluster.start({ size: 3, baseDir: join(baseDir, 'masters'), scheduler: true, controllers: true });
+    cluster = await LocalCluster.start({ size: options.masters ?? 3, baseDir: join(baseDir, 'masters'), scheduler: true, controllers: true });
     client = new ResourceClient({ endpoints: cluster.endpoints, timeoutMs: 30_000 });
     await waitForNamespace(client, 'default');
     await client.create('Namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
@@ -134,7 +136,7 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     const batchWallMs = Math.round(Math.max(...batch.map((name) => times!.at.get(name)!)) - batchStarted);
     log(`${options.pods} pods created at once: all Running after ${batchWallMs} ms`);
     await deleteAll(client, batch);
-    return { bench: 'pods', runtime: options.runtime, pods: options.pods, rate: options.rate, startup_p50_ms: p50, startup_p99_ms: p99, startup_max_ms: Math.round(latencies.at(-1)!), batch_wall_ms: batchWallMs };
+    return { bench: 'pods', runtime: options.runtime, pods: options.pods, rate: options.rate, masters: options.masters ?? 3, startup_p50_ms: p50, startup_p99_ms: p99, startup_max_ms: Math.round(latencies.at(-1)!), batch_wall_ms: batchWallMs };
   } finally {
     times?.close();
     client?.close();

@@ -23,7 +23,7 @@ die() { echo "start.sh: $*" >&2; exit 1; }
 
 [[ $# -eq 1 && $1 != -* ]] || { echo "usage: $0 STATE_DIR" >&2; exit 2; }
 
-for bin in containerd ctr runc containerd-shim-runc-v2 node iptables ip; do
+for bin in containerd ctr runc containerd-shim-runc-v2 node nft ip; do
   command -v "$bin" >/dev/null 2>&1 || die "$bin not found; run ops/containerd/install.sh first"
 done
 for plugin in bridge host-local loopback; do
@@ -52,6 +52,8 @@ BRIDGE=${MAST_CNI_BRIDGE:-mast0}
 SUBNET=${MAST_POD_SUBNET:-10.88.0.0/24}
 NETWORK=${MAST_CNI_NETWORK:-$BRIDGE}
 CGROUP_ROOT=${MAST_CGROUP_ROOT:-}
+# nft identifiers: letters, digits and underscores here.
+NAT_TABLE=mast_cni_${NETWORK//[^A-Za-z0-9_]/_}
 [[ $BRIDGE =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$ ]] || die "MAST_CNI_BRIDGE must be 1-15 of [A-Za-z0-9_.-]: $BRIDGE"
 [[ $NETWORK =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "MAST_CNI_NETWORK must be of [A-Za-z0-9_.-]: $NETWORK"
 [[ -z $CGROUP_ROOT || ( $CGROUP_ROOT =~ ^/[A-Za-z0-9_./-]+$ && $CGROUP_ROOT != *..* ) ]] || die "MAST_CGROUP_ROOT must be an absolute cgroup path: $CGROUP_ROOT"
@@ -156,7 +158,7 @@ EOF
       "type": "bridge",
       "bridge": "$BRIDGE",
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
@@ -170,6 +172,19 @@ EOF
 EOF
   # Only our own conflist may be in conf_dir.
   find "$STATE_DIR/cni" -maxdepth 1 -type f ! -name "10-$NETWORK.conflist" -delete
+}
+
+# Pods' traffic leaving the pod network is masqueraded by one rule for the
+# whole subnet, in a table of our own, instead of the bridge plugin's ipMasq
+# (a chain and several iptables runs per pod when it starts and again when
+# it stops: about 40 ms of CPU a pod, and empty CNI-* chains left behind).
+write_masquerade() {
+  nft -f - <<EOF
+add table ip $NAT_TABLE
+flush table ip $NAT_TABLE
+add chain ip $NAT_TABLE postrouting { type nat hook postrouting priority srcnat; policy accept; }
+add rule ip $NAT_TABLE postrouting ip saddr $SUBNET ip daddr != $SUBNET masquerade
+EOF
 }
 
 start_containerd() {
@@ -259,6 +274,7 @@ else
     answers || die "containerd (pid $pid) is running but does not answer on $SOCK; run stop.sh $STATE_DIR"
   else
     write_config
+    write_masquerade
     start_containerd
   fi
 fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stop the private containerd that start.sh started under STATE_DIR and undo
 # what it and its pods left on the host: pod containers and shims,
-# containerd itself, mounts under STATE_DIR, the CNI bridge, the bridge
-# plugin's NAT rules, host-local leases, libcni's result cache, empty
+# containerd itself, mounts under STATE_DIR, the CNI bridge, the pod
+# subnet's masquerade table (and the NAT rules of the bridge plugin's ipMasq,
+# which earlier versions of start.sh used), host-local leases, libcni's result cache, empty
 # cgroups of the containers, and net.ipv4.ip_forward if it was off before.
 # With --purge, STATE_DIR is removed as well.
 #
@@ -303,6 +304,9 @@ if ! iptables --version 2>/dev/null | grep -q nf_tables || nft list table ip nat
     nft delete table ip nat 2>/dev/null || true
   fi
 fi
+
+# start.sh's masquerade table for the pod subnet.
+nft delete table ip "mast_cni_${NETWORK//[^A-Za-z0-9_]/_}" 2>/dev/null || true
 
 if ip link show dev "$BRIDGE" >/dev/null 2>&1; then
   ip link delete dev "$BRIDGE" 2>/dev/null || warn "could not delete bridge $BRIDGE"
