@@ -70,9 +70,12 @@ describe('mast master: three processes', function () {
     expect(text(read.kvs[0]?.value)).to.equal('one');
     expect(read.kvs[0]?.modRevision).to.equal(put.header?.revision);
     await waitFor('the third member to apply it', async () => ((await third!.get('/basic/a', { serializable: true })).count === '1' ? true : undefined), 20_000);
-    const members = await first!.memberList();
+    // Each member publishes its name and client URLs through the log once it sees a leader (as etcd's do): soon, not at once.
+    const members = await waitFor('every member to publish its client URL', async () => {
+      const list = await first!.memberList();
+      return list.members.every((member) => member.clientURLs.length === 1) ? list : undefined;
+    }, 20_000);
     expect(members.members.map((member) => member.name).sort()).to.deep.equal(['m1', 'm2', 'm3']);
-    expect(members.members.every((member) => member.clientURLs.length === 1)).to.equal(true);
   });
 
   it('serves txn, prefix range with limit and count, and delete with prevKv', async function () {
