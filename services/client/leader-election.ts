@@ -177,7 +177,7 @@ export class LeaderElector {
     const observed = this.observed;
     if (this.leading !== undefined || observed === undefined || observed.holder === '' || observed.holder === this.options.identity) return this.retryPeriodMs;
     const bySight = observed.atMs + observed.durationMs + 1 - this.now();
-    const byRenewTime = Number.isFinite(observed.renewedAtWallMs) ? observed.renewedAtWallMs + observed.durationMs + this.maxClockSkewMs + 1 - this.wallNow() : Infinity;
+    const byRenewTime = Number.isFinite(observed.renewedAtWallMs) ? this.renewTimeLeftMs(observed.renewedAtWallMs, observed.durationMs) + 1 : Infinity;
     return Math.max(this.retryPeriodMs, Math.min(bySight, byRenewTime));
   }
 
@@ -318,15 +318,12 @@ export class LeaderElector {
     const durationMs = durationOf(lease);
     if (this.observed !== undefined && this.now() - this.observed.atMs > durationMs) return true;
     const renewedAtMs = Date.parse(lease.spec?.renewTime ?? '');
-    return Number.isFinite(renewedAtMs) && this.wallNow() - renewedAtMs > durationMs + this.maxClockSkewMs;
+    return Number.isFinite(renewedAtMs) && this.renewTimeLeftMs(renewedAtMs, durationMs) < 0;
   }
 
-  private wallNow(): number {
-    return (this.options.wallNow ?? Date.now)();
-  }
-
-  private get maxClockSkewMs(): number {
-    return this.options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+  /** Wall-clock ms until a Lease renewed at `renewedAtWallMs` (its renewTime) has expired, allowing for clock skew. */
+  private renewTimeLeftMs(renewedAtWallMs: number, durationMs: number): number {
+    return renewedAtWallMs + durationMs + (this.options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS) - (this.options.wallNow ?? Date.now)();
   }
 
   private becomeLeader(token: string): void {

@@ -113,12 +113,10 @@ function masterCommand(result: InitResult, master: InitResult['masters'][number]
 }
 
 /** NAME.env beside the certificates: the same flags for ops/systemd/mast-master@.service (EnvironmentFile; words split on spaces). */
-function writeEnvFiles(result: InitResult): string[] {
-  return result.masters.map((master) => {
-    const path = join(result.dir, `${master.name}.env`);
-    writeFileSync(path, `# mast master's flags, for ops/systemd/mast-master@.service (EnvironmentFile)\nMAST_MASTER_FLAGS=${masterFlags(result, master).flat().join(' ')}\n`, { mode: 0o644 });
-    return path;
-  });
+function writeEnvFiles(result: InitResult): void {
+  for (const master of result.masters) {
+    writeFileSync(join(result.dir, `${master.name}.env`), `# mast master's flags, for ops/systemd/mast-master@.service (EnvironmentFile)\nMAST_MASTER_FLAGS=${masterFlags(result, master).flat().join(' ')}\n`, { mode: 0o644 });
+  }
 }
 
 /** What `mast init` prints: the files and how to use them. */

@@ -86,12 +86,11 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     case 'join': {
-      const { runJoin } = await import('./join.js');
+      const { runJoin, JoinError } = await import('./join.js');
       const { hostname } = await import('node:os');
       try {
         await runJoin(rest, (line) => process.stdout.write(`${line}\n`), hostname);
       } catch (error) {
-        const { JoinError } = await import('./join.js');
         if (!(error instanceof JoinError)) throw error;
         process.stderr.write(`mast join: ${error.message}\n`);
         process.exitCode = 1;

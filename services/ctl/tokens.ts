@@ -7,6 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as joinProto from '../../proto/gen/join.js';
 import type { ResourceClient, KubeObject } from '../client/resources.js';
+import { formatTable } from './printers.js';
 import {
   BOOTSTRAP_TOKEN_NAMESPACE,
   BOOTSTRAP_TOKEN_TYPE,
@@ -95,23 +96,27 @@ export async function runToken(client: ResourceClient, command: TokenCommand): P
       if (command.args.length > 0) throw new TokenUsageError(`mastctl token list takes no arguments\n${TOKEN_USAGE}`);
       const secrets = await client.list('Secret', { namespace: BOOTSTRAP_TOKEN_NAMESPACE });
       const nowMs = command.now().getTime();
-      const rows: string[][] = [];
+      const rows: Array<Record<string, string>> = [];
       for (const secret of secrets.items) {
         if ((secret as { type?: unknown }).type !== BOOTSTRAP_TOKEN_TYPE) continue;
         const record = readBootstrapTokenSecret(secret as Parameters<typeof readBootstrapTokenSecret>[0]);
         if (typeof record === 'string') {
-          rows.push([String(secret.metadata?.name ?? ''), '', '', '', `<invalid: ${record}>`]);
+          rows.push({ ID: String(secret.metadata?.name ?? ''), DESCRIPTION: `<invalid: ${record}>` });
           continue;
         }
-        rows.push([record.id, ttlText(record.expiresAtMs, nowMs), record.expiresAtMs === undefined ? '<never>' : new Date(record.expiresAtMs).toISOString().replace(/\.\d{3}Z$/, 'Z'), joinRoleOf(record.groups) ?? '<none>', record.description]);
+        rows.push({
+          ID: record.id,
+          TTL: ttlText(record.expiresAtMs, nowMs),
+          EXPIRES: record.expiresAtMs === undefined ? '<never>' : new Date(record.expiresAtMs).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+          FOR: joinRoleOf(record.groups) ?? '<none>',
+          DESCRIPTION: record.description,
+        });
       }
       if (rows.length === 0) {
         command.out('No join tokens (mastctl token create makes one).');
         return;
       }
-      const header = ['ID', 'TTL', 'EXPIRES', 'FOR', 'DESCRIPTION'];
-      const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-      for (const row of [header, ...rows]) command.out(row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]! + 3))).join('').trimEnd());
+      for (const line of formatTable(['ID', 'TTL', 'EXPIRES', 'FOR', 'DESCRIPTION'], rows).split('\n')) command.out(line);
       return;
     }
     case 'delete': {

@@ -3,12 +3,12 @@
 // URL (as published in the member table) and relays the answer.
 
 import * as grpc from '@grpc/grpc-js';
-import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as etcd from '../../proto/gen/etcd/rpc.js';
 import { NONE, type NodeId } from '../../raft/core/index.js';
 import { StoreError, addressOf, formatId, isMemberUrl, type ReplicatedStore } from '../store/index.js';
+import { snapshotHash } from '../store/snapshot-restore.js';
 import { ApiError, toServiceError, unary } from './errors.js';
 
 /** The etcd API version mast speaks, as `etcdctl endpoint status` shows it. */
@@ -165,7 +165,7 @@ async function streamSnapshot(store: ReplicatedStore, call: grpc.ServerWritableS
   await store.linearizableBarrier();
   const header = store.header();
   const data = padToPages(store.stateMachine.snapshot());
-  const hash = createHash('sha256').update(data).digest();
+  const hash = snapshotHash(data);
   for (let offset = 0; offset < data.byteLength; offset += SNAPSHOT_CHUNK_BYTES) {
     const blob = data.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES);
     if (!(await writeWithBackpressure(call, { header, remainingBytes: data.byteLength - offset - blob.byteLength, blob }))) return;

@@ -57,10 +57,10 @@ export function toServiceError(error: unknown): Partial<grpc.StatusObject> {
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
-/** Run an async handler, answering with its result or the gRPC status its error maps to (by `toStatus`). */
-export function unary<Req, Res>(run: (request: Req) => Promise<Res>, toStatus: (error: unknown) => Partial<grpc.StatusObject> = toServiceError): Unary<Req, Res> {
+/** Run an async handler (given the request and the call's metadata), answering with its result or the gRPC status its error maps to (by `toStatus`). */
+export function unary<Req, Res>(run: (request: Req, metadata: grpc.Metadata) => Promise<Res>, toStatus: (error: unknown) => Partial<grpc.StatusObject> = toServiceError): Unary<Req, Res> {
   return (call, callback) => {
-    run(call.request).then(
+    run(call.request, call.metadata).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toStatus(error)),
     );

@@ -13,10 +13,11 @@ import type * as join from '../../proto/gen/join.js';
 import type { Access } from '../apiserver/access.js';
 import { ApiError } from '../apiserver/registry.js';
 import { statusOf } from '../apiserver/service.js';
+import { unary } from '../etcdapi/index.js';
 import type { WatchCache } from '../apiserver/watch-cache.js';
 import { kindInfo, objectKey } from '../client/kinds.js';
 import { EtcdConnection } from '../client/etcd.js';
-import { CertificateError, JOIN_GROUPS, signCertificateRequest, type KeyPairPem } from '../pki/index.js';
+import { CertificateError, JOIN_GROUPS, masterCertificateOptions, nodeCertificateOptions, signCertificateRequest, type KeyPairPem } from '../pki/index.js';
 import type { ReplicatedStore } from '../store/store.js';
 
 export interface JoinServiceOptions {
@@ -36,12 +37,16 @@ export interface JoinServiceOptions {
   readonly log: (line: string) => void;
 }
 
-const MASTERS_GROUP = 'system:masters';
 const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const MEMBER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 function mastersOf(store: ReplicatedStore): string[] {
   return store.stateMachine.members().flatMap((member) => [...member.clientUrls]);
+}
+
+/** The host of a URL, without an IPv6 address's brackets. */
+function urlHost(url: string): string {
+  return new URL(url).hostname.replace(/^\[|\]$/g, '');
 }
 
 function invalid(message: string): ApiError {
@@ -77,14 +82,7 @@ export function joinService(options: JoinServiceOptions): join.JoinServer {
     if (!user.groups.includes(JOIN_GROUPS[role])) throw new ApiError('Forbidden', `join token ${user.name.split(':').pop()} is not for joining a ${role} (mastctl token create --for ${role})`);
     return user.name;
   };
-  const handle = <Req, Res>(run: (request: Req, metadata: grpc.Metadata) => Promise<Res>): grpc.handleUnaryCall<Req, Res> => {
-    return (call, callback) => {
-      run(call.request, call.metadata).then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(statusOf(error)),
-      );
-    };
-  };
+  const handle = <Req, Res>(run: (request: Req, metadata: grpc.Metadata) => Promise<Res>): grpc.handleUnaryCall<Req, Res> => unary(run, statusOf);
   const nodes = kindInfo('Node')!;
 
   return {
@@ -101,7 +99,7 @@ export function joinService(options: JoinServiceOptions): join.JoinServer {
       if (conditions.some((condition) => condition.type === 'Ready' && condition.status === 'True')) {
         throw new ApiError('Conflict', `a Node named ${request.nodeName} already exists and is Ready: delete it first (mastctl delete node ${request.nodeName}) or join under another --node-name`);
       }
-      const certificate = await sign(request.certificateRequest, { commonName: `system:node:${request.nodeName}`, organizations: ['system:nodes'], usages: ['client'] });
+      const certificate = await sign(request.certificateRequest, nodeCertificateOptions(request.nodeName));
       options.log(`join: ${user} got a node certificate for ${request.nodeName}`);
       return { certificate, caCertificate: options.caCertPem, masters: mastersOf(options.store) };
     }),
@@ -111,20 +109,14 @@ export function joinService(options: JoinServiceOptions): join.JoinServer {
       if (!MEMBER_NAME_PATTERN.test(request.name)) throw invalid(`master name ${JSON.stringify(request.name)} must start with a letter or digit and hold only letters, digits, '.', '_' and '-'`);
       checkUrl('peer URL', request.peerUrl);
       checkUrl('client URL', request.clientUrl);
-      const hosts = [...new Set([...request.hosts, new URL(request.peerUrl).hostname.replace(/^\[|\]$/g, ''), new URL(request.clientUrl).hostname.replace(/^\[|\]$/g, ''), 'localhost', '127.0.0.1'])];
+      const hosts = [...new Set([...request.hosts, urlHost(request.peerUrl), urlHost(request.clientUrl)])];
       for (const host of hosts) {
         if (isIP(host) === 0 && !NAME_PATTERN.test(host.toLowerCase())) throw invalid(`host ${JSON.stringify(host)} is neither an IP address nor a DNS name`);
       }
       const existing = options.store.stateMachine.members().find((member) => member.name === request.name);
       if (existing !== undefined) throw new ApiError('Conflict', `a master named ${request.name} is already a member (${existing.id.toString(16)}): remove it first (mastctl member remove ${existing.id.toString(16)}) or join under another name`);
       const caKeyPem = signer().keyPem;
-      const certificate = await sign(request.certificateRequest, {
-        commonName: `system:master:${request.name}`,
-        organizations: [MASTERS_GROUP],
-        dnsNames: hosts.filter((host) => isIP(host) === 0),
-        ipAddresses: hosts.filter((host) => isIP(host) !== 0),
-        usages: ['server', 'client'],
-      });
+      const certificate = await sign(request.certificateRequest, masterCertificateOptions(request.name, hosts));
       const tokenFile = options.tokenAuthFile === '' ? '' : readFileSync(options.tokenAuthFile, 'utf8');
       // Through this master's own etcd API, which forwards to the leader.
       const connection = new EtcdConnection(options.selfEndpoint, options.selfCredentials, 15_000);

@@ -229,14 +229,36 @@ export function caCertificateHash(caCertPem: string): string {
   return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
 }
 
-/** A kubelet's client certificate: CN system:node:NAME, O system:nodes. */
-export async function issueNodeCredentials(ca: KeyPairPem, nodeName: string, options: { readonly validDays?: number; readonly now?: Date } = {}): Promise<KeyPairPem> {
+/** What a kubelet's client certificate says: CN system:node:NAME, O system:nodes. */
+export function nodeCertificateOptions(nodeName: string, options: { readonly validDays?: number; readonly now?: Date } = {}): IssueOptions {
   if (nodeName === '' || /[\s,/]/.test(nodeName)) throw new CertificateError(`node name ${JSON.stringify(nodeName)} must be non-empty without spaces, ',' or '/'`);
-  return issueCertificate(ca, {
+  return {
     commonName: `system:node:${nodeName}`,
     organizations: ['system:nodes'],
     usages: ['client'],
     ...(options.validDays === undefined ? {} : { validDays: options.validDays }),
     ...(options.now === undefined ? {} : { now: options.now }),
-  });
+  };
+}
+
+/** A kubelet's client certificate, with a fresh key. */
+export async function issueNodeCredentials(ca: KeyPairPem, nodeName: string, options: { readonly validDays?: number; readonly now?: Date } = {}): Promise<KeyPairPem> {
+  return issueCertificate(ca, nodeCertificateOptions(nodeName, options));
+}
+
+/**
+ * What a master's certificate says: it serves clients and peers and is
+ * presented to peers as a client; CN system:master:NAME in system:masters;
+ * valid for the hosts it is reached by, localhost and 127.0.0.1.
+ */
+export function masterCertificateOptions(name: string, hosts: readonly string[], now?: Date): IssueOptions {
+  const names = [...new Set([...hosts, 'localhost', '127.0.0.1'])];
+  return {
+    commonName: `system:master:${name}`,
+    organizations: ['system:masters'],
+    dnsNames: names.filter((host) => isIP(host) === 0),
+    ipAddresses: names.filter((host) => isIP(host) !== 0),
+    usages: ['server', 'client'],
+    ...(now === undefined ? {} : { now }),
+  };
 }

@@ -8,7 +8,7 @@ export { InitError, initCluster } from './init.js';
 export type { InitOptions, InitResult, MasterFiles, MasterSpec } from './init.js';
 export { TokenFileError, formatTokenFile, parseTokenFile } from './tokens.js';
 export type { TokenEntry, TokenUser } from './tokens.js';
-export { caCertificateHash, createCertificateRequest, signCertificateRequest } from './certificates.js';
+export { caCertificateHash, createCertificateRequest, masterCertificateOptions, nodeCertificateOptions, signCertificateRequest } from './certificates.js';
 export {
   BOOTSTRAPPERS_GROUP,
   BOOTSTRAP_TOKEN_NAMESPACE,

@@ -9,8 +9,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:f
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { createCertificateAuthority, issueCertificate, randomToken } from './certificates.js';
-import type { KeyPairPem } from './certificates.js';
+import { createCertificateAuthority, issueCertificate, masterCertificateOptions, randomToken } from './certificates.js';
 import { formatTokenFile } from './tokens.js';
 import type { TokenEntry } from './tokens.js';
 
@@ -119,18 +118,6 @@ function masterUrls(masters: readonly MasterSpec[], clientPort: number, peerPort
   });
 }
 
-async function issueMasterCertificate(ca: KeyPairPem, master: MasterSpec, now: Date | undefined): Promise<KeyPairPem> {
-  const hosts = [...new Set([...master.hosts, 'localhost', '127.0.0.1'])];
-  return issueCertificate(ca, {
-    commonName: `system:master:${master.name}`,
-    organizations: [MASTERS_GROUP],
-    dnsNames: hosts.filter((host) => isIP(host) === 0),
-    ipAddresses: hosts.filter((host) => isIP(host) !== 0),
-    usages: ['server', 'client'],
-    ...(now === undefined ? {} : { now }),
-  });
-}
-
 /** Writes through a temporary file and a rename, so a reader never sees half a file and an old file's mode never applies. */
 function writeFileAtomic(path: string, text: string, mode: number): void {
   const temporary = `${path}.tmp-${process.pid}`;
@@ -155,7 +142,7 @@ export async function initCluster(options: InitOptions): Promise<InitResult> {
   const at = now === undefined ? {} : { now };
 
   const ca = await createCertificateAuthority(at);
-  const masters = await Promise.all(options.masters.map((master) => issueMasterCertificate(ca, master, now)));
+  const masters = await Promise.all(options.masters.map((master) => issueCertificate(ca, masterCertificateOptions(master.name, master.hosts, now))));
   const admin = await issueCertificate(ca, { commonName: 'admin', organizations: [MASTERS_GROUP], usages: ['client'], ...at });
   const adminToken = randomToken();
   const tokens: TokenEntry[] = [
