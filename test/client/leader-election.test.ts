@@ -175,16 +175,14 @@ describe('client: leader election with fencing', function () {
 
   it('takes a Lease whose renewTime is already past at once, but never one its holder keeps renewing, on a frozen monotonic clock', async function () {
     const client = new ResourceClient({ endpoints: cluster.endpoints });
-    const lease = (name: string, renewedAgoMs: number): KubeObject => ({
+    const lease = (name: string, durationMs: number, renewedAgoMs: number): KubeObject => ({
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { name, namespace: 'kube-system', annotations: { 'coordination.mast.io/lease-duration-ms': '600' } },
-      spec: { holderIdentity: 'ghost', leaseDurationSeconds: 1, renewTime: new Date(Date.now() - renewedAgoMs).toISOString().replace(/Z$/, '000Z') },
+      metadata: { name, namespace: 'kube-system', annotations: { 'coordination.mast.io/lease-duration-ms': String(durationMs) } },
+      spec: { holderIdentity: 'ghost', leaseDurationSeconds: Math.ceil(durationMs / 1000), renewTime: new Date(Date.now() - renewedAgoMs).toISOString().replace(/Z$/, '000Z') },
     });
-    await client.create('Lease', lease('stale-renewal', 10_000));
-    await client.create('Lease', lease('fresh-renewal', 0));
     const reads = new Map<string, number>();
-    // Each elector's reads counted, so the test can wait for "looked often enough" instead of sleeping.
+    // Each elector's reads counted, so the test can tell watching from polling.
     const counted = (name: string): ResourceClient =>
       new Proxy(client, {
         get(target, property) {
@@ -194,38 +192,52 @@ describe('client: leader election with fencing', function () {
         },
       });
     const frozen = (): number => 0;
+    const seen = new Map<string, string>();
     const elector = (name: string, leaderships: Leadership[]): LeaderElector =>
-      new LeaderElector({ client: counted(name), fenced: [], namespace: 'kube-system', name, identity: `taker-${name}`, now: frozen, onStartedLeading: (leadership) => leaderships.push(leadership) });
+      new LeaderElector({
+        client: counted(name),
+        fenced: [],
+        namespace: 'kube-system',
+        name,
+        identity: `taker-${name}`,
+        now: frozen,
+        onNewLeader: (holder) => seen.set(name, holder),
+        onStartedLeading: (leadership) => leaderships.push(leadership),
+      });
     const tookStale: Leadership[] = [];
     const tookFresh: Leadership[] = [];
     const stale = elector('stale-renewal', tookStale);
     const fresh = elector('fresh-renewal', tookFresh);
+    let renewing: NodeJS.Timeout | undefined;
     try {
       // Observation alone would never expire it (the monotonic clock stands still): the renewTime says it has.
+      await client.create('Lease', lease('stale-renewal', 600, 10_000));
       stale.start();
       await waitFor('the stale Lease taken', async () => (tookStale.length === 1 ? true : undefined), 30_000, 10);
-      // A live holder: renewing every 100 ms (the waiting candidate sees each renewal through its watch).
+      // A live holder of a 2 s lease, renewing every 100 ms (the waiting candidate sees each renewal through its watch).
+      // A candidate that polled instead would read it again every 2 s, and take it after one interval of a frozen clock.
+      await client.create('Lease', lease('fresh-renewal', 2_000, 0));
       let renewals = 0;
-      const renewing = setInterval(() => {
+      renewing = setInterval(() => {
         void client
           .get('Lease', 'kube-system', 'fresh-renewal')
           .then((current) => client.update('Lease', { ...current, spec: { ...(current.spec as object), renewTime: new Date().toISOString().replace(/Z$/, '000Z') } }))
           .then(() => renewals++)
           .catch(() => undefined);
       }, 100);
-      try {
-        fresh.start();
-        await waitFor('a first look at the fresh Lease', async () => ((reads.get('fresh-renewal') ?? 0) >= 1 ? true : undefined), 30_000, 10);
-        const before = renewals;
-        await waitFor('20 renewals while the candidate waits', async () => (renewals >= before + 20 ? true : undefined), 30_000, 10);
-      } finally {
-        clearInterval(renewing);
-      }
+      await waitFor('a first renewal', async () => (renewals >= 1 ? true : undefined), 30_000, 10);
+      fresh.start();
+      // Its first sight of the Lease comes from its first read or from its watch, whichever is first.
+      await waitFor('the candidate seeing the holder', async () => (seen.get('fresh-renewal') === 'ghost' ? true : undefined), 30_000, 10);
+      const before = renewals;
+      await waitFor('60 renewals while the candidate waits', async () => (renewals >= before + 60 ? true : undefined), 60_000, 10);
+      clearInterval(renewing);
       expect(tookFresh).to.have.length(0);
-      // It did not poll: each renewal it saw restarted its wait.
+      // It did not poll: each renewal it saw restarted its wait (polling would have read at least 3 times in 6 s).
       expect(reads.get('fresh-renewal') ?? 0).to.be.at.most(2);
       expect(((await client.get('Lease', 'kube-system', 'fresh-renewal')).spec as { holderIdentity: string }).holderIdentity).to.equal('ghost');
     } finally {
+      clearInterval(renewing);
       await stale.stop();
       await fresh.stop();
       client.close();
