@@ -7,9 +7,12 @@
 // `mast agent` on containerd (--runtime containerd, the default: needs
 // root and ops/containerd/install.sh) or on the embedded runtime
 // (--runtime embedded).
-// Last line: {"bench":"pods","runtime","pods","startup_p50_ms","startup_p99_ms","batch_wall_ms"}.
+// Also where the latency went (creation → bound, bound → Running) and how
+// busy the machine was meanwhile (from /proc/stat).
+// Last line: {"bench":"pods","runtime","pods","startup_p50_ms","startup_p99_ms",
+// "scheduled_p50_ms","scheduled_p99_ms","on_node_p50_ms","on_node_p99_ms","cpu_busy_pct","batch_wall_ms"}.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
@@ -46,9 +49,10 @@ function benchPod(name: string, runtime: PodsBenchOptions['runtime']): KubeObjec
   };
 }
 
-/** Watches the namespace's pods and records when each is first seen Running. */
+/** Watches the namespace's pods and records when each is first seen bound to the node, and Running. */
 class RunningTimes {
   readonly at = new Map<string, number>();
+  readonly boundAt = new Map<string, number>();
   private stop: (() => void) | undefined;
 
   constructor(private readonly client: ResourceClient) {}
@@ -58,6 +62,7 @@ class RunningTimes {
     this.stop = this.client.watch('Pod', { namespace: NAMESPACE, resourceVersion: list.resourceVersion }, {
       onEvent: (type, object) => {
         const name = String(object.metadata?.name);
+        if (type !== 'DELETED' && (object.spec as { nodeName?: string } | undefined)?.nodeName && !this.boundAt.has(name)) this.boundAt.set(name, performance.now());
         if (type !== 'DELETED' && (object.status as { phase?: string } | undefined)?.phase === 'Running' && !this.at.has(name)) this.at.set(name, performance.now());
       },
     });
@@ -66,6 +71,27 @@ class RunningTimes {
   close(): void {
     this.stop?.();
   }
+}
+
+/** The machine's CPU time counters (Linux /proc/stat, in ticks): undefined elsewhere. */
+function machineCpu(): number[] | undefined {
+  try {
+    return readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  } catch {
+    return undefined;
+  }
+}
+
+/** How the machine's CPUs spent a phase: busy (user + kernel), kernel, stolen, in percent of all CPU time. */
+function cpuShares(before: number[] | undefined, after: number[] | undefined): { busy_pct: number; system_pct: number; steal_pct: number } | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  // user nice system idle iowait irq softirq steal
+  const delta = after.slice(0, 8).map((value, index) => value - (before[index] ?? 0));
+  const total = delta.reduce((sum, value) => sum + value, 0);
+  if (total <= 0) return undefined;
+  const pct = (value: number): number => Math.round((100 * value) / total);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = delta;
+  return { busy_pct: pct(user + nice + system + irq + softirq), system_pct: pct(system + irq + softirq), steal_pct: pct(steal) };
 }
 
 async function deleteAll(client: ResourceClient, names: readonly string[]): Promise<void> {
@@ -111,6 +137,7 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     // Latency pods: one every 1/rate s; each timed from its accepted creation.
     const accepted = new Map<string, number>();
     const names = Array.from({ length: options.pods }, (_, index) => `latency-${index}`);
+    const cpuBefore = machineCpu();
     const started = performance.now();
     await Promise.all(
       names.map(async (name, index) => {
@@ -122,10 +149,17 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
       }),
     );
     await waitFor(`${options.pods} latency pods Running`, async () => (names.every((name) => times!.at.has(name)) ? true : undefined), 300_000, 50);
+    const cpu = cpuShares(cpuBefore, machineCpu());
     const latencies = names.map((name) => times!.at.get(name)! - accepted.get(name)!).sort((a, b) => a - b);
     const p50 = Math.round(percentile(latencies, 50));
     const p99 = Math.round(percentile(latencies, 99));
     log(`${options.pods} pods at ${options.rate}/s on ${options.runtime}: startup p50 ${p50} ms, p99 ${p99} ms, max ${Math.round(latencies.at(-1)!)} ms`);
+    // Where the time went: creation → seen bound (scheduler) and bound → seen Running (agent and runtime).
+    const scheduling = names.map((name) => times!.boundAt.get(name)! - accepted.get(name)!).sort((a, b) => a - b);
+    const onNode = names.map((name) => times!.at.get(name)! - times!.boundAt.get(name)!).sort((a, b) => a - b);
+    const phases = { scheduled_p50_ms: Math.round(percentile(scheduling, 50)), scheduled_p99_ms: Math.round(percentile(scheduling, 99)), on_node_p50_ms: Math.round(percentile(onNode, 50)), on_node_p99_ms: Math.round(percentile(onNode, 99)) };
+    if (cpu !== undefined) log(`  the machine meanwhile: ${cpu.busy_pct}% busy (${cpu.system_pct}% in the kernel), ${cpu.steal_pct}% stolen by the hypervisor`);
+    log(`  of which: bound p50 ${phases.scheduled_p50_ms} ms, p99 ${phases.scheduled_p99_ms} ms after creation; Running p50 ${phases.on_node_p50_ms} ms, p99 ${phases.on_node_p99_ms} ms after being bound`);
     await deleteAll(client, names);
 
     // All at once: wall time from the first create to the last Running.
@@ -136,7 +170,7 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     const batchWallMs = Math.round(Math.max(...batch.map((name) => times!.at.get(name)!)) - batchStarted);
     log(`${options.pods} pods created at once: all Running after ${batchWallMs} ms`);
     await deleteAll(client, batch);
-    return { bench: 'pods', runtime: options.runtime, pods: options.pods, rate: options.rate, masters: options.masters ?? 3, startup_p50_ms: p50, startup_p99_ms: p99, startup_max_ms: Math.round(latencies.at(-1)!), batch_wall_ms: batchWallMs };
+    return { bench: 'pods', runtime: options.runtime, pods: options.pods, rate: options.rate, masters: options.masters ?? 3, startup_p50_ms: p50, startup_p99_ms: p99, startup_max_ms: Math.round(latencies.at(-1)!), ...phases, ...(cpu === undefined ? {} : { cpu_busy_pct: cpu.busy_pct, cpu_steal_pct: cpu.steal_pct }), batch_wall_ms: batchWallMs };
   } finally {
     times?.close();
     client?.close();

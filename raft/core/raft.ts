@@ -201,6 +201,20 @@ export class Raft {
     else this.tickElection();
   }
 
+  /**
+   * How many ticks may pass before tick() next does anything but count: a
+   * leader has work every tick (heartbeats, commit news, quorum checks);
+   * a follower or candidate only when its election timeout runs out; a
+   * member that cannot campaign never. A driver may sleep that long, as
+   * long as it delivers the ticks it skipped before anything else is
+   * stepped (elapsed time decides, for one, whether a vote is granted).
+   */
+  ticksUntilTimeout(): number {
+    if (this.role === 'leader') return 1;
+    if (!this.promotable()) return Infinity;
+    return Math.max(1, this.randomizedElectionTimeoutTicks - this.electionElapsedTicks);
+  }
+
   /** Start an election now, as an expired election timeout would. */
   campaign(): void {
     if (this.role === 'leader') return;

@@ -86,7 +86,11 @@ interface Waiter<T> {
 
 export class RaftNode {
   private readonly raft: Raft;
+  /** The timer that delivers the next ticks, and when it is due (performance.now() ms). */
   private ticker: NodeJS.Timeout | undefined;
+  private tickerDueAtMs = Infinity;
+  /** The time the last delivered tick stands for: ticks are counted from it, so timer lateness never accumulates. */
+  private lastTickAtMs = 0;
   private processing = false;
   private rerun = false;
   private stopped = false;
@@ -119,12 +123,43 @@ export class RaftNode {
     return this.raft.id;
   }
 
+  /**
+   * Ticks are delivered lazily: the timer is set for when the core next has
+   * something to do on its own (every tick on a leader; at the election
+   * timeout on a follower, which otherwise only counts), and every tick that
+   * passed is delivered before anything else reaches the core. A follower
+   * wakes a few times a second instead of every tick; what it decides is
+   * what ticking every tickIntervalMs would have decided.
+   */
   start(): void {
-    this.ticker = setInterval(() => {
-      this.raft.tick();
-      this.schedule();
-    }, this.options.tickIntervalMs);
+    this.lastTickAtMs = performance.now();
     this.schedule();
+  }
+
+  /** Deliver every tick that has passed since the last one. */
+  private catchUpTicks(): void {
+    const tickMs = this.options.tickIntervalMs;
+    const due = Math.floor((performance.now() - this.lastTickAtMs) / tickMs);
+    if (due <= 0) return;
+    this.lastTickAtMs += due * tickMs;
+    for (let tick = 0; tick < due && !this.stopped; tick++) this.raft.tick();
+  }
+
+  /** Set the tick timer for the core's next timeout, unless it is set for sooner. */
+  private armTicker(): void {
+    if (this.stopped || this.failure !== undefined) return;
+    const ticks = this.raft.ticksUntilTimeout();
+    if (!Number.isFinite(ticks)) return; // counted at the next message
+    const dueAtMs = this.lastTickAtMs + ticks * this.options.tickIntervalMs;
+    if (this.ticker !== undefined && this.tickerDueAtMs <= dueAtMs) return;
+    if (this.ticker !== undefined) clearTimeout(this.ticker);
+    this.tickerDueAtMs = dueAtMs;
+    this.ticker = setTimeout(() => {
+      this.ticker = undefined;
+      this.tickerDueAtMs = Infinity;
+      this.catchUpTicks();
+      this.schedule();
+    }, Math.max(0, dueAtMs - performance.now()));
   }
 
   async stop(): Promise<void> {
@@ -135,7 +170,8 @@ export class RaftNode {
   /** Stop ticking and fail every waiter with `error`. */
   private halt(error: Error): void {
     this.stopped = true;
-    if (this.ticker !== undefined) clearInterval(this.ticker);
+    if (this.ticker !== undefined) clearTimeout(this.ticker);
+    this.ticker = undefined;
     for (const { waiter } of this.appliedWaiters.values()) waiter.reject(error);
     for (const waiter of this.readWaiters.values()) waiter.reject(error);
     for (const { waiter } of this.indexWaiters) waiter.reject(error);
@@ -150,11 +186,13 @@ export class RaftNode {
 
   step(message: Message): void {
     if (this.stopped) return;
+    this.catchUpTicks();
     this.raft.step(message);
     this.schedule();
   }
 
   campaign(): void {
+    this.catchUpTicks();
     this.raft.campaign();
     this.schedule();
   }
@@ -246,6 +284,8 @@ export class RaftNode {
 
   private schedule(): void {
     if (this.stopped || this.failure !== undefined) return;
+    // What was just stepped may bring the next timeout closer (a new leader ticks every tick).
+    this.armTicker();
     if (this.processing) {
       this.rerun = true;
       return;

@@ -162,7 +162,7 @@ export class Agent {
     await this.pods.waitForSync();
     await this.removeOrphans();
     // Workers sync when the runtime's state of their pod changes (one relist a second for all pods), and every resync interval.
-    this.lifecycle = new LifecycleEvents({ runtime, onChange: (uid) => this.workers.get(uid)?.requestSync(), log });
+    this.lifecycle = new LifecycleEvents({ runtime, onChange: (uid, fingerprint) => this.workers.get(uid)?.runtimeChanged(fingerprint), log });
     this.lifecycle.start();
     // Pods deleted while the agent was down, or bound elsewhere, leave containers behind: sweep now and then.
     this.orphanTimer = setInterval(() => {

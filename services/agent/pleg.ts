@@ -12,8 +12,11 @@ import { LABEL_POD_UID } from './pod-actions.js';
 
 export interface LifecycleEventsOptions {
   readonly runtime: Pick<CriRuntime, 'listPodSandbox' | 'listContainers'>;
-  /** Called with the uid of each pod whose runtime state changed since the last relist. */
-  readonly onChange: (podUid: string) => void;
+  /**
+   * Called with the uid of each pod whose runtime state changed since the
+   * last relist, and its fingerprint now ('' once nothing of it is left).
+   */
+  readonly onChange: (podUid: string, fingerprint: string) => void;
   readonly intervalMs?: number;
   readonly log?: (line: string) => void;
 }
@@ -78,8 +81,8 @@ export class LifecycleEvents {
       this.failing = true;
       return;
     }
-    for (const [uid, print] of current) if (this.previous.get(uid) !== print) this.options.onChange(uid);
-    for (const uid of this.previous.keys()) if (!current.has(uid)) this.options.onChange(uid);
+    for (const [uid, print] of current) if (this.previous.get(uid) !== print) this.options.onChange(uid, print);
+    for (const uid of this.previous.keys()) if (!current.has(uid)) this.options.onChange(uid, '');
     this.previous = current;
   }
 }

@@ -38,6 +38,7 @@ import {
   type PodObservation,
 } from './pod-actions.js';
 import { computePodStatus, type WaitingReason } from './pod-status.js';
+import { fingerprints } from './pleg.js';
 import { systemClock, type WorkerClock } from './pod-worker-clock.js';
 import { ProbeManager, type ProbeManagerOptions } from './probes.js';
 
@@ -105,6 +106,27 @@ export function imagePullPolicyOf(container: Container): 'Always' | 'IfNotPresen
   return tag === '' || tag === 'latest' ? 'Always' : 'IfNotPresent';
 }
 
+/** Whether a decision asks the worker for anything: work now, or a back-off to wait out. */
+function asksForAction(actions: PodActions): boolean {
+  return (
+    actions.killPod !== undefined ||
+    actions.createSandbox !== undefined ||
+    actions.containersToKill.length > 0 ||
+    actions.nextInitContainerToStart !== undefined ||
+    actions.containersToStart.length > 0 ||
+    actions.waitingBackoff.length > 0 ||
+    actions.sandboxesToRemove.length > 0 ||
+    actions.containersToRemove.length > 0
+  );
+}
+
+/** Whether two versions of a pod ask for the same thing of the node (they may differ in status and bookkeeping). */
+export function sameDesiredState(a: Pod, b: Pod): boolean {
+  const desired = (pod: Pod): string =>
+    JSON.stringify([pod.spec, pod.metadata?.labels, pod.metadata?.annotations, pod.metadata?.deletionTimestamp, pod.metadata?.deletionGracePeriodSeconds]);
+  return desired(a) === desired(b);
+}
+
 export class PodWorker {
   private pod: Pod;
   private state: WorkerState = 'active';
@@ -113,8 +135,13 @@ export class PodWorker {
   private cancelResync: (() => void) | undefined;
   private lastStatus: PodStatus | undefined;
   private waiting = new Map<string, WaitingReason>();
-  /** Statuses of exited containers, which never change again. */
-  private readonly exitedStatuses = new Map<string, CriContainerStatus>();
+  /**
+   * Container statuses that hold while the list shows the same state: a
+   * running container's (until it exits) and an exited one's (for good).
+   */
+  private readonly stableStatuses = new Map<string, CriContainerStatus>();
+  /** The network of each ready sandbox, which does not change while it lives. */
+  private readonly sandboxNetworks = new Map<string, { ip: string; additionalIps: string[] }>();
   private readonly probes: ProbeManager;
   private readonly backoff: Backoff;
   private readonly clock: WorkerClock;
@@ -122,6 +149,21 @@ export class PodWorker {
   /** The soonest a back-off (crash loop or image pull) expires, found during a sync. */
   private wakeAtMs: number | undefined;
   private removedGraceSeconds: number | undefined;
+  /** The runtime state of the pod as the last observation saw it (pleg.ts's fingerprint; '' for nothing). */
+  private observedFingerprint: string | undefined;
+  /** The last observed state that was decided on: acted upon, or found to need nothing. */
+  private decidedFingerprint: string | undefined;
+  /**
+   * Orders relist reports and observations: a relist reported before an
+   * observation started saw nothing that observation missed. (A counter,
+   * not a clock: only the order matters.)
+   */
+  private sequence = 0;
+  private observedAt = 0;
+  private decidedAt = 0;
+  private relistReportedAt = 0;
+  /** A sync is pending for a reason other than a relist report. */
+  private pendingOther = false;
   private resolveTerminated: () => void = () => {};
   /** Resolves once a deleted pod is stopped and cleaned up. */
   readonly terminated: Promise<void>;
@@ -164,12 +206,29 @@ export class PodWorker {
     this.requestSync();
   }
 
-  /** A newer version of the pod from the informer. */
+  /**
+   * A newer version of the pod from the informer. Only a change of what the
+   * pod asks for (spec, labels, annotations, deletion) needs a sync; a
+   * status-only change — most often the echo of this worker's own status
+   * write — just replaces the copy.
+   */
   update(pod: Pod): void {
     if (pod.metadata?.uid !== this.uid) throw new Error(`pod worker for ${this.uid} got pod ${pod.metadata?.uid ?? ''}`);
     if (this.state === 'terminated' || this.state === 'stopped') return;
+    const changed = !sameDesiredState(this.pod, pod);
     this.pod = pod;
-    this.requestSync();
+    if (changed) this.requestSync();
+  }
+
+  /**
+   * The relist saw the pod's runtime state change (pleg.ts). A state this
+   * worker has already observed — usually what its own sync just did — needs
+   * no second look.
+   */
+  runtimeChanged(fingerprint: string): void {
+    if (fingerprint === this.decidedFingerprint) return;
+    this.relistReportedAt = ++this.sequence;
+    this.request(false);
   }
 
   /** The API object is gone (deleted without waiting for this node): stop and clean up the pod all the same. */
@@ -188,9 +247,25 @@ export class PodWorker {
   }
 
   requestSync(): void {
+    this.request(true);
+  }
+
+  private request(other: boolean): void {
     if (this.state === 'terminated' || this.state === 'stopped') return;
     this.pending = true;
+    this.pendingOther ||= other;
     if (this.syncing === undefined) this.syncing = this.loop();
+  }
+
+  /**
+   * A sync asked for only by relist reports is not needed when the state
+   * decided on last was observed after the last report: it saw that state,
+   * or a newer one. (A relist that ran while a sync was starting the pod
+   * reports a state between the two, which the sync's own second look
+   * already covered.)
+   */
+  private get syncNeeded(): boolean {
+    return this.pendingOther || this.relistReportedAt > this.decidedAt;
   }
 
   /** Resolves when no sync runs or waits and no probe is in flight. */
@@ -214,9 +289,14 @@ export class PodWorker {
   private async loop(): Promise<void> {
     // Requests made in the same turn (an informer burst) join this sync.
     await Promise.resolve();
+    let synced = false;
     let nextInMs: number | undefined;
     while (this.pending && this.state !== 'terminated' && this.state !== 'stopped') {
+      const needed = this.syncNeeded;
       this.pending = false;
+      this.pendingOther = false;
+      if (!needed) continue;
+      synced = true;
       try {
         nextInMs = await this.syncOnce();
       } catch (error) {
@@ -225,7 +305,8 @@ export class PodWorker {
       }
     }
     this.syncing = undefined;
-    this.schedule(nextInMs);
+    // A skipped request leaves the timer of the last sync as it was.
+    if (synced) this.schedule(nextInMs);
   }
 
   private get resyncIntervalMs(): number {
@@ -260,32 +341,36 @@ export class PodWorker {
   private async observe(): Promise<PodObservation> {
     const { runtime } = this.options;
     const labelSelector = { [LABEL_POD_UID]: this.uid };
+    const observedAt = ++this.sequence;
     const [sandboxes, containers] = await Promise.all([runtime.listPodSandbox({ labelSelector }), runtime.listContainers({ labelSelector })]);
+    this.observedAt = observedAt;
+    this.observedFingerprint = fingerprints(sandboxes, containers).get(this.uid) ?? '';
+    const listedSandboxes = new Set(sandboxes.map((sandbox) => sandbox.id));
+    for (const id of [...this.sandboxNetworks.keys()]) if (!listedSandboxes.has(id)) this.sandboxNetworks.delete(id);
     const observedSandboxes = await Promise.all(
       sandboxes.map(async (sandbox): Promise<ObservedSandbox> => {
         const listedReady = sandbox.state === PodSandboxState.SANDBOX_READY;
-        const status = listedReady ? await runtime.podSandboxStatus(sandbox.id) : undefined;
-        // Gone or stopped since the list: not ready.
-        const ready = status !== undefined && status.state === PodSandboxState.SANDBOX_READY;
-        // A runtime that reports no network at all runs the pod in the node's network.
-        const ip = !ready ? '' : status.network === undefined ? this.options.hostIP : status.network.ip;
+        if (!listedReady) this.sandboxNetworks.delete(sandbox.id);
+        const network = listedReady ? (this.sandboxNetworks.get(sandbox.id) ?? (await this.sandboxNetwork(sandbox.id))) : undefined;
         return {
           id: sandbox.id,
-          state: ready ? 'ready' : 'notready',
+          state: network !== undefined ? 'ready' : 'notready',
           attempt: sandbox.metadata?.attempt ?? 0,
           createdAtMs: nsToMs(sandbox.createdAt),
-          ip,
-          additionalIps: (status?.network?.additionalIps ?? []).map((entry) => entry.ip).filter((entry) => entry !== ''),
+          ip: network?.ip ?? '',
+          additionalIps: network?.additionalIps ?? [],
         };
       }),
     );
     const listed = new Set(containers.map((container) => container.id));
-    for (const id of [...this.exitedStatuses.keys()]) if (!listed.has(id)) this.exitedStatuses.delete(id);
+    for (const id of [...this.stableStatuses.keys()]) if (!listed.has(id)) this.stableStatuses.delete(id);
     const observedContainers = await Promise.all(
       containers.map(async (container): Promise<ObservedContainer | undefined> => {
-        const status = this.exitedStatuses.get(container.id) ?? (await runtime.containerStatus(container.id));
+        const known = this.stableStatuses.get(container.id);
+        const status = known !== undefined && known.state === container.state ? known : await runtime.containerStatus(container.id);
         if (status === undefined) return undefined; // removed since the list
-        if (status.state === ContainerState.CONTAINER_EXITED) this.exitedStatuses.set(container.id, status);
+        if (status.state === ContainerState.CONTAINER_RUNNING || status.state === ContainerState.CONTAINER_EXITED) this.stableStatuses.set(container.id, status);
+        else this.stableStatuses.delete(container.id);
         const annotations = { ...container.annotations, ...status.annotations };
         const attempt = status.metadata?.attempt ?? container.metadata?.attempt ?? 0;
         const restartCount = Number.parseInt(annotations[ANNOTATION_RESTART_COUNT] ?? '', 10);
@@ -311,18 +396,44 @@ export class PodWorker {
     return { sandboxes: observedSandboxes, containers: observedContainers.filter((container): container is ObservedContainer => container !== undefined) };
   }
 
+  /** The state last observed is decided on. */
+  private decide(): void {
+    this.decidedFingerprint = this.observedFingerprint;
+    this.decidedAt = this.observedAt;
+  }
+
+  /** A ready sandbox's network, from its status (remembered while it stays ready); undefined if it is not ready after all. */
+  private async sandboxNetwork(id: string): Promise<{ ip: string; additionalIps: string[] } | undefined> {
+    const status = await this.options.runtime.podSandboxStatus(id);
+    // Gone or stopped since the list: not ready.
+    if (status === undefined || status.state !== PodSandboxState.SANDBOX_READY) return undefined;
+    // A runtime that reports no network at all runs the pod in the node's network.
+    const network = {
+      ip: status.network === undefined ? this.options.hostIP : status.network.ip,
+      additionalIps: (status.network?.additionalIps ?? []).map((entry) => entry.ip).filter((entry) => entry !== ''),
+    };
+    this.sandboxNetworks.set(id, network);
+    return network;
+  }
+
   private async syncActive(): Promise<number | undefined> {
     const pod = this.pod;
     const nowMs = this.clock.now();
     this.wakeAtMs = undefined;
     let observed = await this.observe();
     const actions = computePodActions({ pod, observed, probes: this.probes.snapshot(), backoff: this.backoff, nowMs });
+    this.decide();
     const waiting = new Map<string, WaitingReason>();
     for (const wait of actions.waitingBackoff) {
       waiting.set(wait.name, { reason: 'CrashLoopBackOff', message: `back-off ${formatDelay(wait.delayMs)} restarting failed container=${wait.name} pod=${this.describePod()}` });
       this.wakeAt(wait.untilMs);
     }
-    if (await this.execute(pod, actions, observed, waiting)) observed = await this.observe();
+    if (await this.execute(pod, actions, observed, waiting)) {
+      observed = await this.observe();
+      // A state that asks for nothing is settled: the relist seeing it needs no second look. One that asks
+      // for more (a container that exited at once, an image still to pull) is left to the sync the relist starts.
+      if (!asksForAction(computePodActions({ pod, observed, probes: this.probes.snapshot(), backoff: this.backoff, nowMs: this.clock.now() }))) this.decide();
+    }
     this.waiting = waiting;
     this.report(pod, observed, false);
 

@@ -69,6 +69,8 @@ export class FakeCri implements CriRuntime {
   readonly stopExitCodes = new Map<string, number>();
   /** StartContainer of these container names fails. */
   readonly startFailures = new Set<string>();
+  /** Containers (by name) that exit with this code as soon as they start. */
+  readonly exitOnStart = new Map<string, number>();
   exec: ExecHandler = () => ({ stdout: Buffer.from(''), stderr: Buffer.from(''), exitCode: 0 });
   runtimeName = 'fake';
   private nextId = 1;
@@ -245,6 +247,8 @@ export class FakeCri implements CriRuntime {
     }
     container.state = ContainerState.CONTAINER_RUNNING;
     container.startedAtNs = this.nowNs;
+    const exitCode = this.exitOnStart.get(container.config.metadata?.name ?? '');
+    if (exitCode !== undefined) this.finish(container, exitCode, exitCode === 0 ? 'Completed' : 'Error', '');
   }
 
   async stopContainer(id: string, timeoutSeconds: number): Promise<void> {

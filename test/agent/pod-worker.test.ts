@@ -6,7 +6,8 @@
 
 import { expect } from 'chai';
 import type { Container, ContainerStatus, Pod, PodStatus } from '../../proto/gen/resources/v1/core.js';
-import { PodWorker, findOrphans, imagePullPolicyOf, removeOrphans, type PodWorkerOptions } from '../../services/agent/pod-worker.js';
+import { fingerprints } from '../../services/agent/pleg.js';
+import { PodWorker, findOrphans, imagePullPolicyOf, removeOrphans, sameDesiredState, type PodWorkerOptions } from '../../services/agent/pod-worker.js';
 import { FakeClock, FakeCri, FakePodEnvironment, PodConfigError, macrotask } from './fake-cri.js';
 
 const HOST_IP = '192.168.1.10';
@@ -364,6 +365,91 @@ describe('agent: pod worker', () => {
     expect(most).to.equal(1);
     expect(syncs - afterFirst).to.equal(1); // ten requests, one more sync (one observation: nothing changed)
     h.worker.stop();
+  });
+
+  it('syncs for a change of what the pod asks for or of the runtime, not for an echo of its own status or a state it already saw', async () => {
+    const pod = makePod();
+    const h = harness(pod);
+    await h.worker.syncNow();
+    expect(h.status().phase).to.equal('Running');
+    const relisted = async (): Promise<string> => fingerprints(await h.cri.listPodSandbox(), await h.cri.listContainers()).get('uid-web') ?? '';
+    const settled = await relisted();
+    const syncs = (): number => h.cri.callsOf('listPodSandbox').length;
+    const before = syncs();
+    // Its own status write coming back through the informer, and the relist seeing what the sync did.
+    h.worker.update({ ...pod, metadata: { ...pod.metadata, resourceVersion: '7' }, status: h.status() });
+    h.worker.runtimeChanged(settled);
+    await h.worker.idle();
+    expect(syncs()).to.equal(before);
+    // A new label is a change of the pod; a container that exited is a change of the runtime.
+    h.worker.update({ ...pod, metadata: { ...pod.metadata, labels: { tier: 'web' } } });
+    await h.worker.idle();
+    expect(syncs()).to.equal(before + 1);
+    h.cri.exit(h.cri.latest('app')!.id, 1);
+    const exited = await relisted();
+    expect(exited).to.not.equal(settled);
+    h.worker.runtimeChanged(exited);
+    await h.worker.idle();
+    expect(syncs()).to.equal(before + 3); // the two lists above were the test's own
+    expect(h.container('app')?.lastState?.terminated?.exitCode ?? h.container('app')?.state?.terminated?.exitCode).to.equal(1);
+    h.worker.stop();
+  });
+
+  it('a state the sync did not settle (a container that exited at once) is left to the relist: it syncs again', async () => {
+    const h = harness(makePod({ restartPolicy: 'Never' }));
+    h.cri.exitOnStart.set('app', 0);
+    await h.worker.syncNow();
+    const syncs = h.cri.callsOf('listPodSandbox').length;
+    h.worker.runtimeChanged(fingerprints(await h.cri.listPodSandbox(), await h.cri.listContainers()).get('uid-web') ?? '');
+    await h.worker.idle();
+    expect(h.cri.callsOf('listPodSandbox').length).to.be.above(syncs + 1);
+    expect(h.status().phase).to.equal('Succeeded');
+    h.worker.stop();
+  });
+
+  it('a resync of a running pod only lists: the sandbox network and a running container status are remembered until the list shows a change', async () => {
+    const h = harness(makePod());
+    await h.worker.syncNow();
+    expect(h.status().podIP).to.match(/^10\.88\.0\./);
+    const statusCalls = (): number => h.cri.callsOf('podSandboxStatus').length + h.cri.callsOf('containerStatus').length;
+    const before = statusCalls();
+    await h.worker.syncNow();
+    await h.worker.syncNow();
+    expect(statusCalls()).to.equal(before);
+    expect(h.status().phase).to.equal('Running');
+    // The list shows the container exited: its status is asked for again (exit code, finish time).
+    const containerStatusCalls = h.cri.callsOf('containerStatus').length;
+    h.cri.exit(h.cri.latest('app')!.id, 2);
+    await h.worker.syncNow();
+    expect(h.cri.callsOf('containerStatus').length).to.be.above(containerStatusCalls);
+    expect(h.container('app')?.lastState?.terminated?.exitCode ?? h.container('app')?.state?.terminated?.exitCode).to.equal(2);
+    h.worker.stop();
+  });
+
+  it('a relist report that arrives while a sync starts the pod starts no other sync: the sync\'s second look saw that state or a newer one', async () => {
+    const h = harness(makePod());
+    const prepareVolumes = h.env.prepareVolumes.bind(h.env);
+    // The relist runs while the sync is between its two looks, and sees a state in between.
+    h.env.prepareVolumes = async (pod: Pod) => {
+      h.worker.runtimeChanged('s/sandbox-in-between/1');
+      return prepareVolumes(pod);
+    };
+    await h.worker.syncNow();
+    expect(h.status().phase).to.equal('Running');
+    expect(h.cri.callsOf('listPodSandbox')).to.have.length(2);
+    // A report after the sync, of a state it has not seen, does start one.
+    h.worker.runtimeChanged('s/sandbox-after/0');
+    await h.worker.idle();
+    expect(h.cri.callsOf('listPodSandbox')).to.have.length(3);
+    h.worker.stop();
+  });
+
+  it('tells a change of what a pod asks for from a change of its status', () => {
+    const pod = makePod();
+    expect(sameDesiredState(pod, { ...pod, metadata: { ...pod.metadata, resourceVersion: '9' }, status: { phase: 'Running', podIP: '10.0.0.2' } })).to.equal(true);
+    expect(sameDesiredState(pod, { ...pod, spec: { ...pod.spec, containers: [{ name: 'app', image: 'app:2' }] } })).to.equal(false);
+    expect(sameDesiredState(pod, { ...pod, metadata: { ...pod.metadata, annotations: { a: 'b' } } })).to.equal(false);
+    expect(sameDesiredState(pod, { ...pod, metadata: { ...pod.metadata, deletionTimestamp: '2024-01-01T12:00:00Z', deletionGracePeriodSeconds: 30 } })).to.equal(false);
   });
 
   it('finds and removes the sandboxes and containers of pods no longer bound here', async () => {

@@ -21,6 +21,27 @@ describe('raft core (unit)', () => {
     for (const id of [1, 2, 3]) expect(cluster.appliedData(id)).to.deep.equal(['a', 'b', 'c']);
   });
 
+  it('says how many ticks may pass before tick() acts: 1 on a leader, the rest of the election timeout on a follower', () => {
+    const cluster = new MiniCluster({ voters: [1, 2, 3], learners: [] });
+    cluster.members.get(1)!.campaign();
+    cluster.stabilize();
+    expect(cluster.leader()!.ticksUntilTimeout()).to.equal(1);
+    const follower = cluster.members.get(2)!;
+    // A heartbeat restarts the follower's count; each tick takes one off.
+    cluster.leader()!.tick();
+    for (let tick = 0; tick < 5; tick++) cluster.leader()!.tick();
+    cluster.stabilize();
+    const left = follower.ticksUntilTimeout();
+    expect(left).to.be.at.least(2);
+    follower.tick();
+    expect(follower.ticksUntilTimeout()).to.equal(left - 1);
+    // With no message in between, it campaigns on exactly the tick named.
+    for (let tick = 0; tick < left - 2; tick++) follower.tick();
+    expect(follower.status().role).to.equal('follower');
+    follower.tick();
+    expect(follower.status().role).to.not.equal('follower');
+  });
+
   it('piggybacks commit news on the next append', () => {
     const cluster = new MiniCluster({ voters: [1, 2, 3], learners: [] });
     cluster.members.get(1)!.campaign();
