@@ -84,6 +84,9 @@ interface Waiter<T> {
   reject(error: Error): void;
 }
 
+/** The longest the tick timer sleeps (in ticks), whatever the core says. */
+const MAX_TICKS_ASLEEP = 100;
+
 export class RaftNode {
   private readonly raft: Raft;
   /** The timer that delivers the next ticks, and when it is due (performance.now() ms). */
@@ -148,8 +151,8 @@ export class RaftNode {
   /** Set the tick timer for the core's next timeout, unless it is set for sooner. */
   private armTicker(): void {
     if (this.stopped || this.failure !== undefined) return;
-    const ticks = this.raft.ticksUntilTimeout();
-    if (!Number.isFinite(ticks)) return; // counted at the next message
+    // A member that cannot campaign still wakes now and then: applying the log may make it a voter.
+    const ticks = Math.min(this.raft.ticksUntilTimeout(), MAX_TICKS_ASLEEP);
     const dueAtMs = this.lastTickAtMs + ticks * this.options.tickIntervalMs;
     if (this.ticker !== undefined && this.tickerDueAtMs <= dueAtMs) return;
     if (this.ticker !== undefined) clearTimeout(this.ticker);
@@ -300,6 +303,8 @@ export class RaftNode {
         this.rerun = false;
         while (!this.stopped && this.raft.hasReady()) await this.handleReady(this.raft.ready());
       } while (this.rerun && !this.stopped);
+      // Applying entries may have changed what the core waits for (a membership that makes it a voter).
+      this.armTicker();
     } catch (error) {
       // Storage failures are fatal: continuing could acknowledge what is not durable.
       this.failure = error instanceof Error ? error : new Error(String(error));
