@@ -37,6 +37,12 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** p50 and p99 of the values, in whole ms. */
+function percentiles(values: readonly number[]): { p50: number; p99: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { p50: Math.round(percentile(sorted, 50)), p99: Math.round(percentile(sorted, 99)) };
+}
+
 function benchPod(name: string, runtime: PodsBenchOptions['runtime']): KubeObject {
   return {
     apiVersion: 'v1',
@@ -151,13 +157,12 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     await waitFor(`${options.pods} latency pods Running`, async () => (names.every((name) => times!.at.has(name)) ? true : undefined), 300_000, 50);
     const cpu = cpuShares(cpuBefore, machineCpu());
     const latencies = names.map((name) => times!.at.get(name)! - accepted.get(name)!).sort((a, b) => a - b);
-    const p50 = Math.round(percentile(latencies, 50));
-    const p99 = Math.round(percentile(latencies, 99));
+    const { p50, p99 } = percentiles(latencies);
     log(`${options.pods} pods at ${options.rate}/s on ${options.runtime}: startup p50 ${p50} ms, p99 ${p99} ms, max ${Math.round(latencies.at(-1)!)} ms`);
     // Where the time went: creation → seen bound (scheduler) and bound → seen Running (agent and runtime).
-    const scheduling = names.map((name) => times!.boundAt.get(name)! - accepted.get(name)!).sort((a, b) => a - b);
-    const onNode = names.map((name) => times!.at.get(name)! - times!.boundAt.get(name)!).sort((a, b) => a - b);
-    const phases = { scheduled_p50_ms: Math.round(percentile(scheduling, 50)), scheduled_p99_ms: Math.round(percentile(scheduling, 99)), on_node_p50_ms: Math.round(percentile(onNode, 50)), on_node_p99_ms: Math.round(percentile(onNode, 99)) };
+    const scheduling = percentiles(names.map((name) => times!.boundAt.get(name)! - accepted.get(name)!));
+    const onNode = percentiles(names.map((name) => times!.at.get(name)! - times!.boundAt.get(name)!));
+    const phases = { scheduled_p50_ms: scheduling.p50, scheduled_p99_ms: scheduling.p99, on_node_p50_ms: onNode.p50, on_node_p99_ms: onNode.p99 };
     if (cpu !== undefined) log(`  the machine meanwhile: ${cpu.busy_pct}% busy (${cpu.system_pct}% in the kernel), ${cpu.steal_pct}% stolen by the hypervisor`);
     log(`  of which: bound p50 ${phases.scheduled_p50_ms} ms, p99 ${phases.scheduled_p99_ms} ms after creation; Running p50 ${phases.on_node_p50_ms} ms, p99 ${phases.on_node_p99_ms} ms after being bound`);
     await deleteAll(client, names);

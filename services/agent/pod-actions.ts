@@ -142,6 +142,20 @@ export interface PodActions {
   readonly podDone: boolean;
 }
 
+/** Whether a decision asks the worker for anything: work now, or a back-off to wait out. */
+export function asksForAction(actions: PodActions): boolean {
+  return (
+    actions.killPod !== undefined ||
+    actions.createSandbox !== undefined ||
+    actions.containersToKill.length > 0 ||
+    actions.nextInitContainerToStart !== undefined ||
+    actions.containersToStart.length > 0 ||
+    actions.waitingBackoff.length > 0 ||
+    actions.sandboxesToRemove.length > 0 ||
+    actions.containersToRemove.length > 0
+  );
+}
+
 export function restartPolicyOf(pod: Pod): RestartPolicy {
   const policy = pod.spec?.restartPolicy;
   return policy === 'OnFailure' || policy === 'Never' ? policy : 'Always';

@@ -25,6 +25,7 @@ import {
   LABEL_POD_NAME,
   LABEL_POD_NAMESPACE,
   LABEL_POD_UID,
+  asksForAction,
   computePodActions,
   containerSpecHash,
   deletionGracePeriodSeconds,
@@ -106,18 +107,10 @@ export function imagePullPolicyOf(container: Container): 'Always' | 'IfNotPresen
   return tag === '' || tag === 'latest' ? 'Always' : 'IfNotPresent';
 }
 
-/** Whether a decision asks the worker for anything: work now, or a back-off to wait out. */
-function asksForAction(actions: PodActions): boolean {
-  return (
-    actions.killPod !== undefined ||
-    actions.createSandbox !== undefined ||
-    actions.containersToKill.length > 0 ||
-    actions.nextInitContainerToStart !== undefined ||
-    actions.containersToStart.length > 0 ||
-    actions.waitingBackoff.length > 0 ||
-    actions.sandboxesToRemove.length > 0 ||
-    actions.containersToRemove.length > 0
-  );
+/** A look at the pod's runtime state: its fingerprint and the sequence number of when it was taken. */
+interface RuntimeView {
+  readonly fingerprint: string | undefined;
+  readonly at: number;
 }
 
 /** Whether two versions of a pod ask for the same thing of the node (they may differ in status and bookkeeping). */
@@ -149,18 +142,16 @@ export class PodWorker {
   /** The soonest a back-off (crash loop or image pull) expires, found during a sync. */
   private wakeAtMs: number | undefined;
   private removedGraceSeconds: number | undefined;
-  /** The runtime state of the pod as the last observation saw it (pleg.ts's fingerprint; '' for nothing). */
-  private observedFingerprint: string | undefined;
-  /** The last observed state that was decided on: acted upon, or found to need nothing. */
-  private decidedFingerprint: string | undefined;
   /**
    * Orders relist reports and observations: a relist reported before an
    * observation started saw nothing that observation missed. (A counter,
    * not a clock: only the order matters.)
    */
   private sequence = 0;
-  private observedAt = 0;
-  private decidedAt = 0;
+  /** The runtime state of the pod as the last observation saw it (pleg.ts's fingerprint; '' for nothing), and when it started. */
+  private lastSeen: RuntimeView = { fingerprint: undefined, at: 0 };
+  /** The last observed state that was decided on: acted upon, or found to need nothing. */
+  private decided: RuntimeView = { fingerprint: undefined, at: 0 };
   private relistReportedAt = 0;
   /** A sync is pending for a reason other than a relist report. */
   private pendingOther = false;
@@ -226,7 +217,7 @@ export class PodWorker {
    * no second look.
    */
   runtimeChanged(fingerprint: string): void {
-    if (fingerprint === this.decidedFingerprint) return;
+    if (fingerprint === this.decided.fingerprint) return;
     this.relistReportedAt = ++this.sequence;
     this.request(false);
   }
@@ -265,7 +256,7 @@ export class PodWorker {
    * already covered.)
    */
   private get syncNeeded(): boolean {
-    return this.pendingOther || this.relistReportedAt > this.decidedAt;
+    return this.pendingOther || this.relistReportedAt > this.decided.at;
   }
 
   /** Resolves when no sync runs or waits and no probe is in flight. */
@@ -341,10 +332,9 @@ export class PodWorker {
   private async observe(): Promise<PodObservation> {
     const { runtime } = this.options;
     const labelSelector = { [LABEL_POD_UID]: this.uid };
-    const observedAt = ++this.sequence;
+    const at = ++this.sequence;
     const [sandboxes, containers] = await Promise.all([runtime.listPodSandbox({ labelSelector }), runtime.listContainers({ labelSelector })]);
-    this.observedAt = observedAt;
-    this.observedFingerprint = fingerprints(sandboxes, containers).get(this.uid) ?? '';
+    this.lastSeen = { fingerprint: fingerprints(sandboxes, containers).get(this.uid) ?? '', at };
     const listedSandboxes = new Set(sandboxes.map((sandbox) => sandbox.id));
     for (const id of [...this.sandboxNetworks.keys()]) if (!listedSandboxes.has(id)) this.sandboxNetworks.delete(id);
     const observedSandboxes = await Promise.all(
@@ -398,8 +388,7 @@ export class PodWorker {
 
   /** The state last observed is decided on. */
   private decide(): void {
-    this.decidedFingerprint = this.observedFingerprint;
-    this.decidedAt = this.observedAt;
+    this.decided = this.lastSeen;
   }
 
   /** A ready sandbox's network, from its status (remembered while it stays ready); undefined if it is not ready after all. */
