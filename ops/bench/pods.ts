@@ -10,7 +10,8 @@
 // Also where the latency went (creation → bound, bound → Running) and how
 // busy the machine was meanwhile (from /proc/stat).
 // Last line: {"bench":"pods","runtime","pods","startup_p50_ms","startup_p99_ms",
-// "scheduled_p50_ms","scheduled_p99_ms","on_node_p50_ms","on_node_p99_ms","cpu_busy_pct","batch_wall_ms"}.
+// "scheduled_p50_ms","scheduled_p99_ms","on_node_p50_ms","on_node_p99_ms","cpu_busy_pct","cpu_steal_pct",
+// "cpu_masters_s","cpu_agent_s","cpu_bench_s","cpu_other_s" (CPU seconds in the latency phase),"batch_wall_ms"}.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,8 +89,28 @@ function machineCpu(): number[] | undefined {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat; undefined when unreadable. */
+function processCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    // Fields after the command (which may hold spaces) start at the state: utime and stime are the 12th and 13th of them, in ticks of 1/100 s.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds used so far by our own processes: the masters together, the agent, and this bench (its client and watch). */
+function ownCpu(cluster: LocalCluster, agent: LocalAgent): { masters: number; agent: number; bench: number } {
+  const masters = cluster.members.reduce((sum, member) => sum + (processCpuSeconds(member.process?.pid) ?? 0), 0);
+  const usage = process.cpuUsage();
+  return { masters, agent: processCpuSeconds(agent.process.pid) ?? 0, bench: (usage.user + usage.system) / 1e6 };
+}
+
 /** How the machine's CPUs spent a phase: busy (user + kernel), kernel, stolen, in percent of all CPU time. */
-function cpuShares(before: number[] | undefined, after: number[] | undefined): { busy_pct: number; system_pct: number; steal_pct: number } | undefined {
+function cpuShares(before: number[] | undefined, after: number[] | undefined): { busy_pct: number; system_pct: number; steal_pct: number; busy_s: number } | undefined {
   if (before === undefined || after === undefined) return undefined;
   // user nice system idle iowait irq softirq steal
   const delta = after.slice(0, 8).map((value, index) => value - (before[index] ?? 0));
@@ -97,7 +118,7 @@ function cpuShares(before: number[] | undefined, after: number[] | undefined): {
   if (total <= 0) return undefined;
   const pct = (value: number): number => Math.round((100 * value) / total);
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = delta;
-  return { busy_pct: pct(user + nice + system + irq + softirq), system_pct: pct(system + irq + softirq), steal_pct: pct(steal) };
+  return { busy_pct: pct(user + nice + system + irq + softirq), system_pct: pct(system + irq + softirq), steal_pct: pct(steal), busy_s: (user + nice + system + irq + softirq) / 100 };
 }
 
 async function deleteAll(client: ResourceClient, names: readonly string[]): Promise<void> {
@@ -144,6 +165,7 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     const accepted = new Map<string, number>();
     const names = Array.from({ length: options.pods }, (_, index) => `latency-${index}`);
     const cpuBefore = machineCpu();
+    const ownBefore = ownCpu(cluster, agent);
     const started = performance.now();
     await Promise.all(
       names.map(async (name, index) => {
@@ -156,6 +178,9 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     );
     await waitFor(`${options.pods} latency pods Running`, async () => (names.every((name) => times!.at.has(name)) ? true : undefined), 300_000, 50);
     const cpu = cpuShares(cpuBefore, machineCpu());
+    const ownAfter = ownCpu(cluster, agent);
+    const seconds = (value: number): number => Math.round(value * 10) / 10;
+    const spent = { cpu_masters_s: seconds(ownAfter.masters - ownBefore.masters), cpu_agent_s: seconds(ownAfter.agent - ownBefore.agent), cpu_bench_s: seconds(ownAfter.bench - ownBefore.bench) };
     const latencies = names.map((name) => times!.at.get(name)! - accepted.get(name)!).sort((a, b) => a - b);
     const { p50, p99 } = percentiles(latencies);
     log(`${options.pods} pods at ${options.rate}/s on ${options.runtime}: startup p50 ${p50} ms, p99 ${p99} ms, max ${Math.round(latencies.at(-1)!)} ms`);
@@ -163,7 +188,9 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     const scheduling = percentiles(names.map((name) => times!.boundAt.get(name)! - accepted.get(name)!));
     const onNode = percentiles(names.map((name) => times!.at.get(name)! - times!.boundAt.get(name)!));
     const phases = { scheduled_p50_ms: scheduling.p50, scheduled_p99_ms: scheduling.p99, on_node_p50_ms: onNode.p50, on_node_p99_ms: onNode.p99 };
+    const runtimeAndRest = cpu === undefined ? undefined : seconds(cpu.busy_s - spent.cpu_masters_s - spent.cpu_agent_s - spent.cpu_bench_s);
     if (cpu !== undefined) log(`  the machine meanwhile: ${cpu.busy_pct}% busy (${cpu.system_pct}% in the kernel), ${cpu.steal_pct}% stolen by the hypervisor`);
+    log(`  CPU seconds in the phase: masters ${spent.cpu_masters_s}, agent ${spent.cpu_agent_s}, bench client ${spent.cpu_bench_s}${runtimeAndRest === undefined ? '' : `, everything else (runtime, kernel, other) ${runtimeAndRest}`}`);
     log(`  of which: bound p50 ${phases.scheduled_p50_ms} ms, p99 ${phases.scheduled_p99_ms} ms after creation; Running p50 ${phases.on_node_p50_ms} ms, p99 ${phases.on_node_p99_ms} ms after being bound`);
     await deleteAll(client, names);
 
@@ -175,7 +202,7 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     const batchWallMs = Math.round(Math.max(...batch.map((name) => times!.at.get(name)!)) - batchStarted);
     log(`${options.pods} pods created at once: all Running after ${batchWallMs} ms`);
     await deleteAll(client, batch);
-    return { bench: 'pods', runtime: options.runtime, pods: options.pods, rate: options.rate, masters: options.masters ?? 3, startup_p50_ms: p50, startup_p99_ms: p99, startup_max_ms: Math.round(latencies.at(-1)!), ...phases, ...(cpu === undefined ? {} : { cpu_busy_pct: cpu.busy_pct, cpu_steal_pct: cpu.steal_pct }), batch_wall_ms: batchWallMs };
+    return { bench: 'pods', runtime: options.runtime, pods: options.pods, rate: options.rate, masters: options.masters ?? 3, startup_p50_ms: p50, startup_p99_ms: p99, startup_max_ms: Math.round(latencies.at(-1)!), ...phases, ...(cpu === undefined ? {} : { cpu_busy_pct: cpu.busy_pct, cpu_steal_pct: cpu.steal_pct }), ...spent, ...(runtimeAndRest === undefined ? {} : { cpu_other_s: runtimeAndRest }), batch_wall_ms: batchWallMs };
   } finally {
     times?.close();
     client?.close();

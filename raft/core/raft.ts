@@ -203,14 +203,16 @@ export class Raft {
 
   /**
    * How many ticks may pass before tick() next does anything but count: a
-   * leader has work every tick (heartbeats, commit news, quorum checks);
-   * a follower or candidate only when its election timeout runs out; a
-   * member that cannot campaign never. A driver may sleep that long, as
-   * long as it delivers the ticks it skipped before anything else is
-   * stepped (elapsed time decides, for one, whether a vote is granted).
+   * leader at its next heartbeat or quorum check, or every tick while a
+   * follower's commit news waits (it goes out once stalled for a tick) or a
+   * snapshot is in flight; a follower or candidate when its election
+   * timeout runs out; a member that cannot campaign never. A driver may
+   * sleep that long, as long as it delivers the ticks it skipped before
+   * anything else is stepped (elapsed time decides, for one, whether a vote
+   * is granted). The simulator checks that a tick not yet due sends nothing.
    */
   ticksUntilTimeout(): number {
-    if (this.role === 'leader') return 1;
+    if (this.role === 'leader') return this.leaderTicksUntilWork();
     if (!this.promotable()) return Infinity;
     return Math.max(1, this.randomizedElectionTimeoutTicks - this.electionElapsedTicks);
   }
@@ -775,6 +777,16 @@ export class Raft {
       }
       progress.sentCommitAtTick = progress.sentCommit;
     }
+  }
+
+  /** What tickLeader would next do something on, in ticks from now (see ticksUntilTimeout). */
+  private leaderTicksUntilWork(): number {
+    for (const [id, progress] of this.progress) {
+      if (id === this.id) continue;
+      if (progress.state === 'snapshot') return 1;
+      if (progress.state === 'replicate' && progress.sentCommit < Math.min(progress.match, this.log.commit)) return 1;
+    }
+    return Math.max(1, Math.min(this.heartbeatIntervalTicks - this.heartbeatElapsedTicks, this.electionTimeoutTicks - this.electionElapsedTicks));
   }
 
   /** Whether a quorum of voters was heard from since the last check; resets the marks. */

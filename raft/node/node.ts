@@ -128,11 +128,12 @@ export class RaftNode {
 
   /**
    * Ticks are delivered lazily: the timer is set for when the core next has
-   * something to do on its own (every tick on a leader; at the election
-   * timeout on a follower, which otherwise only counts), and every tick that
-   * passed is delivered before anything else reaches the core. A follower
-   * wakes a few times a second instead of every tick; what it decides is
-   * what ticking every tickIntervalMs would have decided.
+   * something to do on its own (a leader at its next heartbeat, or every
+   * tick while commit news waits; a follower at its election timeout), and
+   * every tick that passed is delivered before anything else reaches the
+   * core. An idle leader wakes per heartbeat and a follower a few times a
+   * second instead of every tick; what they decide is what ticking every
+   * tickIntervalMs would have decided.
    */
   start(): void {
     this.lastTickAtMs = performance.now();
@@ -287,7 +288,7 @@ export class RaftNode {
 
   private schedule(): void {
     if (this.stopped || this.failure !== undefined) return;
-    // What was just stepped may bring the next timeout closer (a new leader ticks every tick).
+    // What was just stepped may bring the next timeout closer (a new leader, commit news to send).
     this.armTicker();
     if (this.processing) {
       this.rerun = true;

@@ -50,17 +50,33 @@ export interface LocalMember {
   log: WriteStream | undefined;
 }
 
-/** A free TCP port on 127.0.0.1 (bound and released; fine for loopback tests). */
+/** Ports freePort() has handed out in this process: each is for one listener, which may not have bound it yet. */
+const portsHandedOut = new Set<number>();
+
+/**
+ * A free TCP port on 127.0.0.1 (bound and released; fine for loopback
+ * tests), never one this process was given before: the kernel readily
+ * offers a released port again, and two of a cluster's listeners given the
+ * same one would make the second fail — or, when the first is a relay,
+ * send clients to the wrong server.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        const bound = typeof address === 'object' && address !== null ? address.port : 0;
+        server.close(() => resolve(bound));
+      });
     });
-  });
+    if (!portsHandedOut.has(port)) {
+      portsHandedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('freePort: the kernel offered only ports this process has handed out already (100 tries)');
 }
 
 /** Wait until the masters have made a namespace they create at startup (default, kube-system...). */

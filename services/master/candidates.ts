@@ -7,7 +7,10 @@
 // dies, the Lease expires and another candidate takes over; when it is
 // merely slow or cut off, its fence makes anything it still sends bounce.
 // A waiting candidate keeps its component's informers running, so when it
-// takes over it acts at once instead of listing everything first.
+// takes over it acts at once instead of listing everything first. The two
+// candidates of one master share those informers (the scheduler's kinds are
+// a subset of the controller-manager's): one watch per kind per master, not
+// two, so every pod write is sent to a master's components once.
 
 import { readFileSync } from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
@@ -45,6 +48,8 @@ export interface CandidateOptions {
   readonly debug?: (line: string) => void;
   /** The controller-manager's settings. */
   readonly controllerManager?: Omit<ControllerManagerOptions, 'log' | 'informers'>;
+  /** Informers shared with the process's other candidates (the caller warms and stops them); absent: the candidate's own. */
+  readonly informers?: SharedInformers;
 }
 
 /** What a component does while it leads (until the signal aborts). */
@@ -80,10 +85,8 @@ export function startCandidate(options: CandidateOptions): Candidates {
     timeoutMs: 10_000,
     ...(debug === undefined ? {} : { onWriteAccepted: (write: AcceptedWrite) => debug(auditLine(component, write)) }),
   });
-  // Reads, unfenced and without a deadline for long lists: the caches a new leader starts from.
-  const readClient = new ResourceClient({ ...connection, timeoutMs: 60_000 });
-  const informers = new SharedInformers(readClient, log);
-  informers.warm(WARM_INFORMERS[component]);
+  const own = options.informers === undefined ? warmInformers(connection, [component], log) : undefined;
+  const informers = options.informers ?? own!.informers;
   const run = work(options, informers);
   let running: Promise<void> | undefined;
   const elector = new LeaderElector({
@@ -101,9 +104,23 @@ export function startCandidate(options: CandidateOptions): Candidates {
     stop: async () => {
       await elector.stop();
       await running;
-      informers.stop();
+      own?.stop();
       leaseClient.close();
       workClient.close();
+    },
+  };
+}
+
+/** Informers warm with what these components read, through a client of their own. */
+function warmInformers(connection: { readonly endpoints: readonly string[]; readonly credentials?: grpc.ChannelCredentials }, components: readonly Component[], log: (line: string) => void): { informers: SharedInformers; stop(): void } {
+  // Reads, unfenced and without a deadline for long lists: the caches a new leader starts from.
+  const readClient = new ResourceClient({ ...connection, timeoutMs: 60_000 });
+  const informers = new SharedInformers(readClient, log);
+  for (const component of components) informers.warm(WARM_INFORMERS[component]);
+  return {
+    informers,
+    stop: () => {
+      informers.stop();
       readClient.close();
     },
   };
@@ -117,6 +134,13 @@ export function startCandidate(options: CandidateOptions): Candidates {
 export function startCandidates(flags: MasterFlags, credentials: grpc.ChannelCredentials, log: (line: string) => void, debug?: (line: string) => void): Candidates {
   const endpoint = (flags.advertiseClientUrls[0] ?? '').replace(/^https?:\/\//, '');
   const components: Component[] = [...(flags.scheduler ? (['scheduler'] as const) : []), ...(flags.controllers ? (['controller-manager'] as const) : [])];
-  const started = components.map((component) => startCandidate({ endpoints: [endpoint], credentials, identityPrefix: flags.name, component, log, ...(debug === undefined ? {} : { debug }), controllerManager: { nodeMonitorGracePeriodMs: flags.nodeMonitorGracePeriodMs, loadBalancerIpPool: flags.loadBalancerIpPool, ...(flags.trustedCaFile === '' ? {} : { rootCaPem: readFileSync(flags.trustedCaFile, 'utf8') }) } }));
-  return { stop: async () => void (await Promise.all(started.map((one) => one.stop()))) };
+  if (components.length === 0) return { stop: async () => undefined };
+  const shared = warmInformers({ endpoints: [endpoint], credentials }, components, log);
+  const started = components.map((component) => startCandidate({ endpoints: [endpoint], credentials, identityPrefix: flags.name, component, log, informers: shared.informers, ...(debug === undefined ? {} : { debug }), controllerManager: { nodeMonitorGracePeriodMs: flags.nodeMonitorGracePeriodMs, loadBalancerIpPool: flags.loadBalancerIpPool, ...(flags.trustedCaFile === '' ? {} : { rootCaPem: readFileSync(flags.trustedCaFile, 'utf8') }) } }));
+  return {
+    stop: async () => {
+      await Promise.all(started.map((one) => one.stop()));
+      shared.stop();
+    },
+  };
 }

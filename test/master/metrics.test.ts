@@ -40,3 +40,32 @@ describe('mast master metrics', function () {
     expect(text).to.match(/^mast_apiserver_request_duration_seconds_count\{verb="create",kind="ConfigMap"\} 1$/m);
   });
 });
+
+describe('mast master: the candidates\' informers', function () {
+  this.timeout(120_000);
+  let cluster: LocalCluster | undefined;
+
+  after(async function () {
+    await cluster?.destroy();
+  });
+
+  it('opens one watch per kind for the scheduler and controller-manager together (they share their informers)', async function () {
+    const port = await freePort();
+    cluster = await LocalCluster.start({
+      size: 1,
+      baseDir: mkdtempSync(join(tmpdir(), 'mast-shared-informers-')),
+      flags: [`--listen-metrics-urls=http://127.0.0.1:${port}`],
+      scheduler: true,
+      controllers: true,
+    });
+    // The controller-manager reads Deployments, the scheduler does not: once both watch what they read, all are counted.
+    const text = await waitFor('the candidates\' watches', async () => {
+      const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return /^mast_apiserver_watchers\{kind="Deployment"\} 1$/m.test(body) && /^mast_apiserver_watchers\{kind="PersistentVolume"\} [1-9]$/m.test(body) ? body : undefined;
+    }, 60_000, 200);
+    // Pods, Nodes, claims and volumes are read by both components; nothing else watches them here.
+    for (const kind of ['Pod', 'Node', 'PersistentVolumeClaim', 'PersistentVolume']) {
+      expect(text, kind).to.match(new RegExp(`^mast_apiserver_watchers\\{kind="${kind}"\\} 1$`, 'm'));
+    }
+  });
+});

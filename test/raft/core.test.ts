@@ -21,11 +21,33 @@ describe('raft core (unit)', () => {
     for (const id of [1, 2, 3]) expect(cluster.appliedData(id)).to.deep.equal(['a', 'b', 'c']);
   });
 
-  it('says how many ticks may pass before tick() acts: 1 on a leader, the rest of the election timeout on a follower', () => {
+  it('says how many ticks may pass before a leader acts: to its next heartbeat, or 1 while commit news waits', () => {
+    const cluster = new MiniCluster({ voters: [1, 2, 3], learners: [] }, { config: { heartbeatIntervalTicks: 5, electionTimeoutTicks: 20 } });
+    cluster.members.get(1)!.campaign();
+    cluster.stabilize();
+    const leader = cluster.leader()!;
+    // The new term's empty entry is committed; followers have not heard so yet.
+    expect(leader.ticksUntilTimeout()).to.equal(1);
+    for (let tick = 0; tick < 3 && leader.ticksUntilTimeout() === 1; tick++) {
+      leader.tick();
+      cluster.stabilize();
+    }
+    const left = leader.ticksUntilTimeout();
+    expect(left).to.be.within(2, 5);
+    // The ticks before the one named send nothing; that one sends the heartbeats.
+    for (let tick = 1; tick < left; tick++) {
+      leader.tick();
+      expect(leader.hasReady(), `tick ${tick} of ${left}`).to.equal(false);
+      expect(leader.ticksUntilTimeout()).to.equal(left - tick);
+    }
+    leader.tick();
+    expect(leader.ready().messages.map((message) => message.kind)).to.deep.equal(['heartbeat', 'heartbeat']);
+  });
+
+  it('says how many ticks may pass before tick() acts on a follower: the rest of its election timeout', () => {
     const cluster = new MiniCluster({ voters: [1, 2, 3], learners: [] });
     cluster.members.get(1)!.campaign();
     cluster.stabilize();
-    expect(cluster.leader()!.ticksUntilTimeout()).to.equal(1);
     const follower = cluster.members.get(2)!;
     // A heartbeat restarts the follower's count; each tick takes one off.
     cluster.leader()!.tick();

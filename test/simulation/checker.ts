@@ -12,7 +12,8 @@ export type CheckName =
   | 'durability' // no acknowledged proposal is lost
   | 'linearizable-read' // a ReadIndex covers every write acknowledged before the read began
   | 'liveness' // after healing, everything pending commits within the budget
-  | 'core-assertion'; // the core detected a broken invariant itself and stopped
+  | 'core-assertion' // the core detected a broken invariant itself and stopped
+  | 'lazy-tick'; // a tick the core said was not yet due did something (drivers skip such ticks)
 
 export interface Violation {
   readonly check: CheckName;
@@ -50,6 +51,11 @@ export class SafetyChecker {
 
   private fail(check: CheckName, message: string): void {
     this.violations.push({ check, time: this.now(), message });
+  }
+
+  /** Member `id` acted on a tick although ticksUntilTimeout() had said `due` ticks (> 1) were left. */
+  onEarlyTickActed(id: NodeId, due: number, role: string): void {
+    this.fail('lazy-tick', `member ${id} (${role}) acted on a tick although ticksUntilTimeout() said ${due} ticks were left`);
   }
 
   /** `id` became leader of `term`; `termAt` reads its log, `firstIndex` is its first log index. */
