@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
+import { CLOCK_TICKS_PER_SECOND, readProcStat } from '../../services/cri/processes.js';
 import { LocalAgent } from '../../services/launcher/local-agent.js';
 import { containerdUnavailable, LocalContainerd } from '../../services/launcher/local-containerd.js';
 import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
@@ -89,24 +90,17 @@ function machineCpu(): number[] | undefined {
   }
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat; undefined when unreadable. */
-function processCpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    // Fields after the command (which may hold spaces) start at the state: utime and stime are the 12th and 13th of them, in ticks of 1/100 s.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
+/** CPU seconds (user + system) a process has used so far; 0 when it cannot be read. */
+function processCpuSeconds(pid: number | undefined): number {
+  const stat = pid === undefined ? undefined : readProcStat(pid);
+  return stat === undefined ? 0 : (stat.utimeTicks + stat.stimeTicks) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** CPU seconds used so far by our own processes: the masters together, the agent, and this bench (its client and watch). */
 function ownCpu(cluster: LocalCluster, agent: LocalAgent): { masters: number; agent: number; bench: number } {
-  const masters = cluster.members.reduce((sum, member) => sum + (processCpuSeconds(member.process?.pid) ?? 0), 0);
+  const masters = cluster.members.reduce((sum, member) => sum + processCpuSeconds(member.process?.pid), 0);
   const usage = process.cpuUsage();
-  return { masters, agent: processCpuSeconds(agent.process.pid) ?? 0, bench: (usage.user + usage.system) / 1e6 };
+  return { masters, agent: processCpuSeconds(agent.process.pid), bench: (usage.user + usage.system) / 1e6 };
 }
 
 /** How the machine's CPUs spent a phase: busy (user + kernel), kernel, stolen, in percent of all CPU time. */

@@ -772,7 +772,7 @@ export class Raft {
     for (const [id, progress] of this.progress) {
       if (id === this.id) continue;
       const stalled = progress.sentCommit === progress.sentCommitAtTick;
-      if (stalled && progress.state === 'replicate' && progress.sentCommit < Math.min(progress.match, this.log.commit)) {
+      if (stalled && this.commitNewsWaiting(progress)) {
         this.maybeSendAppend(id, true);
       }
       progress.sentCommitAtTick = progress.sentCommit;
@@ -784,9 +784,14 @@ export class Raft {
     for (const [id, progress] of this.progress) {
       if (id === this.id) continue;
       if (progress.state === 'snapshot') return 1;
-      if (progress.state === 'replicate' && progress.sentCommit < Math.min(progress.match, this.log.commit)) return 1;
+      if (this.commitNewsWaiting(progress)) return 1;
     }
     return Math.max(1, Math.min(this.heartbeatIntervalTicks - this.heartbeatElapsedTicks, this.electionTimeoutTicks - this.electionElapsedTicks));
+  }
+
+  /** A replicating follower holds entries it has not been told are committed. */
+  private commitNewsWaiting(progress: Progress): boolean {
+    return progress.state === 'replicate' && progress.sentCommit < Math.min(progress.match, this.log.commit);
   }
 
   /** Whether a quorum of voters was heard from since the last check; resets the marks. */

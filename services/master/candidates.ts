@@ -85,9 +85,9 @@ export function startCandidate(options: CandidateOptions): Candidates {
     timeoutMs: 10_000,
     ...(debug === undefined ? {} : { onWriteAccepted: (write: AcceptedWrite) => debug(auditLine(component, write)) }),
   });
-  const own = options.informers === undefined ? warmInformers(connection, [component], log) : undefined;
-  const informers = options.informers ?? own!.informers;
-  const run = work(options, informers);
+  // Shared informers are the caller's to stop.
+  const warm = options.informers === undefined ? warmInformers(connection, [component], log) : { informers: options.informers, stop: () => {} };
+  const run = work(options, warm.informers);
   let running: Promise<void> | undefined;
   const elector = new LeaderElector({
     client: leaseClient,
@@ -104,7 +104,7 @@ export function startCandidate(options: CandidateOptions): Candidates {
     stop: async () => {
       await elector.stop();
       await running;
-      own?.stop();
+      warm.stop();
       leaseClient.close();
       workClient.close();
     },

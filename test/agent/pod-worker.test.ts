@@ -81,6 +81,12 @@ function only<T>(items: readonly T[]): T {
   return items[0] as T;
 }
 
+/** The pod's runtime state as the relist would report it now. */
+const relistedFingerprint = async (h: Harness, uid = 'uid-web'): Promise<string> => fingerprints(await h.cri.listPodSandbox(), await h.cri.listContainers()).get(uid) ?? '';
+
+/** The exit code of a container's last run, whether it is still shown as its state or already as its last state. */
+const lastExitCode = (h: Harness, name: string): number | undefined => h.container(name)?.lastState?.terminated?.exitCode ?? h.container(name)?.state?.terminated?.exitCode;
+
 const createdNames = (cri: FakeCri): string[] => cri.callsOf('createContainer').map((call) => (call.args[1] as { metadata: { name: string } }).metadata.name);
 
 describe('agent: pod worker', () => {
@@ -372,8 +378,7 @@ describe('agent: pod worker', () => {
     const h = harness(pod);
     await h.worker.syncNow();
     expect(h.status().phase).to.equal('Running');
-    const relisted = async (): Promise<string> => fingerprints(await h.cri.listPodSandbox(), await h.cri.listContainers()).get('uid-web') ?? '';
-    const settled = await relisted();
+    const settled = await relistedFingerprint(h);
     const syncs = (): number => h.cri.callsOf('listPodSandbox').length;
     const before = syncs();
     // Its own status write coming back through the informer, and the relist seeing what the sync did.
@@ -386,12 +391,12 @@ describe('agent: pod worker', () => {
     await h.worker.idle();
     expect(syncs()).to.equal(before + 1);
     h.cri.exit(h.cri.latest('app')!.id, 1);
-    const exited = await relisted();
+    const exited = await relistedFingerprint(h);
     expect(exited).to.not.equal(settled);
     h.worker.runtimeChanged(exited);
     await h.worker.idle();
     expect(syncs()).to.equal(before + 3); // the two lists above were the test's own
-    expect(h.container('app')?.lastState?.terminated?.exitCode ?? h.container('app')?.state?.terminated?.exitCode).to.equal(1);
+    expect(lastExitCode(h, 'app')).to.equal(1);
     h.worker.stop();
   });
 
@@ -400,7 +405,7 @@ describe('agent: pod worker', () => {
     h.cri.exitOnStart.set('app', 0);
     await h.worker.syncNow();
     const syncs = h.cri.callsOf('listPodSandbox').length;
-    h.worker.runtimeChanged(fingerprints(await h.cri.listPodSandbox(), await h.cri.listContainers()).get('uid-web') ?? '');
+    h.worker.runtimeChanged(await relistedFingerprint(h));
     await h.worker.idle();
     expect(h.cri.callsOf('listPodSandbox').length).to.be.above(syncs + 1);
     expect(h.status().phase).to.equal('Succeeded');
@@ -422,7 +427,7 @@ describe('agent: pod worker', () => {
     h.cri.exit(h.cri.latest('app')!.id, 2);
     await h.worker.syncNow();
     expect(h.cri.callsOf('containerStatus').length).to.be.above(containerStatusCalls);
-    expect(h.container('app')?.lastState?.terminated?.exitCode ?? h.container('app')?.state?.terminated?.exitCode).to.equal(2);
+    expect(lastExitCode(h, 'app')).to.equal(2);
     h.worker.stop();
   });
 
