@@ -104,6 +104,11 @@ export class EtcdConnection {
     return this.call(etcd.ClusterService.memberRemove, { ID: id });
   }
 
+  /** Ask the leader (this connection's member must be it) to hand leadership to member `targetId` (etcd's MoveLeader). */
+  moveLeader(targetId: string): Promise<etcd.MoveLeaderResponse> {
+    return this.call(etcd.MaintenanceService.moveLeader, { targetID: targetId });
+  }
+
   /** A raw Watch stream; the caller writes requests and reads responses. */
   watchStream(): grpc.ClientDuplexStream<etcd.WatchRequest, etcd.WatchResponse> {
     const definition = etcd.WatchService.watch;

@@ -34,15 +34,27 @@
 // watch stall (its master frozen), the candidate still reads the Lease once
 // per duration: the wait it set from the last version it saw expires.
 //
-// Durations are sub-second (failover within a second is the goal), so the
-// Lease also carries them in milliseconds in an annotation; its
-// leaseDurationSeconds is the same rounded up, for kubectl-minded readers.
+// A candidate may be *preferred* (mast's masters prefer the candidate in the
+// Raft leader): it takes the Lease from another holder without waiting for
+// it to expire, at once when `prefer()` is called and whenever it sees the
+// Lease held by another while preferred. Fencing makes that as safe as any
+// takeover, and a holder that sees another holder in the Lease stops at
+// once. Failover then follows whatever decides the preference (a Raft
+// election), and the lease duration only matters when no preferred
+// candidate is there — so it can be long and renewals rare.
+//
+// Durations may be sub-second (failover within a second is the goal without
+// a preference), so the Lease also carries them in milliseconds in an
+// annotation; its leaseDurationSeconds is the same rounded up, for
+// kubectl-minded readers.
 
 import * as grpc from '@grpc/grpc-js';
 import { statusCodeOf, type KubeObject, type ResourceClient, type WriteFence } from './resources.js';
 
 export const LEASE_DURATION_MS_ANNOTATION = 'coordination.mast.io/lease-duration-ms';
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 100;
+/** How often, at most, a preferred candidate tries to take the Lease from another holder (or the retry period, if shorter). */
+export const PREFERRED_RETRY_MS = 200;
 
 export interface Leadership {
   readonly identity: string;
@@ -83,6 +95,13 @@ export interface LeaderElectionOptions {
   readonly wallNow?: () => number;
   /** How far candidates' wall clocks may be apart (default 100 ms): a renewTime older than the lease duration plus this is expired. */
   readonly maxClockSkewMs?: number;
+  /**
+   * Whether this candidate should hold the Lease now, whoever holds it
+   * (default never): while it says so, the candidate takes the Lease from
+   * another holder without waiting for it to expire. Call prefer() when it
+   * turns true.
+   */
+  readonly preferred?: () => boolean;
 }
 
 interface LeaseSpec {
@@ -127,6 +146,8 @@ export class LeaderElector {
   private stopping: Promise<void> | undefined;
   /** The acquire-or-renew attempt in progress, if any (settled: never rejects). */
   private inFlight: Promise<void> | undefined;
+  /** When (monotonic ms) the last attempt started: a preferred candidate tries at most once per PREFERRED_RETRY_MS. */
+  private lastAttemptAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.leaseDurationMs = options.leaseDurationMs ?? 600;
@@ -160,11 +181,16 @@ export class LeaderElector {
   /** A change of the Lease seen by the watch: a waiting candidate restarts its wait (or tries at once if the Lease is free). */
   private leaseEvent(type: string, lease: LeaseObject): void {
     if (!this.running || type === 'BOOKMARK') return;
+    // A watch may lag behind this candidate's own writes: an older version says nothing new.
+    if (type !== 'DELETED' && Number(lease.metadata?.resourceVersion) < Number(this.observed?.resourceVersion)) return;
     if (type === 'DELETED') {
       this.observed = undefined;
+      this.stepDown('the Lease was deleted');
     } else {
       this.observe(String(lease.metadata?.resourceVersion), lease.spec?.holderIdentity ?? '', durationOf(lease), lease.spec?.renewTime);
     }
+    // Another holder took it: stop acting now (its fence already refuses our writes).
+    if (this.observed !== undefined && this.observed.holder !== this.options.identity) this.stepDown(`${this.observed.holder === '' ? 'the Lease was released' : `${this.observed.holder} holds the Lease`}`);
     if (this.busy || this.leading !== undefined) return; // the attempt in flight schedules the next one
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.schedule(this.nextAttemptInMs());
@@ -181,9 +207,25 @@ export class LeaderElector {
   private nextAttemptInMs(): number {
     const observed = this.observed;
     if (this.leading !== undefined || observed === undefined || observed.holder === '' || observed.holder === this.options.identity) return this.retryPeriodMs;
+    if (this.isPreferred()) return Math.max(0, this.lastAttemptAtMs + Math.min(this.retryPeriodMs, PREFERRED_RETRY_MS) - this.now());
     const bySight = observed.atMs + observed.durationMs + 1 - this.now();
     const byRenewTime = Number.isFinite(observed.renewedAtWallMs) ? this.renewTimeLeftMs(observed.renewedAtWallMs, observed.durationMs) + 1 : Infinity;
     return Math.max(this.retryPeriodMs, Math.min(bySight, byRenewTime));
+  }
+
+  /**
+   * The preference may have turned true (this master became the Raft
+   * leader, say): a candidate that does not hold the Lease tries to take it
+   * now (or PREFERRED_RETRY_MS after its last try).
+   */
+  prefer(): void {
+    if (!this.running || this.busy || this.leading !== undefined || !this.isPreferred()) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.schedule(Math.max(0, this.lastAttemptAtMs + Math.min(this.retryPeriodMs, PREFERRED_RETRY_MS) - this.now()));
+  }
+
+  private isPreferred(): boolean {
+    return this.options.preferred?.() ?? false;
   }
 
   /**
@@ -225,6 +267,7 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     if (this.busy || !this.running) return;
     this.busy = true;
+    this.lastAttemptAtMs = this.now();
     const attempt = this.tryAcquireOrRenew();
     this.inFlight = attempt.then(
       () => undefined,
@@ -274,6 +317,7 @@ export class LeaderElector {
     };
     const metadata = { name, namespace, annotations: { [LEASE_DURATION_MS_ANNOTATION]: String(this.leaseDurationMs) } };
     if (lease === undefined) {
+      this.stepDown('the Lease was deleted');
       const created = await client.create('Lease', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } });
       this.held = created as LeaseObject;
       this.becomeLeader(String(created.metadata?.resourceVersion));
@@ -298,8 +342,9 @@ export class LeaderElector {
       }
       return;
     }
-    if (holder !== '' && !this.expired(lease)) return;
-    // Free or expired: take it, by compare-and-swap on the version seen.
+    if (this.leading !== undefined) this.stepDown(holder === '' ? 'the Lease was released' : `${holder} holds the Lease`);
+    if (holder !== '' && !this.expired(lease) && !this.isPreferred()) return;
+    // Free, expired, or held by another while this candidate is preferred: take it, by compare-and-swap on the version seen.
     const taken = await client.update('Lease', {
       ...lease,
       metadata: { ...lease.metadata, annotations: { ...(lease.metadata?.annotations as Record<string, string> | undefined), ...metadata.annotations } },

@@ -6,6 +6,13 @@
 // client whose writes carry its Lease's fencing token. When its process
 // dies, the Lease expires and another candidate takes over; when it is
 // merely slow or cut off, its fence makes anything it still sends bounce.
+// In a master, the candidates of the Raft leader are preferred: when a master
+// becomes the Raft leader its candidates take the Leases over at once (fencing
+// makes that safe), so the components fail over with the Raft leader, in a
+// Raft election's time, and work where their writes are proposed without a
+// forwarding hop. The Leases are then long and renewed once a second (their
+// expiry only matters when the Raft leader runs no such candidate): each
+// renewal is a replicated write, the idle control plane's main cost.
 // A waiting candidate keeps its component's informers running, so when it
 // takes over it acts at once instead of listing everything first. The two
 // candidates of one master share those informers (the scheduler's kinds are
@@ -34,8 +41,24 @@ export const COMPONENT_LEASES: Readonly<Record<Component, { readonly namespace: 
 };
 
 export interface Candidates {
+  /** The preference may have turned true: take the Lease now if not holding it. */
+  prefer(): void;
   stop(): Promise<void>;
 }
+
+/** The Raft leadership of the master candidates run in: while it leads, they are preferred. */
+export interface RaftLeadership {
+  isLeader(): boolean;
+  /** Calls back each time this master becomes the Raft leader; returns the unsubscribe. */
+  onBecameLeader(listener: () => void): () => void;
+}
+
+/**
+ * In-master candidates' Lease timing (ms). A preferred candidate takes over
+ * at once, so the duration only bounds failover when the Raft leader has no
+ * candidate of a component; the renewal (retry) period is the steady cost.
+ */
+export const IN_MASTER_LEASE_TIMING = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 1000 } as const;
 
 export interface CandidateOptions {
   readonly endpoints: readonly string[];
@@ -50,6 +73,10 @@ export interface CandidateOptions {
   readonly controllerManager?: Omit<ControllerManagerOptions, 'log' | 'informers'>;
   /** Informers shared with the process's other candidates (the caller warms and stops them); absent: the candidate's own. */
   readonly informers?: SharedInformers;
+  /** Whether this candidate should hold its Lease now, taking it from another holder (absent: never); see LeaderElector. */
+  readonly preferred?: () => boolean;
+  /** Lease timing (absent: LeaderElector's sub-second defaults). */
+  readonly timing?: { readonly leaseDurationMs: number; readonly renewDeadlineMs: number; readonly retryPeriodMs: number };
 }
 
 /** What a component does while it leads (until the signal aborts). */
@@ -94,6 +121,8 @@ export function startCandidate(options: CandidateOptions): Candidates {
     fenced: [workClient],
     ...lease,
     identity: `${options.identityPrefix}_${nanoid(8)}`,
+    ...options.timing,
+    ...(options.preferred === undefined ? {} : { preferred: options.preferred }),
     onStartedLeading: (leadership) => {
       running = run(workClient, leadership.signal).catch((error: unknown) => log(`${lease.name} stopped: ${String(error)}`));
     },
@@ -101,6 +130,7 @@ export function startCandidate(options: CandidateOptions): Candidates {
   });
   elector.start();
   return {
+    prefer: () => elector.prefer(),
     stop: async () => {
       await elector.stop();
       await running;
@@ -129,16 +159,26 @@ function warmInformers(connection: { readonly endpoints: readonly string[]; read
 /**
  * Start the candidates `flags` ask for, as clients of this master's own
  * client URL. `credentials` reach it: with TLS, its own certificate (mast
- * init makes it a system:masters one) identifies it to itself.
+ * init makes it a system:masters one) identifies it to itself. They are
+ * preferred while `raft` says this master leads.
  */
-export function startCandidates(flags: MasterFlags, credentials: grpc.ChannelCredentials, log: (line: string) => void, debug?: (line: string) => void): Candidates {
+export function startCandidates(flags: MasterFlags, credentials: grpc.ChannelCredentials, raft: RaftLeadership, log: (line: string) => void, debug?: (line: string) => void): Candidates {
   const endpoint = (flags.advertiseClientUrls[0] ?? '').replace(/^https?:\/\//, '');
   const components: Component[] = [...(flags.scheduler ? (['scheduler'] as const) : []), ...(flags.controllers ? (['controller-manager'] as const) : [])];
-  if (components.length === 0) return { stop: async () => undefined };
+  if (components.length === 0) return { prefer: () => undefined, stop: async () => undefined };
   const shared = warmInformers({ endpoints: [endpoint], credentials }, components, log);
-  const started = components.map((component) => startCandidate({ endpoints: [endpoint], credentials, identityPrefix: flags.name, component, log, informers: shared.informers, ...(debug === undefined ? {} : { debug }), controllerManager: { nodeMonitorGracePeriodMs: flags.nodeMonitorGracePeriodMs, loadBalancerIpPool: flags.loadBalancerIpPool, ...(flags.trustedCaFile === '' ? {} : { rootCaPem: readFileSync(flags.trustedCaFile, 'utf8') }) } }));
+  const controllerManager = { nodeMonitorGracePeriodMs: flags.nodeMonitorGracePeriodMs, loadBalancerIpPool: flags.loadBalancerIpPool, ...(flags.trustedCaFile === '' ? {} : { rootCaPem: readFileSync(flags.trustedCaFile, 'utf8') }) };
+  const started = components.map((component) =>
+    startCandidate({ endpoints: [endpoint], credentials, identityPrefix: flags.name, component, log, informers: shared.informers, ...(debug === undefined ? {} : { debug }), controllerManager, preferred: () => raft.isLeader(), timing: IN_MASTER_LEASE_TIMING }),
+  );
+  const prefer = (): void => {
+    for (const one of started) one.prefer();
+  };
+  const unsubscribe = raft.onBecameLeader(prefer);
   return {
+    prefer,
     stop: async () => {
+      unsubscribe();
       await Promise.all(started.map((one) => one.stop()));
       shared.stop();
     },

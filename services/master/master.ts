@@ -126,7 +126,13 @@ export class Master {
       throw error;
     }
     store.start();
-    master.candidates = startCandidates(flags, master.selfCredentials, (line) => logger.info(line), flags.logLevel === 'debug' ? (line) => logger.debug(line) : undefined);
+    const raftLeadership = {
+      isLeader: () => store.leading,
+      onBecameLeader: (listener: () => void) => store.onLeaderChange((leader) => {
+        if (leader === store.memberId) listener();
+      }),
+    };
+    master.candidates = startCandidates(flags, master.selfCredentials, raftLeadership, (line) => logger.info(line), flags.logLevel === 'debug' ? (line) => logger.debug(line) : undefined);
     logger.info(
       `member ${flags.name} (${formatId(store.memberId)}) of cluster ${formatId(store.clusterId)} serving clients on ${flags.listenClientUrls.join(',')}, peers on ${flags.listenPeerUrls.join(',')}`,
     );

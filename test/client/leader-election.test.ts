@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { LeaderElector, type Leadership } from '../../services/client/leader-election.js';
+import { LeaderElector, type LeaderElectionOptions, type Leadership } from '../../services/client/leader-election.js';
 import { ResourceClient, type KubeObject } from '../../services/client/resources.js';
 import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 import { failure } from '../support/refusals.js';
@@ -29,7 +29,7 @@ describe('client: leader election with fencing', function () {
   let cluster: LocalCluster;
   const candidates: Candidate[] = [];
 
-  const candidate = (identity: string, leaseName = 'scheduler'): Candidate => {
+  const candidate = (identity: string, leaseName = 'scheduler', overrides: Partial<LeaderElectionOptions> = {}): Candidate => {
     const leaseClient = new ResourceClient({ endpoints: cluster.endpoints });
     const workClient = new ResourceClient({ endpoints: cluster.endpoints });
     const leaderships: Leadership[] = [];
@@ -53,6 +53,7 @@ describe('client: leader election with fencing', function () {
         onStartedLeading: (leadership) => leaderships.push(leadership),
         onStoppedLeading: () => made.stopped++,
         onNewLeader: (holder) => seen.push(holder),
+        ...overrides,
       }),
     };
     candidates.push(made);
@@ -122,6 +123,37 @@ describe('client: leader election with fencing', function () {
     await waitFor('d to lead', async () => (d.elector.isLeader ? true : undefined), 30_000, 10);
     const refused = await failure(c.workClient.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'after-stop', namespace: 'default' } }));
     expect(refused.code).to.equal(grpc.status.FAILED_PRECONDITION);
+  });
+
+  it('a preferred candidate takes a Lease its holder keeps renewing at once, and the holder stops at once', async function () {
+    // Durations no test waits out: only the preference can move this Lease, only seeing it moved can stop its holder.
+    const long = { leaseDurationMs: 600_000, renewDeadlineMs: 400_000, retryPeriodMs: 100 };
+    let preferH = false;
+    const g = candidate('g', 'preferred', long);
+    const h = candidate('h', 'preferred', { ...long, preferred: () => preferH });
+    g.elector.start();
+    await waitFor('g to lead', async () => (g.elector.isLeader ? true : undefined), 30_000, 10);
+    h.elector.start();
+    h.elector.prefer(); // not preferred yet: nothing happens
+    await waitFor('h to see g as the leader', async () => (h.seen.includes('g') ? true : undefined), 30_000, 10);
+    const renewedBy = async (): Promise<string> => String((await g.leaseClient.get('Lease', 'kube-system', 'preferred')).metadata?.resourceVersion);
+    const before = await renewedBy();
+    await waitFor('g to renew', async () => ((await renewedBy()) !== before ? true : undefined), 30_000, 10);
+    expect(h.elector.isLeader).to.equal(false);
+    expect(g.elector.isLeader).to.equal(true);
+
+    preferH = true;
+    h.elector.prefer();
+    await waitFor('h to take over', async () => (h.elector.isLeader ? true : undefined), 30_000, 10);
+    await waitFor('g to step down', async () => (!g.elector.isLeader ? true : undefined), 30_000, 10);
+    expect(g.stopped).to.equal(1);
+    expect(g.leaderships[0]!.signal.aborted).to.equal(true);
+    const refused = await failure(g.workClient.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'by-g-after', namespace: 'default' } }));
+    expect(refused.code).to.equal(grpc.status.FAILED_PRECONDITION);
+    await h.workClient.create('ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'by-h', namespace: 'default' } });
+    const lease = await h.leaseClient.get('Lease', 'kube-system', 'preferred');
+    expect((lease.spec as { holderIdentity: string }).holderIdentity).to.equal('h');
+    expect((lease.spec as { leaseTransitions: number }).leaseTransitions).to.equal(1);
   });
 
   it('stopped while a renewal is in flight, does not lead again and still releases the Lease', async function () {

@@ -1,6 +1,9 @@
 // Every master hosts a scheduler candidate; the Lease holder's binds pods.
-// kill -9 of the master hosting the active scheduler: another master's
-// candidate takes over and binds the next pod.
+// The Raft leader's candidate is preferred: it holds the Lease, and when
+// leadership moves the next leader's candidate takes it over from the
+// (healthy, renewing) old holder at once. kill -9 of the master hosting the
+// active scheduler: another master's candidate takes over and binds the
+// next pod.
 
 import { expect } from 'chai';
 import { mkdtempSync } from 'node:fs';
@@ -55,6 +58,30 @@ describe('mast master: hosted scheduler candidates fail over', function () {
     const lease = await client.get('Lease', 'kube-system', 'kube-scheduler');
     return String((lease.spec as { holderIdentity?: string }).holderIdentity ?? '');
   };
+
+  it('the Raft leader’s candidate holds the Lease, and the next leader’s takes it over when leadership moves', async function () {
+    const hostOfHolder = async (): Promise<string> => (await holder()).split('_')[0]!;
+    const leader = await cluster.waitForLeader();
+    await waitFor(`the Lease to be held by ${leader.name}, the Raft leader`, async () => ((await hostOfHolder()) === leader.name ? true : undefined), 60_000, 50);
+    const transitions = async (): Promise<number> => Number(((await client.get('Lease', 'kube-system', 'kube-scheduler')).spec as { leaseTransitions?: number }).leaseTransitions ?? 0);
+    const transitionsBefore = await transitions();
+
+    const target = cluster.running().find((member) => member.name !== leader.name)!;
+    const connection = cluster.connection(target.name);
+    const leaderConnection = cluster.connection(leader.name);
+    try {
+      const targetId = String((await connection.status()).header?.memberId);
+      await leaderConnection.moveLeader(targetId);
+    } finally {
+      connection.close();
+      leaderConnection.close();
+    }
+    expect((await cluster.waitForLeader()).name).to.equal(target.name);
+    // The old holder is alive and renews every second, so its Lease never expires: only the preference moves it.
+    await waitFor(`the Lease to move to ${target.name}`, async () => ((await hostOfHolder()) === target.name ? true : undefined), 60_000, 50);
+    expect(await transitions()).to.equal(transitionsBefore + 1);
+    expect(await bindsPod('after-move')).to.be.oneOf(['n1', 'n2']);
+  });
 
   it('binds with one master’s scheduler, and with another’s after that master is killed', async function () {
     expect(await bindsPod('before')).to.be.oneOf(['n1', 'n2']);
