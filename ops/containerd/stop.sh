@@ -252,10 +252,22 @@ fi
 
 for ns in "${NAMESPACES[@]}"; do CGROUPS+=("/$ns"); done # `ctr run` uses /<namespace>/<id>
 # Pod-level cgroups (the agent's cgroup_parent) outlive their containers; with
-# MAST_CGROUP_ROOT every empty cgroup under it goes too.
+# MAST_CGROUP_ROOT every empty cgroup under it goes too. Memory still charged
+# to them (and to their removed containers' cgroups) is reclaimed first, once
+# written back: otherwise the kernel keeps each as a "dying" memory cgroup,
+# and a few hundred of those slow the whole machine (see
+# services/agent/pod-cgroups.ts, which does the same for each deleted pod).
 if [[ $CGROUP_ROOT == /?* && $CGROUP_ROOT != *..* ]]; then
+  synced=0
   for r in "${cgroot[@]}"; do
     if [[ -d $r$CGROUP_ROOT ]]; then
+      if [[ -f $r$CGROUP_ROOT/memory.force_empty ]]; then
+        (( synced )) || { sync; synced=1; }
+        while read -r d; do
+          procs=$(cat "$d/cgroup.procs" 2>/dev/null) || continue
+          if [[ -z $procs ]]; then echo 0 >"$d/memory.force_empty" 2>/dev/null || true; fi
+        done < <(find "$r$CGROUP_ROOT" -depth -type d)
+      fi
       find "$r$CGROUP_ROOT" -depth -type d -exec rmdir {} \; 2>/dev/null || true
     fi
   done

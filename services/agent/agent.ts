@@ -19,6 +19,7 @@ import { findOrphans, PodWorker, removeOrphans } from './pod-worker.js';
 import { ContainerState } from '../../proto/gen/cri/v1/api.js';
 import { UsageReporter } from './usage.js';
 import { LifecycleEvents } from './pleg.js';
+import { DEFAULT_CGROUP_ROOT, PodCgroups } from './pod-cgroups.js';
 
 export interface AgentOptions {
   readonly client: ResourceClient;
@@ -85,6 +86,8 @@ export class Agent {
   private lifecycle: LifecycleEvents | undefined;
   private runtimeName = '';
   private orphanTimer: NodeJS.Timeout | undefined;
+  /** Pod-level cgroups, released once the runtime holds nothing of a pod. */
+  private readonly cgroups: PodCgroups;
   private stopped = false;
   /** When this agent first saw each pod that was not yet Running (for the start-duration metric). */
   private readonly firstSeenMs = new Map<string, number>();
@@ -100,6 +103,7 @@ export class Agent {
     this.secrets = new Informer(client, 'Secret', { log });
     this.claims = new Informer(client, 'PersistentVolumeClaim', { log });
     this.volumes = new Informer(client, 'PersistentVolume', { log });
+    this.cgroups = new PodCgroups({ cgroupRoot: options.cgroupRoot ?? DEFAULT_CGROUP_ROOT, log });
     this.backoff = new Backoff({ ...DEFAULT_BACKOFF_POLICY, initialMs: options.backoffInitialMs ?? DEFAULT_BACKOFF_POLICY.initialMs, maxMs: options.backoffMaxMs ?? DEFAULT_BACKOFF_POLICY.maxMs });
   }
 
@@ -242,6 +246,8 @@ export class Agent {
     this.workers.delete(uid);
     this.posted.delete(uid);
     this.firstSeenMs.delete(uid);
+    // The worker removed the pod's sandbox: its cgroup goes once the runtime's writes for it are on disk.
+    this.cgroups.later(uid, performance.now());
   }
 
   /** A deleted pod is stopped and cleaned up: the kubelet's final delete (grace 0) removes the object. */
@@ -330,9 +336,13 @@ export class Agent {
     try {
       const known = new Set([...this.workers.keys()]);
       const orphans = await findOrphans(this.options.runtime, known);
-      if (orphans.uids.length === 0) return;
-      this.options.log(`removing what the runtime runs for ${orphans.uids.length} pod(s) no longer bound here: ${orphans.uids.join(', ')}`);
-      await removeOrphans(this.options.runtime, orphans);
+      if (orphans.uids.length > 0) {
+        this.options.log(`removing what the runtime runs for ${orphans.uids.length} pod(s) no longer bound here: ${orphans.uids.join(', ')}`);
+        await removeOrphans(this.options.runtime, orphans);
+      }
+      // Cgroups of pods gone from the runtime (a pod still running keeps its container cgroups: those stay).
+      await this.cgroups.sweep(known, performance.now());
+      await this.cgroups.releaseDue(performance.now());
     } catch (error) {
       this.options.log(`orphan sweep failed: ${error instanceof Error ? error.message : String(error)}`);
     }

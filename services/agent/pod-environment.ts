@@ -33,6 +33,7 @@ import { containerEnvironment, effectiveRequest, envReferences, expandCommandAnd
 import { ANNOTATION_CONTAINER_HASH, ANNOTATION_RESTART_COUNT, containerSpecHash, LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID } from './pod-actions.js';
 import { PodConfigError, type PodEnvironment } from './pod-environment-types.js';
 import { VolumeManager, type VolumeObjects } from './volumes.js';
+import { DEFAULT_CGROUP_ROOT, podCgroupParent } from './pod-cgroups.js';
 
 type Maybe<T> = T | undefined | Promise<T | undefined>;
 
@@ -402,7 +403,7 @@ export class NodePodEnvironment implements PodEnvironment {
     }
     const logDirectory = this.podLogDirectory(pod);
     mkdirSync(logDirectory, { recursive: true, mode: 0o755 });
-    const cgroupRoot = this.options.cgroupRoot ?? '/mast';
+    const cgroupRoot = this.options.cgroupRoot ?? DEFAULT_CGROUP_ROOT;
     const sysctls = Object.fromEntries((pod.spec?.securityContext?.sysctls ?? []).map((sysctl) => [sysctl.name ?? '', sysctl.value ?? '']));
     const podContext = pod.spec?.securityContext;
     return PodSandboxConfig.fromPartial({
@@ -414,7 +415,7 @@ export class NodePodEnvironment implements PodEnvironment {
       labels: podLabels(pod),
       annotations: { ...pod.metadata?.annotations, ...gracePeriodAnnotations(pod) },
       linux: {
-        cgroupParent: cgroupRoot === '' ? '' : `${cgroupRoot.replace(/\/$/, '')}/pod${pod.metadata?.uid ?? ''}`,
+        cgroupParent: podCgroupParent(cgroupRoot, pod.metadata?.uid ?? ''),
         sysctls,
         securityContext: {
           namespaceOptions: namespaceOptions(pod),
