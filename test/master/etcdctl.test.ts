@@ -110,9 +110,14 @@ describe('etcdctl against a 3-master mast cluster', function () {
   });
 
   it('member list, member add (learner) and member remove', async function () {
-    const list = await etcdctl(['member', 'list']);
+    // A member publishes its name and client URLs through the log once it sees a leader (as etcd's do), so a fresh
+    // cluster may list one without them for a moment, or answer from a member that has not applied it yet.
+    const lines = cluster.members.map((member) => `${member.name}, ${member.peerUrl}, ${member.clientUrl}, false`);
+    const list = await waitFor('every member to be listed with its name and URLs', async () => {
+      const listed = await etcdctl(['member', 'list']);
+      return lines.every((line) => listed.includes(line)) ? listed : undefined;
+    }, 30_000, 100);
     expect(list.trim().split('\n')).to.have.length(3);
-    for (const member of cluster.members) expect(list).to.contain(`${member.name}, ${member.peerUrl}, ${member.clientUrl}, false`);
     const added = await etcdctl(['member', 'add', 'm4', '--learner', '--peer-urls=http://127.0.0.1:1']);
     const id = /Member\s+([0-9a-f]+) added to cluster/.exec(added)?.[1];
     expect(id, added).to.be.a('string');
