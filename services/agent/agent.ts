@@ -342,7 +342,6 @@ export class Agent {
       }
       // Cgroups of pods gone from the runtime (a pod still running keeps its container cgroups: those stay).
       await this.cgroups.sweep(known, performance.now());
-      await this.cgroups.releaseDue(performance.now());
     } catch (error) {
       this.options.log(`orphan sweep failed: ${error instanceof Error ? error.message : String(error)}`);
     }

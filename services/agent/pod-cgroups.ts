@@ -89,33 +89,45 @@ export class PodCgroups {
   }
 
   /** Release the cgroups whose time has come; those that cannot go yet are tried again next time. */
-  async releaseDue(nowMs: number): Promise<void> {
-    for (const [uid, at] of [...this.due]) {
-      if (at > nowMs) continue;
-      if (await this.release(uid)) this.due.delete(uid);
+  async releaseDue(nowMs: number, mounts?: readonly string[]): Promise<void> {
+    const due = [...this.due].filter(([, at]) => at <= nowMs);
+    if (due.length === 0) return;
+    const hierarchies = mounts ?? (await this.mounts());
+    for (const [uid] of due) {
+      if (await this.releaseIn(hierarchies, uid)) this.due.delete(uid);
     }
   }
 
-  /** Reclaim and remove the pod's cgroups; true when none is left. */
+  /** Reclaim and remove the pod's cgroups now; true when none is left. */
   async release(uid: string): Promise<boolean> {
-    const parent = podCgroupParent(this.options.cgroupRoot, uid);
-    if (parent === '') return true;
-    let released = true;
-    for (const mount of await this.mounts()) {
-      if (!(await this.releaseDirectory(join(mount, parent)))) released = false;
-    }
-    return released;
+    return this.releaseIn(await this.mounts(), uid);
   }
 
-  /** Schedule the release of the pod cgroups under the root of every pod not in `keep` (pods deleted while the agent was down, or missed). */
+  /**
+   * Schedule the release of the pod cgroups under the root of every pod not
+   * in `keep` (pods deleted while the agent was down, or missed), then
+   * release those whose time has come.
+   */
   async sweep(keep: ReadonlySet<string>, nowMs: number): Promise<void> {
     if (this.options.cgroupRoot === '') return;
-    for (const mount of await this.mounts()) {
+    const mounts = await this.mounts();
+    for (const mount of mounts) {
       for (const name of await subdirectories(join(mount, this.options.cgroupRoot))) {
         const uid = POD_DIRECTORY.exec(name)?.[1];
         if (uid !== undefined && !keep.has(uid) && !this.due.has(uid)) this.later(uid, nowMs);
       }
     }
+    await this.releaseDue(nowMs, mounts);
+  }
+
+  private async releaseIn(mounts: readonly string[], uid: string): Promise<boolean> {
+    const parent = podCgroupParent(this.options.cgroupRoot, uid);
+    if (parent === '') return true;
+    let released = true;
+    for (const mount of mounts) {
+      if (!(await this.releaseDirectory(join(mount, parent)))) released = false;
+    }
+    return released;
   }
 
   private async mounts(): Promise<string[]> {
@@ -129,10 +141,9 @@ export class PodCgroups {
 
   /** One hierarchy's pod cgroup: false when it is still there (in use, or not ours to remove). */
   private async releaseDirectory(directory: string): Promise<boolean> {
-    if (!(await isDirectory(directory))) return true;
     if ((await subdirectories(directory)).length > 0) return false; // the runtime still has a container here
     try {
-      // Never reclaim from a cgroup with processes in it (their pages are in use).
+      // Never reclaim from a cgroup with processes in it (their pages are in use). ENOENT: not there, nothing to do.
       if ((await readFile(join(directory, 'cgroup.procs'), 'utf8')).trim() !== '') return false;
       if (await exists(join(directory, 'memory.force_empty'))) {
         await writeFile(join(directory, 'memory.force_empty'), '0');
@@ -152,14 +163,6 @@ export class PodCgroups {
       }
       return false;
     }
-  }
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
   }
 }
 

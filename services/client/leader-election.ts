@@ -120,6 +120,11 @@ function durationOf(lease: LeaseObject): number {
   return Number.isFinite(annotated) && annotated > 0 ? annotated : (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
 }
 
+/** Why a holder stops when its Lease shows `holder` instead of it. */
+function lostTo(holder: string): string {
+  return holder === '' ? 'the Lease was released' : `${holder} holds the Lease`;
+}
+
 export function microTime(date: Date): string {
   return date.toISOString().replace(/Z$/, '000Z');
 }
@@ -190,7 +195,7 @@ export class LeaderElector {
       this.observe(String(lease.metadata?.resourceVersion), lease.spec?.holderIdentity ?? '', durationOf(lease), lease.spec?.renewTime);
     }
     // Another holder took it: stop acting now (its fence already refuses our writes).
-    if (this.observed !== undefined && this.observed.holder !== this.options.identity) this.stepDown(`${this.observed.holder === '' ? 'the Lease was released' : `${this.observed.holder} holds the Lease`}`);
+    if (this.observed !== undefined && this.observed.holder !== this.options.identity) this.stepDown(lostTo(this.observed.holder));
     if (this.busy || this.leading !== undefined) return; // the attempt in flight schedules the next one
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.schedule(this.nextAttemptInMs());
@@ -207,7 +212,7 @@ export class LeaderElector {
   private nextAttemptInMs(): number {
     const observed = this.observed;
     if (this.leading !== undefined || observed === undefined || observed.holder === '' || observed.holder === this.options.identity) return this.retryPeriodMs;
-    if (this.isPreferred()) return Math.max(0, this.lastAttemptAtMs + Math.min(this.retryPeriodMs, PREFERRED_RETRY_MS) - this.now());
+    if (this.isPreferred()) return this.untilPreferredRetryMs();
     const bySight = observed.atMs + observed.durationMs + 1 - this.now();
     const byRenewTime = Number.isFinite(observed.renewedAtWallMs) ? this.renewTimeLeftMs(observed.renewedAtWallMs, observed.durationMs) + 1 : Infinity;
     return Math.max(this.retryPeriodMs, Math.min(bySight, byRenewTime));
@@ -221,11 +226,16 @@ export class LeaderElector {
   prefer(): void {
     if (!this.running || this.busy || this.leading !== undefined || !this.isPreferred()) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    this.schedule(Math.max(0, this.lastAttemptAtMs + Math.min(this.retryPeriodMs, PREFERRED_RETRY_MS) - this.now()));
+    this.schedule(this.untilPreferredRetryMs());
   }
 
   private isPreferred(): boolean {
     return this.options.preferred?.() ?? false;
+  }
+
+  /** How long a preferred candidate still waits before its next try (PREFERRED_RETRY_MS, or the retry period if shorter, after its last). */
+  private untilPreferredRetryMs(): number {
+    return Math.max(0, this.lastAttemptAtMs + Math.min(this.retryPeriodMs, PREFERRED_RETRY_MS) - this.now());
   }
 
   /**
@@ -342,7 +352,7 @@ export class LeaderElector {
       }
       return;
     }
-    if (this.leading !== undefined) this.stepDown(holder === '' ? 'the Lease was released' : `${holder} holds the Lease`);
+    this.stepDown(lostTo(holder));
     if (holder !== '' && !this.expired(lease) && !this.isPreferred()) return;
     // Free, expired, or held by another while this candidate is preferred: take it, by compare-and-swap on the version seen.
     const taken = await client.update('Lease', {
