@@ -5,7 +5,8 @@
 // leader, random loss, and delay.
 
 import type { LocalCluster } from '../../services/launcher/local-cluster.js';
-import type { DelayRelay, PeerNetwork } from './network.js';
+import type { PeerNetwork } from './network.js';
+import type { PeerRelay } from '../../test/support/peer-relay.js';
 
 export const FAULTS = ['kill-leader', 'kill-follower', 'kill-quorum', 'stop-leader', 'snapshot-catchup', 'partition-leader', 'drop-peer', 'delay-peer'] as const;
 export type FaultName = (typeof FAULTS)[number];
@@ -17,7 +18,7 @@ export function isFault(name: string): name is FaultName {
 export interface FaultContext {
   readonly cluster: LocalCluster;
   readonly net: PeerNetwork | undefined;
-  readonly relays: readonly DelayRelay[] | undefined;
+  readonly relays: readonly PeerRelay[] | undefined;
   readonly random: () => number;
   /** How long the fault (each repetition) lasts. */
   readonly holdMs: number;

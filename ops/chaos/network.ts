@@ -2,12 +2,10 @@
 // address per process, so traffic is told apart by process: each master runs
 // in a cgroup v2 of its own (mast-chaos-<pid>/<member>), and a nftables table
 // of this run's own drops peer-port packets by `socket cgroupv2` plus ports.
-// Delay needs netem, absent here, so it is done by a userspace relay in
-// front of each master's peer port (members advertise the relay's URL).
+// Delay needs netem, absent here, so it is done by relays (test/support/peer-relay.ts).
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 
 const CGROUP_MOUNT = '/sys/fs/cgroup';
 /** Where cgroup v2 is mounted: the unified hierarchy of a hybrid setup, or /sys/fs/cgroup itself. */
@@ -119,72 +117,5 @@ export class PeerNetwork {
     };
     for (const member of this.members) remove(`${this.root}/${this.base}/${member}`);
     remove(`${this.root}/${this.base}`);
-  }
-}
-
-/** A TCP relay in front of one master's peer port that can delay what it forwards, in order, each way. */
-export class DelayRelay {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  /** Milliseconds each chunk is held, drawn per chunk (0: none). */
-  delayMs: () => number = () => 0;
-  /** Chunks forwarded, and of them delayed (evidence the peers talk through the relay). */
-  forwarded = 0;
-  delayed = 0;
-
-  constructor(
-    readonly listenPort: number,
-    private readonly targetPort: number,
-  ) {}
-
-  async start(): Promise<void> {
-    const server = createServer((inbound) => {
-      const outbound = connect(this.targetPort, '127.0.0.1');
-      this.sockets.add(inbound);
-      this.sockets.add(outbound);
-      this.pipe(inbound, outbound);
-      this.pipe(outbound, inbound);
-      const close = (): void => {
-        inbound.destroy();
-        outbound.destroy();
-        this.sockets.delete(inbound);
-        this.sockets.delete(outbound);
-      };
-      inbound.on('close', close).on('error', close);
-      outbound.on('close', close).on('error', close);
-    });
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.listenPort, '127.0.0.1', () => resolve());
-    });
-  }
-
-  private pipe(from: Socket, to: Socket): void {
-    let lastDeliveryMs = 0;
-    from.setNoDelay(true);
-    from.on('data', (chunk: Buffer) => {
-      const delay = this.delayMs();
-      this.forwarded++;
-      if (delay > 0) this.delayed++;
-      if (delay <= 0 && lastDeliveryMs <= Date.now()) {
-        to.write(chunk);
-        return;
-      }
-      // In order: never before the chunk ahead of it.
-      const at = Math.max(Date.now() + delay, lastDeliveryMs);
-      lastDeliveryMs = at;
-      setTimeout(() => {
-        if (!to.destroyed) to.write(chunk);
-      }, at - Date.now());
-    });
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-    const server = this.server;
-    this.server = undefined;
-    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }

@@ -10,12 +10,13 @@ import * as grpc from '@grpc/grpc-js';
 import { HollowNode } from '../../services/agent/hollow.js';
 import { EtcdClient, EtcdConnection } from '../../services/client/etcd.js';
 import { ResourceClient, statusCodeOf, type KubeObject } from '../../services/client/resources.js';
-import { freePort, LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
+import { LocalCluster, waitFor, waitForNamespace } from '../../services/launcher/local-cluster.js';
 import { checkHistory } from '../../test/chaos/linearizability.js';
 import { auditedWrite, hostOf, LEASE_OF, logEntries, PodLedger, takeover } from '../../test/chaos/support.js';
 import { boundTwice, checkAckedWrites, checkCurrent, checkWatcher, staleLeaderWrites, type AuditEntry, type TakeoverEntry } from '../../test/chaos/chaos-checks.js';
 import { injectFault, type FaultName } from './faults.js';
-import { DelayRelay, PeerNetwork } from './network.js';
+import { PeerNetwork } from './network.js';
+import { relayPeerLinks, type PeerRelay } from '../../test/support/peer-relay.js';
 import type { RunResult, Verdict } from '../../test/chaos/chaos-report.js';
 import { KvWatcher, KvWorkload, seededRandom } from './workload.js';
 import { prefixEnd } from '../../raft/kv/index.js';
@@ -85,7 +86,7 @@ function deploymentSettled(object: KubeObject, image: string): boolean {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A fresh 3-master cluster, each master in its cgroup (partition and drop) or behind its relay (delay); torn down by `cleanup`. */
-async function startCluster(options: RunOptions, cleanup: Cleanup): Promise<{ cluster: LocalCluster; net: PeerNetwork | undefined; relays: DelayRelay[] | undefined; start: (name: string) => void }> {
+async function startCluster(options: RunOptions, cleanup: Cleanup): Promise<{ cluster: LocalCluster; net: PeerNetwork | undefined; relays: PeerRelay[] | undefined; start: (name: string) => void }> {
   const baseDir = mkdtempSync(join(tmpdir(), 'mast-chaos-'));
   cleanup.add(() => rmSync(baseDir, { recursive: true, force: true }));
   const net = options.fault === 'partition-leader' || options.fault === 'drop-peer' ? new PeerNetwork(String(process.pid)) : undefined;
@@ -103,24 +104,13 @@ async function startCluster(options: RunOptions, cleanup: Cleanup): Promise<{ cl
     }
     await cluster.destroy();
   });
-  let relays: DelayRelay[] | undefined;
+  let relays: PeerRelay[] | undefined;
   if (options.fault === 'delay-peer') {
-    // Each master advertises a relay in front of its peer port: every peer link into it goes through the relay.
-    relays = [];
-    for (const member of cluster.members) relays.push(new DelayRelay(await freePort(), Number(new URL(member.peerUrl).port)));
-    for (const relay of relays) await relay.start();
+    const started = await relayPeerLinks(cluster);
+    relays = started;
     cleanup.add(async () => {
-      for (const relay of relays!) await relay.stop();
+      for (const relay of started) await relay.stop();
     });
-    const relayUrl = new Map(cluster.members.map((member, index) => [member.name, `http://127.0.0.1:${relays![index]!.listenPort}`]));
-    const initialCluster = cluster.members.map((member) => `${member.name}=${relayUrl.get(member.name)!}`).join(',');
-    const argsFor = cluster.argsFor.bind(cluster);
-    cluster.argsFor = (member, state, given) =>
-      argsFor(member, state, given).map((arg) => {
-        if (arg.startsWith('--initial-advertise-peer-urls=')) return `--initial-advertise-peer-urls=${relayUrl.get(member.name)!}`;
-        if (arg.startsWith('--initial-cluster=')) return `--initial-cluster=${initialCluster}`;
-        return arg;
-      });
   }
   const start = (name: string): void => {
     const member = cluster.startMember(name);

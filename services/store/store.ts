@@ -5,16 +5,19 @@
 // Writes: the request becomes a Command with a unique id, proposed through
 // the local Raft node (a follower forwards it to the leader inside Raft). The
 // member answers its client when it applies the entry carrying that id. If
-// the leader changes before that, the member proposes it again: the state
-// machine applies an id at most once, so the retry is safe, and a client
-// whose request was in flight during a failover simply sees it succeed late.
+// the leader changes before that, the member proposes it again; so it does
+// when the write is not applied within a while under the same leader (a
+// forwarded proposal lost on a peer link that broke, a leadership transfer
+// that gave up). The state machine applies an id at most once, so a retry is
+// safe, and a client whose request was in flight during a failover or a
+// broken link simply sees it succeed late.
 //
 // Reads: linearizable reads share ReadIndex rounds (all reads that arrive
 // while one round is in flight ride on the next), then read the local store.
 
 import { nanoid } from 'nanoid';
 import type * as grpc from '@grpc/grpc-js';
-import { NONE, type ConfChange, type LogIndex, type Message, type NodeId, type Ready, type Status } from '../../raft/core/index.js';
+import { NONE, type ConfChange, type LogIndex, type Message, type NodeId, type ProposeResult, type Ready, type Status } from '../../raft/core/index.js';
 import type { MvccStore, WatchHub } from '../../raft/kv/index.js';
 import { NodeStopped, ProposalRefused, RaftNode, ReadTimedOut } from '../../raft/node/index.js';
 import { LevelRaftStorage } from '../../raft/storage/index.js';
@@ -74,6 +77,12 @@ interface PendingWrite {
   readonly reject: (error: Error) => void;
   readonly timer: NodeJS.Timeout;
   readonly observer: WriteObserver | undefined;
+  /** performance.now() of its latest proposal. */
+  proposedAt: number;
+  /** How its latest proposal went: 'accepted' means it is in this leader's own log. */
+  proposal: ProposeResult['kind'];
+  /** Proposals so far; each retry waits twice as long as the one before. */
+  proposals: number;
 }
 
 /** Told when a write this member proposed is committed (before it is applied here). */
@@ -94,6 +103,14 @@ function systemRng(): { nextInt(maxExclusive: number): number } {
 /** How soon a failed publish of this member's client URLs is tried again. */
 const PUBLISH_RETRY_MS = 1000;
 
+/**
+ * A write not applied this long after its proposal is proposed again (at
+ * least; an election timeout if longer): Raft does not tell a follower that
+ * the proposal it forwarded was lost, and a healthy cluster applies a write in
+ * milliseconds, so by then it is lost or stuck behind a fault.
+ */
+const REPROPOSE_AFTER_MS = 1000;
+
 export class ReplicatedStore implements StateListener {
   readonly memberId: NodeId;
   readonly clusterId: number;
@@ -112,6 +129,7 @@ export class ReplicatedStore implements StateListener {
   private reading = false;
   private lessorTimer: NodeJS.Timeout | undefined;
   private compactionTimer: NodeJS.Timeout | undefined;
+  private reproposeTimer: NodeJS.Timeout | undefined;
   private published = false;
   private stopped = false;
   private readonly leaderListeners = new Set<(leader: NodeId) => void>();
@@ -190,6 +208,8 @@ export class ReplicatedStore implements StateListener {
   start(): void {
     this.node.start();
     this.lessorTimer = setInterval(() => this.lessor.check(), 100);
+    const reproposeAfterMs = Math.max(REPROPOSE_AFTER_MS, this.options.electionTimeoutMs);
+    this.reproposeTimer = setInterval(() => this.reproposeStale(reproposeAfterMs), reproposeAfterMs / 4);
     const auto = this.options.autoCompaction;
     if (auto !== undefined && auto.retention > 0) {
       // etcd checks revision mode every 5 minutes and periodic mode at a tenth of the retention.
@@ -219,6 +239,7 @@ export class ReplicatedStore implements StateListener {
     this.stopped = true;
     if (this.lessorTimer !== undefined) clearInterval(this.lessorTimer);
     if (this.compactionTimer !== undefined) clearInterval(this.compactionTimer);
+    if (this.reproposeTimer !== undefined) clearInterval(this.reproposeTimer);
     const stopped = this.stoppedError();
     for (const pending of this.pending.values()) {
       clearTimeout(pending.timer);
@@ -278,14 +299,17 @@ export class ReplicatedStore implements StateListener {
         this.pending.delete(requestId);
         reject(new StoreError('timeout', 'etcdserver: request timed out'));
       }, this.options.requestTimeoutMs);
-      const pending: PendingWrite = { data, resolve, reject, timer, observer };
+      const pending: PendingWrite = { data, resolve, reject, timer, observer, proposedAt: 0, proposal: 'refused', proposals: 0 };
       this.pending.set(requestId, pending);
       this.submit(requestId, pending);
     });
   }
 
   private submit(requestId: string, pending: PendingWrite): void {
+    pending.proposedAt = performance.now();
+    pending.proposals++;
     const result = this.node.submit(pending.data);
+    pending.proposal = result.kind;
     if (result.kind !== 'refused') return;
     switch (result.reason) {
       case 'no-leader':
@@ -297,6 +321,25 @@ export class ReplicatedStore implements StateListener {
       default:
         this.fail(requestId, new StoreError('failed-precondition', result.message, result.leader));
     }
+  }
+
+  /**
+   * Propose again each pending write that a known leader has not applied
+   * within `afterMs` (doubling with each retry of that write, so an overloaded
+   * leader gets at most a few copies). A write in this leader's own log is not
+   * lost while it stays leader; a leader change proposes everything again.
+   */
+  private reproposeStale(afterMs: number): void {
+    if (this.leader === NONE) return; // proposed again when a leader is known
+    const now = performance.now();
+    let count = 0;
+    for (const [requestId, pending] of this.pending) {
+      if (pending.proposal === 'accepted') continue;
+      if (now - pending.proposedAt < afterMs * 2 ** (pending.proposals - 1)) continue;
+      count++;
+      this.submit(requestId, pending);
+    }
+    if (count > 0) this.options.logger.warn(`proposing ${count} write(s) again: not applied within ${afterMs} ms under leader ${formatId(this.leader)}`);
   }
 
   /** The pending write with this id, no longer pending (undefined if another member proposed it). */
