@@ -11,7 +11,9 @@
 // busy the machine was meanwhile (from /proc/stat).
 // Last line: {"bench":"pods","runtime","pods","startup_p50_ms","startup_p99_ms",
 // "scheduled_p50_ms","scheduled_p99_ms","on_node_p50_ms","on_node_p99_ms","cpu_busy_pct","cpu_steal_pct",
-// "cpu_masters_s","cpu_agent_s","cpu_bench_s","cpu_other_s" (CPU seconds in the latency phase),"batch_wall_ms"}.
+// "cpu_masters_s","cpu_agent_s","cpu_bench_s","cpu_other_s" (CPU seconds in the latency phase),
+// "store_writes" (revisions the store moved in that phase),"batch_wall_ms"}.
+// It also names the slowest pods and prints the agent's log lines about the slowest.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -115,6 +117,51 @@ function cpuShares(before: number[] | undefined, after: number[] | undefined): {
   return { busy_pct: pct(user + nice + system + irq + softirq), system_pct: pct(system + irq + softirq), steal_pct: pct(steal), busy_s: (user + nice + system + irq + softirq) / 100 };
 }
 
+interface PodTimes {
+  readonly name: string;
+  /** performance.now() of its accepted creation, of the watch showing it bound, and Running. */
+  readonly created: number;
+  readonly bound: number;
+  readonly running: number;
+  /** Its creation in ms after the phase's first. */
+  readonly offset: number;
+}
+
+/** The `count` pods slowest to start, slowest first. */
+function slowest(names: readonly string[], accepted: ReadonlyMap<string, number>, times: RunningTimes, count: number): PodTimes[] {
+  const first = Math.min(...accepted.values());
+  return names
+    .map((name) => ({ name, created: accepted.get(name)!, bound: times.boundAt.get(name)!, running: times.at.get(name)!, offset: accepted.get(name)! - first }))
+    .sort((a, b) => b.running - b.created - (a.running - a.created))
+    .slice(0, count);
+}
+
+function describeSlow(pod: PodTimes): string {
+  return `${pod.name} ${Math.round(pod.running - pod.created)} ms (created at +${Math.round(pod.offset)} ms, bound after ${Math.round(pod.bound - pod.created)}, Running ${Math.round(pod.running - pod.bound)} after that)`;
+}
+
+/** The agent's log lines about a pod, each with its time in ms after the pod's creation (the log is JSON lines with an ISO ts). */
+function agentLinesAbout(logFile: string, pod: PodTimes): string[] {
+  const createdWallMs = pod.created + performance.timeOrigin;
+  let text = '';
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return [];
+  }
+  const lines: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.includes(`/${pod.name}:`)) continue;
+    try {
+      const entry = JSON.parse(line) as { ts: string; msg: string };
+      lines.push(`agent +${Math.round(Date.parse(entry.ts) - createdWallMs)} ms: ${entry.msg}`);
+    } catch {
+      lines.push(line);
+    }
+  }
+  return lines;
+}
+
 async function deleteAll(client: ResourceClient, names: readonly string[]): Promise<void> {
   await Promise.all(names.map((name) => client.delete('Pod', NAMESPACE, name).catch(() => undefined)));
   await waitFor('the pods to be gone', async () => ((await client.list('Pod', { namespace: NAMESPACE })).items.length === 0 ? true : undefined), 300_000, 200);
@@ -158,6 +205,7 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     // Latency pods: one every 1/rate s; each timed from its accepted creation.
     const accepted = new Map<string, number>();
     const names = Array.from({ length: options.pods }, (_, index) => `latency-${index}`);
+    const revisionBefore = Number((await client.list('Namespace', {})).resourceVersion);
     const cpuBefore = machineCpu();
     const ownBefore = ownCpu(cluster, agent);
     const started = performance.now();
@@ -173,6 +221,7 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     await waitFor(`${options.pods} latency pods Running`, async () => (names.every((name) => times!.at.has(name)) ? true : undefined), 300_000, 50);
     const cpu = cpuShares(cpuBefore, machineCpu());
     const ownAfter = ownCpu(cluster, agent);
+    const writes = Number((await client.list('Namespace', {})).resourceVersion) - revisionBefore;
     const seconds = (value: number): number => Math.round(value * 10) / 10;
     const spent = { cpu_masters_s: seconds(ownAfter.masters - ownBefore.masters), cpu_agent_s: seconds(ownAfter.agent - ownBefore.agent), cpu_bench_s: seconds(ownAfter.bench - ownBefore.bench) };
     const latencies = names.map((name) => times!.at.get(name)! - accepted.get(name)!).sort((a, b) => a - b);
@@ -184,8 +233,12 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     const phases = { scheduled_p50_ms: scheduling.p50, scheduled_p99_ms: scheduling.p99, on_node_p50_ms: onNode.p50, on_node_p99_ms: onNode.p99 };
     const runtimeAndRest = cpu === undefined ? undefined : seconds(cpu.busy_s - spent.cpu_masters_s - spent.cpu_agent_s - spent.cpu_bench_s);
     if (cpu !== undefined) log(`  the machine meanwhile: ${cpu.busy_pct}% busy (${cpu.system_pct}% in the kernel), ${cpu.steal_pct}% stolen by the hypervisor`);
+    log(`  ${writes} writes to the store in the phase (${(writes / options.pods).toFixed(1)} per pod, leader-election and node Lease renewals included)`);
     log(`  CPU seconds in the phase: masters ${spent.cpu_masters_s}, agent ${spent.cpu_agent_s}, bench client ${spent.cpu_bench_s}${runtimeAndRest === undefined ? '' : `, everything else (runtime, kernel, other) ${runtimeAndRest}`}`);
     log(`  of which: bound p50 ${phases.scheduled_p50_ms} ms, p99 ${phases.scheduled_p99_ms} ms after creation; Running p50 ${phases.on_node_p50_ms} ms, p99 ${phases.on_node_p99_ms} ms after being bound`);
+    const slow = slowest(names, accepted, times, 3);
+    log(`  slowest: ${slow.map(describeSlow).join('; ')}`);
+    for (const line of agentLinesAbout(agent.logFile, slow[0]!)) log(`    ${line}`);
     await deleteAll(client, names);
 
     // All at once: wall time from the first create to the last Running.
@@ -196,7 +249,7 @@ export async function benchPods(options: PodsBenchOptions, log: (line: string) =
     const batchWallMs = Math.round(Math.max(...batch.map((name) => times!.at.get(name)!)) - batchStarted);
     log(`${options.pods} pods created at once: all Running after ${batchWallMs} ms`);
     await deleteAll(client, batch);
-    return { bench: 'pods', runtime: options.runtime, pods: options.pods, rate: options.rate, masters: options.masters ?? 3, startup_p50_ms: p50, startup_p99_ms: p99, startup_max_ms: Math.round(latencies.at(-1)!), ...phases, ...(cpu === undefined ? {} : { cpu_busy_pct: cpu.busy_pct, cpu_steal_pct: cpu.steal_pct }), ...spent, ...(runtimeAndRest === undefined ? {} : { cpu_other_s: runtimeAndRest }), batch_wall_ms: batchWallMs };
+    return { bench: 'pods', runtime: options.runtime, pods: options.pods, rate: options.rate, masters: options.masters ?? 3, startup_p50_ms: p50, startup_p99_ms: p99, startup_max_ms: Math.round(latencies.at(-1)!), ...phases, store_writes: writes, ...(cpu === undefined ? {} : { cpu_busy_pct: cpu.busy_pct, cpu_steal_pct: cpu.steal_pct }), ...spent, ...(runtimeAndRest === undefined ? {} : { cpu_other_s: runtimeAndRest }), batch_wall_ms: batchWallMs };
   } finally {
     times?.close();
     client?.close();
