@@ -331,6 +331,10 @@ export class ReplicatedStore implements StateListener {
    */
   private reproposeStale(afterMs: number): void {
     if (this.leader === NONE) return; // proposed again when a leader is known
+    // Still applying what is committed: the writes may be among it. (This also keeps a copy from landing
+    // far behind its original, beyond the state machine's window of request ids.)
+    const status = this.node.status();
+    if (status.applied < status.commit) return;
     const now = performance.now();
     let count = 0;
     for (const [requestId, pending] of this.pending) {
