@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Install containerd, runc, busybox-static, the CNI plugins, nftables and
+# Install containerd, runc, crun, busybox-static, the CNI plugins, nftables and
 # iproute2 from Debian's packages, unless everything is already there.
 # Quiet on success; exits non-zero with a message naming what failed.
 set -euo pipefail
 # runc, ip, nft and iptables live in sbin, which a non-login PATH may lack.
 export PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-PACKAGES=(containerd runc busybox-static containernetworking-plugins nftables iproute2)
+PACKAGES=(containerd runc crun busybox-static containernetworking-plugins nftables iproute2)
 
 # What mast's ops scripts need from those packages (iptables comes with
 # containernetworking-plugins and is what the bridge plugin's ipMasq uses).
 REQUIRED=(
-  containerd ctr containerd-shim-runc-v2 runc busybox nft ip iptables
+  containerd ctr containerd-shim-runc-v2 runc crun busybox nft ip iptables
   /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback
 )
 

@@ -12,6 +12,9 @@
 #                          removes the empty cgroups under it (default none)
 #        MAST_CONTAINERD_START_TIMEOUT  seconds to wait for the socket (default 30)
 #        MAST_CONTAINERD_LOG_LEVEL      containerd log level (default info)
+#        MAST_OCI_RUNTIME  crun, runc or auto (default): the OCI runtime the
+#                          shim runs; auto takes crun when it is installed
+#                          and can work with this host's cgroups, else runc
 # Stop with: ops/containerd/stop.sh STATE_DIR [--purge]
 set -euo pipefail
 # runc, ip, nft and iptables live in sbin, which a non-login PATH may lack.
@@ -52,11 +55,17 @@ BRIDGE=${MAST_CNI_BRIDGE:-mast0}
 SUBNET=${MAST_POD_SUBNET:-10.88.0.0/24}
 NETWORK=${MAST_CNI_NETWORK:-$BRIDGE}
 CGROUP_ROOT=${MAST_CGROUP_ROOT:-}
+OCI_RUNTIME=${MAST_OCI_RUNTIME:-auto}
+# Controllers start.sh moved out of a hybrid host's cgroup v2 hierarchy for
+# crun, one per line; stop.sh moves them back when the last mast containerd
+# stops. Host-wide, changed under a lock on /sys/fs/cgroup.
+CGROUP_MOVED=/run/mast-cgroup-v1-moved
 # nft identifiers: letters, digits and underscores here.
 NAT_TABLE=mast_cni_${NETWORK//[^A-Za-z0-9_]/_}
 [[ $BRIDGE =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$ ]] || die "MAST_CNI_BRIDGE must be 1-15 of [A-Za-z0-9_.-]: $BRIDGE"
 [[ $NETWORK =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "MAST_CNI_NETWORK must be of [A-Za-z0-9_.-]: $NETWORK"
 [[ -z $CGROUP_ROOT || ( $CGROUP_ROOT =~ ^/[A-Za-z0-9_./-]+$ && $CGROUP_ROOT != *..* ) ]] || die "MAST_CGROUP_ROOT must be an absolute cgroup path: $CGROUP_ROOT"
+[[ $OCI_RUNTIME =~ ^(auto|crun|runc)$ ]] || die "MAST_OCI_RUNTIME must be auto, crun or runc: $OCI_RUNTIME"
 [[ $SUBNET =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/([89]|[12][0-9]|30)$ ]] || die "MAST_POD_SUBNET must be an IPv4 CIDR with a /8../30 prefix: $SUBNET"
 
 ctr_() { timeout 60 ctr --address "$SOCK" "$@"; }
@@ -85,7 +94,54 @@ write_file() { # write_file PATH  (content on stdin), atomically
   mv -f "$tmp" "$1"
 }
 
+# crun needs a quarter of runc's CPU per container (a C program against a Go
+# binary that runs four times per pod start and re-executes itself as
+# `runc init`), which at 5 pods/s is a tenth of this 2-core machine. It
+# supports cgroup v1 and v2, and a hybrid layout only if the v2 hierarchy
+# holds no controllers. On these VMs the only one there is hugetlb, which no
+# pod limits; mounting it as a v1 hierarchy of its own takes it out of v2
+# (the kernel moves a controller that no cgroup below the v2 root enables).
+# True if crun can work here, after such a move if one was needed.
+cgroups_fit_crun() {
+  local unified=/sys/fs/cgroup/unified c dir ctrls=()
+  [[ $(stat -fc %T /sys/fs/cgroup 2>/dev/null) == tmpfs ]] || return 0 # v2 only, or v1 only
+  [[ $(stat -fc %T "$unified" 2>/dev/null) == cgroup2fs ]] || return 0  # v1 only
+  (
+    flock -w 30 8 || exit 1
+    read -r -a ctrls <"$unified/cgroup.controllers" || true
+    for c in "${ctrls[@]}"; do
+      dir=/sys/fs/cgroup/$c
+      [[ $c =~ ^[a-z_]+$ && ! -e $dir ]] || exit 1
+      mkdir "$dir" || exit 1
+      if ! mount -t cgroup -o "$c" cgroup "$dir" 2>/dev/null; then
+        rmdir "$dir"
+        exit 1
+      fi
+      echo "$c" >>"$CGROUP_MOVED"
+      echo "start.sh: mounted cgroup controller $c as a v1 hierarchy at $dir for crun (stop.sh moves it back)" >&2
+    done
+    read -r -a ctrls <"$unified/cgroup.controllers" || true
+    (( ${#ctrls[@]} == 0 ))
+  ) 8</sys/fs/cgroup # the lock: start.sh and stop.sh of every STATE_DIR
+}
+
+# Sets RUNTIME_BINARY, the OCI runtime's absolute path.
+choose_oci_runtime() {
+  local crun
+  crun=$(command -v crun 2>/dev/null) || crun=
+  case $OCI_RUNTIME in
+    runc) RUNTIME_BINARY=$(command -v runc) ;;
+    crun)
+      [[ -n $crun ]] || die "MAST_OCI_RUNTIME=crun but crun is not installed (run ops/containerd/install.sh)"
+      cgroups_fit_crun || die "MAST_OCI_RUNTIME=crun but crun cannot run with this host's cgroups: a hybrid layout whose v2 hierarchy holds controllers ($(cat /sys/fs/cgroup/unified/cgroup.controllers)) that could not be moved to v1 hierarchies"
+      RUNTIME_BINARY=$crun ;;
+    auto)
+      if [[ -n $crun ]] && cgroups_fit_crun; then RUNTIME_BINARY=$crun; else RUNTIME_BINARY=$(command -v runc); fi ;;
+  esac
+}
+
 write_config() {
+  choose_oci_runtime
   mkdir -p "$STATE_DIR"/{root,state,cni,runc,opt,ipam,images}
   : >"$STATE_DIR/.mast-containerd" # marks the dir as ours for stop.sh --purge
 
@@ -95,6 +151,7 @@ BRIDGE=$BRIDGE
 SUBNET=$SUBNET
 NETWORK=$NETWORK
 CGROUP_ROOT=$CGROUP_ROOT
+RUNTIME_BINARY=$RUNTIME_BINARY
 EOF
 
   write_file "$CONF" <<EOF
@@ -135,10 +192,13 @@ disabled_plugins = [
       snapshotter = "overlayfs"
       default_runtime_name = "runc"
 
+      # The handler keeps the name "runc" (CRI's default); BinaryName picks
+      # the OCI runtime the runc shim runs: runc or crun, same command line.
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
         runtime_type = "io.containerd.runc.v2"
 
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+          BinaryName = "$RUNTIME_BINARY"
           SystemdCgroup = false
           Root = "$STATE_DIR/runc"
 

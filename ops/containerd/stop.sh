@@ -4,7 +4,9 @@
 # containerd itself, mounts under STATE_DIR, the CNI bridge, the pod
 # subnet's masquerade table (and the NAT rules of the bridge plugin's ipMasq,
 # which earlier versions of start.sh used), host-local leases, libcni's result cache, empty
-# cgroups of the containers, and net.ipv4.ip_forward if it was off before.
+# cgroups of the containers, net.ipv4.ip_forward if it was off before, and
+# cgroup controllers start.sh moved to v1 hierarchies for crun once no other
+# mast containerd runs.
 # With --purge, STATE_DIR is removed as well.
 #
 # Usage: ops/containerd/stop.sh STATE_DIR [--purge]
@@ -51,6 +53,7 @@ setting() { # setting FILE KEY DEFAULT
 BRIDGE=$(setting "$SETTINGS" BRIDGE "${MAST_CNI_BRIDGE:-mast0}")
 NETWORK=$(setting "$SETTINGS" NETWORK "${MAST_CNI_NETWORK:-$BRIDGE}")
 CGROUP_ROOT=$(setting "$SETTINGS" CGROUP_ROOT "${MAST_CGROUP_ROOT:-}")
+CGROUP_MOVED=/run/mast-cgroup-v1-moved # see start.sh
 
 answers() {
   [[ -S $SOCK ]] && timeout 10 ctr --address "$SOCK" --connect-timeout 2s version >/dev/null 2>&1
@@ -93,6 +96,17 @@ kill_wait() {
     sleep 0.1
   done
   warn "still alive after SIGKILL: $*"
+}
+
+# True if another mast containerd (a config.toml beside a .mast-containerd
+# marker) is running.
+other_mast_containerd() {
+  local p conf
+  for p in $(pgrep -f -- "containerd --config " || true); do
+    conf=$(cmdline "$p" | sed -n 's/.*containerd --config \([^ ]*\).*/\1/p')
+    [[ -n $conf && $conf != "$CONF" && -f $(dirname "$conf")/.mast-containerd ]] && return 0
+  done
+  return 1
 }
 
 # One start.sh or stop.sh at a time per STATE_DIR.
@@ -163,17 +177,21 @@ rm -f "$PIDFILE" "$SOCK" "$SOCK.ttrpc"
 
 # ---- 3. whatever containerd left running: containers, then shims -----------
 
-# Containers in runc's private root (CRI) or in the default root when their
-# bundle is ours (plain `ctr run`).
+# Containers in the OCI runtime's private root (CRI: runc's state.json or
+# crun's status per container), or in runc's default root when their bundle
+# is ours (plain `ctr run`).
 for root in "$STATE_DIR"/runc/*/ /run/containerd/runc/*/; do
   [[ -d $root ]] || continue
-  for st in "$root"*/state.json; do
-    [[ -f $st ]] || continue
-    if [[ $root != "$STATE_DIR"/* ]] && ! grep -qF "\"bundle=$TASKS/" "$st"; then
-      continue
+  for dir in "$root"*/; do
+    id=$(basename "$dir")
+    if [[ -f $dir/state.json ]]; then
+      if [[ $root != "$STATE_DIR"/* ]] && ! grep -qF "\"bundle=$TASKS/" "$dir/state.json"; then
+        continue
+      fi
+      runc --root "${root%/}" delete --force "$id" >/dev/null 2>&1 || true
+    elif [[ -f $dir/status && $root == "$STATE_DIR"/* ]] && command -v crun >/dev/null 2>&1; then
+      crun --root "${root%/}" delete --force "$id" >/dev/null 2>&1 || true
     fi
-    id=$(basename "$(dirname "$st")")
-    runc --root "${root%/}" delete --force "$id" >/dev/null 2>&1 || true
   done
 done
 # Shims of our containerd, and anything they still parent.
@@ -341,17 +359,53 @@ done
 
 # ip_forward: back to off if it was off before start.sh and no other mast
 # containerd (a config.toml beside a .mast-containerd marker) still runs.
-if [[ $(setting "$BEFORE" IP_FORWARD 1) == 0 ]]; then
-  others=0
-  for p in $(pgrep -f -- "containerd --config " || true); do
-    conf=$(cmdline "$p" | sed -n 's/.*containerd --config \([^ ]*\).*/\1/p')
-    [[ -n $conf && $conf != "$CONF" && -f $(dirname "$conf")/.mast-containerd ]] && others=1
-  done
-  (( others )) || echo 0 >/proc/sys/net/ipv4/ip_forward || true
+if [[ $(setting "$BEFORE" IP_FORWARD 1) == 0 ]] && ! other_mast_containerd; then
+  echo 0 >/proc/sys/net/ipv4/ip_forward || true
 fi
 rm -f "$BEFORE"
 
-# ---- 7. --purge ---------------------------------------------------------------
+# ---- 7. cgroup controllers start.sh moved to v1 hierarchies for crun -------
+
+# Back to the v2 hierarchy once nothing of mast's is left in them: the
+# kernel returns a controller when its last v1 hierarchy is unmounted and
+# has no cgroups below the root.
+if [[ -s $CGROUP_MOVED ]] && ! other_mast_containerd; then
+  (
+    flock -w 30 8 || exit 0
+    kept=()
+    while read -r c; do
+      dir=/sys/fs/cgroup/$c
+      [[ $c =~ ^[a-z_]+$ ]] && mountpoint -q "$dir" || continue
+      find "$dir" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+      # A removed cgroup lingers until its last process is reaped, and a
+      # hierarchy unmounted with one of those left is kept by the kernel
+      # (unmounted, holding the controller) until mounted and unmounted
+      # again: wait for /proc/cgroups to count the root alone.
+      for ((i = 0; i < 100; i++)); do
+        [[ $(awk -v c="$c" '$1 == c { print $3 }' /proc/cgroups) == 1 ]] && break
+        sleep 0.1
+      done
+      if [[ -n $(find "$dir" -mindepth 1 -type d -print -quit) ||
+            $(awk -v c="$c" '$1 == c { print $3 }' /proc/cgroups) != 1 ]]; then
+        warn "cgroup controller $c stays a v1 hierarchy at $dir: cgroups are left in it (the next stop.sh tries again)"
+        kept+=("$c")
+      elif ! { umount "$dir" && rmdir "$dir"; }; then
+        warn "could not unmount $dir"
+        kept+=("$c")
+      else
+        # The kernel frees the hierarchy asynchronously; wait for the
+        # controller to be back, so a start.sh right after sees it settled.
+        for ((i = 0; i < 100; i++)); do
+          grep -qw -- "$c" /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null && break
+          sleep 0.1
+        done
+      fi
+    done <"$CGROUP_MOVED"
+    if (( ${#kept[@]} )); then printf '%s\n' "${kept[@]}" >"$CGROUP_MOVED"; else rm -f "$CGROUP_MOVED"; fi
+  ) 8</sys/fs/cgroup # the lock: start.sh and stop.sh of every STATE_DIR
+fi
+
+# ---- 8. --purge ---------------------------------------------------------------
 
 if (( PURGE )) && [[ -e $STATE_DIR ]]; then
   if [[ ! -f $STATE_DIR/.mast-containerd ]] && [[ -n $(ls -A "$STATE_DIR" 2>/dev/null) ]]; then

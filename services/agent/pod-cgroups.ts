@@ -1,6 +1,6 @@
 // Pod-level cgroups. The agent names each pod's cgroup parent
-// (<root>/pod<uid>, see podCgroupParent) and the runtime creates it — runc
-// makes the parents of a container's cgroup — but removes only the
+// (<root>/pod<uid>, see podCgroupParent) and the runtime creates it — the
+// OCI runtime (crun, runc) makes the parents of a container's cgroup — but removes only the
 // containers' own cgroups. So the agent removes the pod's, as the kubelet
 // does, once the runtime holds nothing of the pod: in every hierarchy, and
 // only when no cgroup is left below it (a container still there means the

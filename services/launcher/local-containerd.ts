@@ -5,7 +5,7 @@
 // packages ops/containerd/install.sh installs.
 
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -29,6 +29,8 @@ export class LocalContainerd {
     readonly stateDir: string,
     /** The CRI socket path. */
     readonly socket: string,
+    /** The OCI runtime binary containerd's runc shim runs (crun or runc; start.sh chooses). */
+    readonly ociRuntime: string,
   ) {}
 
   get endpoint(): string {
@@ -39,7 +41,16 @@ export class LocalContainerd {
   static async start(stateDir: string, options: { readonly bridge: string; readonly subnet: string; readonly cgroupRoot?: string }): Promise<LocalContainerd> {
     const env = { ...process.env, MAST_CNI_BRIDGE: options.bridge, MAST_POD_SUBNET: options.subnet, MAST_CGROUP_ROOT: options.cgroupRoot ?? '/mast' };
     const { stdout } = await run('bash', [join(OPS, 'start.sh'), stateDir], { env });
-    return new LocalContainerd(stateDir, stdout.trim().split('\n').pop()!);
+    const settings = readFileSync(join(stateDir, 'mast-containerd.env'), 'utf8');
+    const runtime = /^RUNTIME_BINARY=(.+)$/m.exec(settings)?.[1];
+    if (runtime === undefined) throw new Error(`${join(stateDir, 'mast-containerd.env')} names no RUNTIME_BINARY`);
+    return new LocalContainerd(stateDir, stdout.trim().split('\n').pop()!, runtime);
+  }
+
+  /** Ids of the containers the OCI runtime itself holds in CRI's namespace (its own state, not containerd's). */
+  async runtimeContainerIds(): Promise<string[]> {
+    const { stdout } = await run(this.ociRuntime, ['--root', join(this.stateDir, 'runc', 'k8s.io'), 'list', '-q']);
+    return stdout.split('\n').map((line) => line.trim()).filter((line) => line !== '');
   }
 
   /** `ctr` in the CRI plugin's namespace. */

@@ -97,6 +97,14 @@ describe('e2e: pods on containerd through the agent', function () {
     }
   });
 
+  it('runs the containers with the OCI runtime start.sh configured (crun where it can work)', async function () {
+    if (process.env.MAST_REQUIRE_CONTAINERD === '1') expect(containerd!.ociRuntime).to.match(/\/crun$/); // CI installs crun
+    const ids = (await pods()).map((pod) => pod.status!.containerStatuses![0]!.containerID!.replace(/^containerd:\/\//, ''));
+    expect(ids).to.have.length(3);
+    const held = await containerd!.runtimeContainerIds();
+    expect(held).to.include.members(ids);
+  });
+
   it('restarts a container whose process was killed (restartCount 1)', async function () {
     const [pod] = await pods();
     const containerId = pod!.status!.containerStatuses![0]!.containerID!.replace(/^containerd:\/\//, '');
