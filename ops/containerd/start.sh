@@ -101,13 +101,13 @@ write_file() { # write_file PATH  (content on stdin), atomically
 # holds no controllers. On these VMs the only one there is hugetlb, which no
 # pod limits; mounting it as a v1 hierarchy of its own takes it out of v2
 # (the kernel moves a controller that no cgroup below the v2 root enables).
-# True if crun can work here, after such a move if one was needed.
+# True if crun can work here, after such a move if one was needed. The
+# caller holds the host-wide lock (lock_host_cgroups).
 cgroups_fit_crun() {
   local unified=/sys/fs/cgroup/unified c dir ctrls=()
   [[ $(stat -fc %T /sys/fs/cgroup 2>/dev/null) == tmpfs ]] || return 0 # v2 only, or v1 only
   [[ $(stat -fc %T "$unified" 2>/dev/null) == cgroup2fs ]] || return 0  # v1 only
   (
-    flock -w 30 8 || exit 1
     read -r -a ctrls <"$unified/cgroup.controllers" || true
     for c in "${ctrls[@]}"; do
       dir=/sys/fs/cgroup/$c
@@ -122,8 +122,18 @@ cgroups_fit_crun() {
     done
     read -r -a ctrls <"$unified/cgroup.controllers" || true
     (( ${#ctrls[@]} == 0 ))
-  ) 8</sys/fs/cgroup # the lock: start.sh and stop.sh of every STATE_DIR
+  )
 }
+
+# The lock under which start.sh and stop.sh of every STATE_DIR move cgroup
+# controllers: start.sh holds it from choosing the runtime until its
+# containerd runs, so a stop.sh of another STATE_DIR cannot move them back
+# in between (it moves them only when no other mast containerd runs).
+lock_host_cgroups() {
+  exec 8</sys/fs/cgroup
+  flock -w 60 8 || die "timed out waiting for the lock on /sys/fs/cgroup"
+}
+unlock_host_cgroups() { exec 8<&-; }
 
 # Sets RUNTIME_BINARY, the OCI runtime's absolute path.
 choose_oci_runtime() {
@@ -265,7 +275,7 @@ start_containerd() {
   # one that execs containerd.
   # shellcheck disable=SC2016 # expanded by the inner bash
   setsid bash -c 'echo $$ >"$1"; exec containerd --config "$2"' _ "$PIDFILE" "$CONF" \
-    </dev/null >>"$LOG" 2>&1 9>&- &
+    </dev/null >>"$LOG" 2>&1 8<&- 9>&- &
   for ((i = 0; i < TIMEOUT * 10; i++)); do
     if pid=$(our_pid) && answers; then
       return 0
@@ -333,9 +343,11 @@ else
     done
     answers || die "containerd (pid $pid) is running but does not answer on $SOCK; run stop.sh $STATE_DIR"
   else
+    lock_host_cgroups
     write_config
     write_masquerade
     start_containerd
+    unlock_host_cgroups
   fi
 fi
 wait_cri

@@ -369,9 +369,11 @@ rm -f "$BEFORE"
 # Back to the v2 hierarchy once nothing of mast's is left in them: the
 # kernel returns a controller when its last v1 hierarchy is unmounted and
 # has no cgroups below the root.
-if [[ -s $CGROUP_MOVED ]] && ! other_mast_containerd; then
+if [[ -s $CGROUP_MOVED ]]; then
   (
-    flock -w 30 8 || exit 0
+    # start.sh holds this lock until its containerd runs (see there).
+    flock -w 60 8 || { warn "timed out waiting for the lock on /sys/fs/cgroup; cgroup controllers stay moved"; exit 0; }
+    other_mast_containerd && exit 0
     kept=()
     while read -r c; do
       dir=/sys/fs/cgroup/$c
