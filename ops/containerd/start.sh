@@ -107,22 +107,20 @@ cgroups_fit_crun() {
   local unified=/sys/fs/cgroup/unified c dir ctrls=()
   [[ $(stat -fc %T /sys/fs/cgroup 2>/dev/null) == tmpfs ]] || return 0 # v2 only, or v1 only
   [[ $(stat -fc %T "$unified" 2>/dev/null) == cgroup2fs ]] || return 0  # v1 only
-  (
-    read -r -a ctrls <"$unified/cgroup.controllers" || true
-    for c in "${ctrls[@]}"; do
-      dir=/sys/fs/cgroup/$c
-      [[ $c =~ ^[a-z_]+$ && ! -e $dir ]] || exit 1
-      mkdir "$dir" || exit 1
-      if ! mount -t cgroup -o "$c" cgroup "$dir" 2>/dev/null; then
-        rmdir "$dir"
-        exit 1
-      fi
-      echo "$c" >>"$CGROUP_MOVED"
-      echo "start.sh: mounted cgroup controller $c as a v1 hierarchy at $dir for crun (stop.sh moves it back)" >&2
-    done
-    read -r -a ctrls <"$unified/cgroup.controllers" || true
-    (( ${#ctrls[@]} == 0 ))
-  )
+  read -r -a ctrls <"$unified/cgroup.controllers" || true
+  for c in "${ctrls[@]}"; do
+    dir=/sys/fs/cgroup/$c
+    [[ $c =~ ^[a-z_]+$ && ! -e $dir ]] || return 1
+    mkdir "$dir" || return 1
+    if ! mount -t cgroup -o "$c" cgroup "$dir" 2>/dev/null; then
+      rmdir "$dir"
+      return 1
+    fi
+    echo "$c" >>"$CGROUP_MOVED"
+    echo "start.sh: mounted cgroup controller $c as a v1 hierarchy at $dir for crun (stop.sh moves it back)" >&2
+  done
+  read -r -a ctrls <"$unified/cgroup.controllers" || true
+  (( ${#ctrls[@]} == 0 ))
 }
 
 # The lock under which start.sh and stop.sh of every STATE_DIR move cgroup

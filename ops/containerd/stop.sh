@@ -109,6 +109,10 @@ other_mast_containerd() {
   return 1
 }
 
+# How many cgroups the kernel counts in controller $1's hierarchy: live and
+# removed-but-lingering ones, the root included (/proc/cgroups).
+hierarchy_cgroups() { awk -v c="$1" '$1 == c { print $3 }' /proc/cgroups; }
+
 # One start.sh or stop.sh at a time per STATE_DIR.
 if [[ -d $STATE_DIR ]]; then
   exec 9>"$STATE_DIR/.lock"
@@ -384,11 +388,10 @@ if [[ -s $CGROUP_MOVED ]]; then
       # (unmounted, holding the controller) until mounted and unmounted
       # again: wait for /proc/cgroups to count the root alone.
       for ((i = 0; i < 100; i++)); do
-        [[ $(awk -v c="$c" '$1 == c { print $3 }' /proc/cgroups) == 1 ]] && break
+        [[ $(hierarchy_cgroups "$c") == 1 ]] && break
         sleep 0.1
       done
-      if [[ -n $(find "$dir" -mindepth 1 -type d -print -quit) ||
-            $(awk -v c="$c" '$1 == c { print $3 }' /proc/cgroups) != 1 ]]; then
+      if [[ $(hierarchy_cgroups "$c") != 1 ]]; then
         warn "cgroup controller $c stays a v1 hierarchy at $dir: cgroups are left in it (the next stop.sh tries again)"
         kept+=("$c")
       elif ! { umount "$dir" && rmdir "$dir"; }; then

@@ -67,6 +67,7 @@ describe('e2e: pods on containerd through the agent', function () {
     if (baseDir !== undefined) rmSync(baseDir, { recursive: true, force: true });
   });
 
+  const containerIdOf = (pod: PodView): string => pod.status!.containerStatuses![0]!.containerID!.replace(/^containerd:\/\//, '');
   const pods = async (): Promise<PodView[]> => (await client!.list('Pod', { namespace: 'default', labelSelector: 'app=web' })).items as PodView[];
 
   it('runs a Deployment of 3 busybox httpd pods whose IPs answer HTTP from the host', async function () {
@@ -99,7 +100,7 @@ describe('e2e: pods on containerd through the agent', function () {
 
   it('runs the containers with the OCI runtime start.sh configured (crun where it can work)', async function () {
     if (process.env.MAST_REQUIRE_CONTAINERD === '1') expect(containerd!.ociRuntime).to.match(/\/crun$/); // CI installs crun
-    const ids = (await pods()).map((pod) => pod.status!.containerStatuses![0]!.containerID!.replace(/^containerd:\/\//, ''));
+    const ids = (await pods()).map(containerIdOf);
     expect(ids).to.have.length(3);
     const held = await containerd!.runtimeContainerIds();
     expect(held).to.include.members(ids);
@@ -107,7 +108,7 @@ describe('e2e: pods on containerd through the agent', function () {
 
   it('restarts a container whose process was killed (restartCount 1)', async function () {
     const [pod] = await pods();
-    const containerId = pod!.status!.containerStatuses![0]!.containerID!.replace(/^containerd:\/\//, '');
+    const containerId = containerIdOf(pod!);
     await containerd!.ctr('tasks', 'kill', '--signal', 'SIGKILL', containerId);
     const restarted = await waitFor('the container to be restarted', async () => {
       const current = (await client!.get('Pod', 'default', pod!.metadata!.name!)) as PodView;

@@ -9,16 +9,12 @@ import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cgroupMounts } from '../../services/agent/pod-cgroups.js';
 import { containerdUnavailable, LocalContainerd } from '../../services/launcher/local-containerd.js';
 
-/** The cgroup hierarchies mounted on the host (mount point, type, options) and the v2 controllers. */
+/** Where the host's cgroup hierarchies are mounted, and the v2 controllers. */
 function cgroupLayout(): string[] {
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' - '))
-    .filter(([, after]) => after !== undefined && /^cgroup2? /.test(after))
-    .map(([before, after]) => `${before!.split(' ')[4]} ${after!.split(' ')[0]} ${after!.split(' ')[2]}`)
-    .sort();
+  const mounts = cgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8')).sort();
   const v2 = ['/sys/fs/cgroup/unified/cgroup.controllers', '/sys/fs/cgroup/cgroup.controllers'].find((path) => existsSync(path));
   return [...mounts, `v2 controllers: ${v2 === undefined ? '' : readFileSync(v2, 'utf8').trim()}`];
 }
